@@ -1,0 +1,259 @@
+"""The playground's chat page in a real browser (Playwright driving Debian's Chromium).
+
+Why: the page is the first thing a newcomer sees, and only a browser shows that uploads, live edits,
+photos and inline buttons really work. Two tests: one with a tiny scripted bot written here (so the
+page is tested on its own), and one with the real bot (``main.py --playground``), which also makes the
+README's screenshot.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import requests
+import telebot
+from PIL import Image
+from telebot import apihelper, types
+
+from playground import Playground, USER_ID
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = ROOT / "ci-artifacts"
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                reason=f"{CHROMIUM} is missing (apt-get install chromium)")
+
+
+def picture(path: Path, size: tuple[int, int], colors: tuple[str, str]) -> Path:
+    """A small two-colour test picture (stripes, so a style has something to transfer)."""
+    image = Image.new("RGB", size, colors[0])
+    for x in range(0, size[0], 8):
+        image.paste(colors[1], (x, 0, x + 4, size[1]))
+    image.save(path, "PNG")
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator["sync_api.Browser"]:
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+def open_page(browser: "sync_api.Browser", url: str, locale: str = "en-US") -> "sync_api.Page":
+    page = browser.new_context(locale=locale, viewport={"width": 720, "height": 900}).new_page()
+    page.set_default_timeout(20_000)
+    page.goto(url)
+    return page
+
+
+def loaded_images(page: "sync_api.Page", selector: str) -> int:
+    """How many images matching ``selector`` have actually been decoded by the browser."""
+    return page.eval_on_selector_all(selector, "imgs => imgs.filter(i => i.complete && i.naturalWidth > 0).length")
+
+
+def wait_images(page: "sync_api.Page", selector: str, count: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while loaded_images(page, selector) < count:
+        assert time.monotonic() < deadline, f"fewer than {count} images {selector!r} after {timeout} s"
+        page.wait_for_timeout(200)
+
+
+# ---------------------------------------------------------------------- the page with a scripted bot
+
+
+def scripted_bot(token: str) -> telebot.TeleBot:
+    """A bot with the real bot's dialog shape: greet, content, style, an edited status, a result with
+    a "Stronger" button, and a second result when it is pressed."""
+    bot = telebot.TeleBot(token, threaded=False)
+    photos: dict[int, int] = {}
+    stronger = types.InlineKeyboardMarkup().add(types.InlineKeyboardButton("💪 Stronger", callback_data="stronger"))
+
+    def result(chat_id: int, color: str) -> None:
+        out = io.BytesIO()
+        Image.new("RGB", (96, 64), color).save(out, "PNG")
+        bot.send_photo(chat_id, out.getvalue(), caption="Done", reply_markup=stronger)
+
+    @bot.message_handler(commands=["start"])
+    def start(message: types.Message) -> None:
+        photos[message.chat.id] = 0
+        greeting = "Пришлите фото" if message.from_user.language_code == "ru" else "Send me the content photo"
+        bot.send_message(message.chat.id, greeting)
+
+    @bot.message_handler(content_types=["photo", "document"])
+    def picture_received(message: types.Message) -> None:
+        photos[message.chat.id] = photos.get(message.chat.id, 0) + 1
+        if photos[message.chat.id] == 1:
+            bot.send_message(message.chat.id, "Now send the style picture")
+            return
+        status = bot.send_message(message.chat.id, "Queued: position 1")
+        bot.send_chat_action(message.chat.id, "upload_photo")
+        bot.edit_message_text("Working: 50%", message.chat.id, status.message_id)
+        result(message.chat.id, "navy")
+
+    @bot.callback_query_handler(func=lambda query: query.data == "stronger")
+    def again(query: types.CallbackQuery) -> None:
+        bot.answer_callback_query(query.id, "Making it stronger")
+        result(query.message.chat.id, "maroon")
+
+    return bot
+
+
+@pytest.fixture
+def playground_with_bot() -> Iterator[Playground]:
+    saved = apihelper.API_URL, apihelper.FILE_URL
+    with Playground(port=0) as pg:
+        apihelper.API_URL = pg.api_url + "/bot{0}/{1}"
+        apihelper.FILE_URL = pg.api_url + "/file/bot{0}/{1}"
+        bot = scripted_bot(pg.token)
+        thread = threading.Thread(target=bot.polling, kwargs={"non_stop": True, "long_polling_timeout": 1},
+                                  daemon=True)
+        thread.start()
+        try:
+            yield pg
+        finally:
+            bot.stop_polling()
+            thread.join(timeout=5)
+            apihelper.API_URL, apihelper.FILE_URL = saved
+
+
+def test_page_with_scripted_bot(browser: "sync_api.Browser", playground_with_bot: Playground,
+                                tmp_path: Path) -> None:
+    pg = playground_with_bot
+    page = open_page(browser, pg.page_url)
+    assert page.get_attribute("#text-input", "placeholder") == "Type a message or /command"
+    page.fill("#text-input", "/start")
+    page.click("#send-button")
+    page.locator(".msg.bot", has_text="content photo").wait_for()
+    assert page.locator(".msg.user", has_text="/start").count() == 1
+
+    page.set_input_files("#photo-input", str(picture(tmp_path / "content.png", (120, 80), ("white", "black"))))
+    page.locator(".msg.bot", has_text="style picture").wait_for()
+    page.set_input_files("#file-input", str(picture(tmp_path / "style.png", (60, 60), ("yellow", "blue"))))
+    page.locator(".msg.user a[download='style.png']").wait_for()        # sent as a file, shown as a link
+    wait_images(page, ".msg.bot img", 1, timeout=20)
+    status = page.locator(".msg.bot", has_text="Working: 50%")
+    assert "edited" in status.inner_text()                               # the live edit replaced "Queued"
+    assert page.locator(".msg.bot", has_text="Queued").count() == 0
+
+    page.locator(".msg.bot button", has_text="Stronger").first.click()
+    wait_images(page, ".msg.bot img", 2, timeout=20)
+    page.locator("#toast", has_text="Making it stronger").wait_for()
+    [answer] = pg.emulator.calls("answerCallbackQuery")
+    assert answer.status == 200
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "playground-scripted.png"))
+
+
+def test_page_speaks_russian(browser: "sync_api.Browser", playground_with_bot: Playground) -> None:
+    page = open_page(browser, playground_with_bot.page_url, locale="ru-RU")
+    assert page.get_attribute("#text-input", "placeholder") == "Сообщение или /команда"
+    page.get_by_role("button", name="/start").click()
+    page.locator(".msg.bot", has_text="Пришлите фото").wait_for()       # the bot saw language_code "ru"
+
+
+def test_history_survives_reload(browser: "sync_api.Browser", playground_with_bot: Playground) -> None:
+    playground_with_bot.emulator.send_text(USER_ID, "/start")          # sent before the page is open
+    playground_with_bot.emulator.wait_for(lambda: playground_with_bot.emulator.bot_messages(USER_ID),
+                                          timeout=10, what="the greeting")
+    page = open_page(browser, playground_with_bot.page_url)
+    page.locator(".msg.bot", has_text="content photo").wait_for()
+    assert requests.get(playground_with_bot.page_url + "file/nope").status_code == 404
+
+
+# ---------------------------------------------------------------------- the real bot
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def main_supports_playground() -> bool:
+    if not (ROOT / "main.py").exists():
+        return False
+    help_text = subprocess.run([sys.executable, "main.py", "--help"], cwd=ROOT, capture_output=True,
+                               text=True, timeout=60)
+    return "--playground" in help_text.stdout
+
+
+def save_screenshot(page: "sync_api.Page") -> None:
+    """The CI artifact at full size; a small copy for the README (kept well under 200 KB)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    full = ARTIFACTS / "playground.png"
+    page.screenshot(path=str(full))
+    small = Image.open(full).convert("RGB")
+    small.thumbnail((480, 600))
+    (ROOT / "docs").mkdir(exist_ok=True)
+    small.quantize(colors=128).save(ROOT / "docs" / "playground.png", optimize=True)
+
+
+@pytest.fixture
+def real_bot_playground(tmp_path: Path) -> Iterator[str]:
+    """``main.py --playground`` in a subprocess; yields the page URL; stops it with Ctrl-C (SIGINT)."""
+    if not main_supports_playground():
+        pytest.skip("main.py has no --playground option yet")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("TELEGRAM_BOT_TOKEN", "TELEGRAM_API_URL")}
+    env.update(STYLEBOT_IMAGE_SIZE="64", STYLEBOT_DATA_DIR=str(tmp_path / "data"), PYTHONUNBUFFERED="1")
+    log = open(tmp_path / "bot.log", "w+")
+    process = subprocess.Popen([sys.executable, "main.py", "--playground", "--port", str(port)], cwd=ROOT,
+                               env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(url, timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert process.poll() is None, "main.py --playground exited:\n" + (tmp_path / "bot.log").read_text()
+            assert time.monotonic() < deadline, "the playground page did not come up within 60 s"
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+        print((tmp_path / "bot.log").read_text()[-3000:])                 # shown by pytest on failure
+
+
+def test_real_bot_in_the_playground(browser: "sync_api.Browser", real_bot_playground: str, tmp_path: Path) -> None:
+    page = open_page(browser, real_bot_playground)
+    page.fill("#text-input", "/start")
+    page.click("#send-button")
+    bot_messages = page.locator(".msg.bot")
+    bot_messages.first.wait_for(timeout=60_000)                          # the greeting asks for the content
+
+    replies = bot_messages.count()
+    page.set_input_files("#photo-input", str(picture(tmp_path / "content.png", (96, 64), ("white", "black"))))
+    bot_messages.nth(replies).wait_for(timeout=30_000)                  # it asks for the style
+    replies = bot_messages.count()
+    page.set_input_files("#photo-input", str(picture(tmp_path / "style.png", (64, 64), ("orange", "navy"))))
+    bot_messages.nth(replies).wait_for(timeout=30_000)                  # the queue acknowledgement
+    wait_images(page, ".msg.bot img", 1, timeout=300)
+
+    page.locator(".msg.bot button", has_text="Stronger").last.click()
+    wait_images(page, ".msg.bot img", 2, timeout=300)
+    save_screenshot(page)
