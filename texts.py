@@ -1,0 +1,203 @@
+"""texts: every user-visible string, in English and Russian.
+
+Handlers and the worker never inline prose; they call :func:`t` with a key.
+A key missing in Russian falls back to English, and a key missing in
+English is a bug that the tests catch (``KeyError``).
+"""
+
+from __future__ import annotations
+
+EN = "en"
+RU = "ru"
+
+_EN: dict[str, str] = {
+    # --- commands -----------------------------------------------------
+    "cmd_start": "Start over: send a photo, then a style",
+    "cmd_help": "How it works",
+    "cmd_cancel": "Cancel the current job or dialog",
+    "cmd_settings": "Output size, style strength, colours",
+    "cmd_forget": "Delete everything stored about me",
+    # --- dialog -------------------------------------------------------
+    "start": (
+        "Hi! I repaint your photo in the style of another picture.\n\n"
+        "1. Send me the photo to repaint.\n"
+        "2. Then send the picture whose style you like.\n\n"
+        "/settings changes size, strength and colours; /help explains more."
+    ),
+    "help": (
+        "I use neural style transfer (Gatys et al.): the content of your first image, "
+        "painted with the textures and colours of the second.\n\n"
+        "• Send a photo (or an image file: JPEG, PNG, WebP, HEIC), then a style picture. "
+        "You can also send both at once as an album.\n"
+        "• A result takes about a minute at {size} px; you see progress and a live preview.\n"
+        "• Buttons under the result: Stronger, Weaker, Another style, Full quality file.\n"
+        "• /settings: size, style strength, keep original colours.\n"
+        "• /cancel stops the current job; /forget deletes everything about you.\n\n"
+        "Privacy: I store only Telegram file ids and your settings; images are fetched when "
+        "your job runs and the full-quality result is deleted after {hours} hours or on /forget."
+    ),
+    "ask_style": "Got the photo. Now send the picture whose style you want.",
+    "ask_style_recent": "Got the photo. Now send a style picture, or tap one of your recent styles:",
+    "recent_style_button": "🎨 Style {n}",
+    "ask_content_first": "Send me the photo to repaint first (then the style).",
+    "queued": "In the queue: position {position}. I will update this message.",
+    "queued_next": "You are next in the queue. I will update this message.",
+    "resumed": "I was restarted; your job is back in the queue (position {position}).",
+    "running": "Painting… {percent}% · about {eta} left",
+    "running_start": "Painting… starting",
+    "done": "Done in {seconds} s.",
+    "result_caption": "{width}×{height} px · style {strength} · colours {colors}",
+    "strength_weak": "weak",
+    "strength_normal": "normal",
+    "strength_strong": "strong",
+    "strength_custom": "×{value}",
+    "colors_kept": "original",
+    "colors_style": "from the style",
+    "already_queued": "You already have a job in the queue. /cancel it first.",
+    "cancelled_job": "Cancelled your job.",
+    "cancelled_dialog": "Cancelled. Send /start or a new photo whenever you like.",
+    "nothing_to_cancel": "There is nothing to cancel. Send a photo to begin.",
+    "job_cancelled_status": "Cancelled.",
+    "forgotten": "Deleted everything I stored about you: settings, recent styles, jobs and results.",
+    "rate_limited": "You have reached {limit} jobs per hour. Please try again in {minutes} min.",
+    "failed": "Sorry, something went wrong while painting. Please try again (/start).",
+    "bad_content_later": "I could not read your photo: {reason} Please send /start and another photo.",
+    "bad_style_later": "I could not read the style picture: {reason} Please send another style.",
+    "text_instead_of_image": "Please send an image (a photo or an image file). /help explains.",
+    "unknown_command": "I don't know that command. Try /help.",
+    "album_extra": "I use the first two images of an album: the first as the photo, the second as the style.",
+    # --- bad input ----------------------------------------------------
+    "bad_not_image": "That file is not an image I can use. Please send a JPEG, PNG, WebP or HEIC picture.",
+    "bad_too_big_file": "That file is larger than 20 MB, which Telegram does not let bots download. Please send a smaller image.",
+    "bad_corrupt": "That image seems broken or incomplete. Please send another one.",
+    "bad_too_many_pixels": "That image is too large ({megapixels} megapixels). Please send one under {limit} megapixels.",
+    "bad_too_small": "That image is too small ({width}×{height}). Please send one at least {minimum} px on each side.",
+    "bad_aspect": "That image is too long and thin ({width}×{height}). Please send one no more than {ratio}:1.",
+    "bad_download": "I could not download that image from Telegram. Please send it again.",
+    # --- settings -----------------------------------------------------
+    "settings": "Settings. Each applies to your next job and is shown under the result.",
+    "settings_size": "Size: {size} px",
+    "settings_strength": "Style: {strength}",
+    "settings_colors_on": "Original colours: on",
+    "settings_colors_off": "Original colours: off",
+    "settings_saved": "Saved.",
+    # --- result buttons -----------------------------------------------
+    "btn_stronger": "Stronger",
+    "btn_weaker": "Weaker",
+    "btn_another_style": "Another style",
+    "btn_full_quality": "Full quality file",
+    "another_style": "Send the new style picture (your photo is kept).",
+    "full_quality_gone": "That file is no longer stored (results are kept {hours} hours). Run the job again.",
+    "stale_button": "That button is out of date.",
+    "strength_limit": "The style is already at its {which}.",
+    "strongest": "strongest",
+    "weakest": "weakest",
+}
+
+_RU: dict[str, str] = {
+    "cmd_start": "Начать: пришлите фото, потом стиль",
+    "cmd_help": "Как это работает",
+    "cmd_cancel": "Отменить задачу или диалог",
+    "cmd_settings": "Размер, сила стиля, цвета",
+    "cmd_forget": "Удалить всё, что хранится обо мне",
+    "start": (
+        "Привет! Я перерисовываю фото в стиле другой картинки.\n\n"
+        "1. Пришлите фото, которое нужно перерисовать.\n"
+        "2. Затем пришлите картинку, стиль которой вам нравится.\n\n"
+        "/settings — размер, сила стиля и цвета; /help — подробнее."
+    ),
+    "help": (
+        "Я использую нейронный перенос стиля (Gatys et al.): содержание первого изображения "
+        "рисуется текстурами и цветами второго.\n\n"
+        "• Пришлите фото (или файл: JPEG, PNG, WebP, HEIC), затем картинку стиля. "
+        "Можно прислать обе сразу альбомом.\n"
+        "• Результат размером {size} px готов примерно за минуту; видно прогресс и превью.\n"
+        "• Кнопки под результатом: Сильнее, Слабее, Другой стиль, Файл в полном качестве.\n"
+        "• /settings: размер, сила стиля, сохранить цвета фото.\n"
+        "• /cancel останавливает задачу; /forget удаляет всё о вас.\n\n"
+        "Приватность: я храню только идентификаторы файлов Telegram и ваши настройки; изображения "
+        "скачиваются, когда задача запускается, а результат в полном качестве удаляется через {hours} ч или по /forget."
+    ),
+    "ask_style": "Фото получено. Теперь пришлите картинку, стиль которой нужен.",
+    "ask_style_recent": "Фото получено. Теперь пришлите картинку стиля или выберите один из недавних:",
+    "recent_style_button": "🎨 Стиль {n}",
+    "ask_content_first": "Сначала пришлите фото, которое нужно перерисовать (потом стиль).",
+    "queued": "В очереди: позиция {position}. Я буду обновлять это сообщение.",
+    "queued_next": "Вы следующий в очереди. Я буду обновлять это сообщение.",
+    "resumed": "Я перезапустился; ваша задача снова в очереди (позиция {position}).",
+    "running": "Рисую… {percent}% · осталось около {eta}",
+    "running_start": "Рисую… начинаю",
+    "done": "Готово за {seconds} с.",
+    "result_caption": "{width}×{height} px · стиль {strength} · цвета {colors}",
+    "strength_weak": "слабый",
+    "strength_normal": "обычный",
+    "strength_strong": "сильный",
+    "colors_kept": "исходные",
+    "colors_style": "из стиля",
+    "already_queued": "У вас уже есть задача в очереди. Сначала отмените её: /cancel.",
+    "cancelled_job": "Задача отменена.",
+    "cancelled_dialog": "Отменено. Пришлите /start или новое фото, когда захотите.",
+    "nothing_to_cancel": "Отменять нечего. Пришлите фото, чтобы начать.",
+    "job_cancelled_status": "Отменено.",
+    "forgotten": "Удалил всё, что хранил о вас: настройки, недавние стили, задачи и результаты.",
+    "rate_limited": "Лимит — {limit} задач в час. Попробуйте снова через {minutes} мин.",
+    "failed": "Извините, что-то пошло не так. Попробуйте ещё раз (/start).",
+    "bad_content_later": "Не удалось прочитать фото: {reason} Пришлите /start и другое фото.",
+    "bad_style_later": "Не удалось прочитать картинку стиля: {reason} Пришлите другой стиль.",
+    "text_instead_of_image": "Пришлите изображение (фото или файл с картинкой). Подробнее: /help.",
+    "unknown_command": "Не знаю такой команды. Попробуйте /help.",
+    "album_extra": "Из альбома я беру первые два изображения: первое — фото, второе — стиль.",
+    "bad_not_image": "Этот файл не похож на изображение. Пришлите JPEG, PNG, WebP или HEIC.",
+    "bad_too_big_file": "Файл больше 20 МБ — Telegram не даёт ботам скачивать такие. Пришлите изображение поменьше.",
+    "bad_corrupt": "Изображение повреждено или не полностью загружено. Пришлите другое.",
+    "bad_too_many_pixels": "Изображение слишком большое ({megapixels} Мп). Пришлите не больше {limit} Мп.",
+    "bad_too_small": "Изображение слишком маленькое ({width}×{height}). Нужно хотя бы {minimum} px с каждой стороны.",
+    "bad_aspect": "Изображение слишком вытянутое ({width}×{height}). Соотношение сторон — не больше {ratio}:1.",
+    "bad_download": "Не удалось скачать изображение из Telegram. Пришлите его ещё раз.",
+    "settings": "Настройки. Применяются к следующей задаче и видны под результатом.",
+    "settings_size": "Размер: {size} px",
+    "settings_strength": "Стиль: {strength}",
+    "settings_colors_on": "Исходные цвета: вкл",
+    "settings_colors_off": "Исходные цвета: выкл",
+    "settings_saved": "Сохранено.",
+    "btn_stronger": "Сильнее",
+    "btn_weaker": "Слабее",
+    "btn_another_style": "Другой стиль",
+    "btn_full_quality": "Файл в полном качестве",
+    "another_style": "Пришлите новую картинку стиля (фото сохранено).",
+    "full_quality_gone": "Этот файл уже не хранится (результаты хранятся {hours} ч). Запустите задачу заново.",
+    "stale_button": "Эта кнопка устарела.",
+    "strength_limit": "Стиль уже на пределе: {which}.",
+    "strongest": "самый сильный",
+    "weakest": "самый слабый",
+}
+
+_TABLES = {EN: _EN, RU: _RU}
+
+
+def lang_of(language_code: str | None) -> str:
+    """Telegram's ``language_code`` (``ru``, ``ru-RU``, ``en-GB``…) → a table we have."""
+    if language_code and language_code.lower().split("-")[0] == RU:
+        return RU
+    return EN
+
+
+def t(lang: str, key: str, **values: object) -> str:
+    """The string ``key`` in ``lang`` with ``values`` filled in."""
+    table = _TABLES.get(lang, _EN)
+    template = table.get(key) or _EN[key]
+    return template.format(**values) if values else template
+
+
+def duration(lang: str, seconds: float) -> str:
+    """A short, human ETA: ``45 s``, ``3 min`` (``45 с``, ``3 мин``)."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} {'с' if lang == RU else 's'}"
+    minutes = (seconds + 30) // 60
+    return f"{minutes} {'мин' if lang == RU else 'min'}"
+
+
+def keys(lang: str) -> set[str]:
+    """Keys present in a language table (for tests that check both are complete)."""
+    return set(_TABLES[lang])
