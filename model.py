@@ -1,0 +1,728 @@
+"""model
+~~~~~
+
+The style-transfer engine: Gatys et al. (2016) on the first five convolutions of VGG-19, solved
+coarse-to-fine. PIL images in, a PIL image out; nothing here knows about Telegram.
+
+Usage::
+
+    >>> from model import Engine, StyleParams
+    >>> engine = Engine()                      # loads vgg19_cache.pth once
+    >>> out = engine.stylize(content, style, StyleParams(size=512))
+
+or, for a one-off call, the module-level :func:`stylize` (it caches one :class:`Engine` per weights file and
+device). ``python model.py CONTENT STYLE -o OUT`` is the command line (see :func:`main`).
+
+How it works (and where it departs from the PyTorch tutorial recipe the original bot used)
+-------------------------------------------------------------------------------------------
+* **Coarse-to-fine.** The tutorial optimises one image at its final size for ~300 L-BFGS evaluations. Five
+  VGG convs see only a 24 px window, so at 512 px that recipe matches fine texture but never the style's
+  larger shapes, and each evaluation costs ~3 s on 2 CPU cores. Here the image is solved first at a small
+  size (long side 128: ~0.1 s an evaluation), upsampled, and refined at 2x, 4x ... up to the requested size,
+  with most evaluations spent where they are cheap. The coarse levels put the large shapes in place; the
+  fine levels only add texture. See :data:`PRESETS` for the evaluation counts and why.
+* **Same objective available.** ``preset="seed"`` is the tutorial objective exactly (Gram = FᵀF/(c·h·w), MSE,
+  style weight 1e6 on conv_1..conv_5 *before* ReLU, content weight 1 on conv_4 = conv2_2, max pooling, no TV,
+  content init), so the benchmark can compare the two on one number. ``preset="default"`` is the best
+  result per second that we found by looking and measuring (see :data:`PRESETS`).
+* **Memory.** One fp32 forward+backward at 512² keeps ~290 MB of activations. The default preset takes the
+  style from the ReLU outputs, so the ReLUs can run in place on the conv outputs (the conv backward needs
+  its input, the ReLU backward its output: the same tensor); it uses average pooling (no int64 max-pool
+  indices); it runs the network in bfloat16 under autocast; and it keeps a short L-BFGS history.
+* **Thread safety.** The network's weights are read-only; every per-call tensor (targets, the image, the
+  optimiser) lives inside :meth:`Engine.stylize`, and randomness comes from a local ``torch.Generator``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import math
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from weights import LAYER_SHAPES, WeightsError, load_state_dict
+
+__all__ = [
+    "DEFAULT_WEIGHTS",
+    "PRESETS",
+    "Cancelled",
+    "Engine",
+    "Losses",
+    "Progress",
+    "Recipe",
+    "StyleParams",
+    "WeightsError",
+    "output_size",
+    "stylize",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WEIGHTS = Path(__file__).with_name("vgg19_cache.pth")
+
+# ImageNet statistics the VGG weights were trained with (inputs in 0..1, normalised per channel).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Public data types
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything a preset fixes. Internal tuning; callers choose a preset by name in :class:`StyleParams`.
+
+    The pyramid's coarsest level (long side in [min_side, 2·min_side), or the output itself when it is
+    smaller) gets ``coarse_evals`` objective evaluations; each finer level gets the count of the first
+    ``(max_long_side, evals)`` pair of ``refine_evals`` whose bound it does not exceed.
+    """
+
+    taps: str  # "conv": features before ReLU (tutorial); "relu": after it (allows in-place ReLU)
+    pool: str  # "max" | "avg"
+    style_weight: float  # multiplied by StyleParams.strength
+    layer_weights: tuple[float, float, float, float, float]  # style weight of conv_1..conv_5
+    content_weight: float
+    content_layer: int  # index into conv_1..conv_5 (3 = conv_4 = conv2_2)
+    tv_scale: float  # multiplies StyleParams.tv_weight (0 disables TV, as the seed objective has none)
+    min_side: int  # long side of the coarsest level
+    coarse_evals: int
+    refine_evals: tuple[tuple[int, int], ...]
+    history: int  # L-BFGS history size
+    bf16: bool  # bfloat16 autocast for the network (fp32 image, losses and optimiser)
+    channels_last: bool
+
+
+#: The two presets. Figures are from ``bench/engine.py`` on the 2-core dev machine (see its docstring).
+PRESETS: dict[str, Recipe] = {
+    # The tutorial objective exactly; only the solver differs (coarse-to-fine, short history, bf16 network).
+    "seed": Recipe(
+        taps="conv",
+        pool="max",
+        style_weight=1e6,
+        layer_weights=(1.0, 1.0, 1.0, 1.0, 1.0),
+        content_weight=1.0,
+        content_layer=3,
+        tv_scale=0.0,
+        min_side=128,
+        coarse_evals=100,
+        refine_evals=((320, 30), (640, 10), (1 << 30, 6)),
+        history=10,
+        bf16=True,
+        channels_last=True,
+    ),
+    "default": Recipe(
+        taps="relu",
+        pool="avg",
+        style_weight=1e6,
+        layer_weights=(1.0, 1.0, 1.0, 1.0, 1.0),
+        content_weight=1.0,
+        content_layer=3,
+        tv_scale=1.0,
+        min_side=128,
+        coarse_evals=100,
+        refine_evals=((320, 30), (640, 10), (1 << 30, 6)),
+        history=10,
+        bf16=True,
+        channels_last=True,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class StyleParams:
+    """What a caller may choose for one job. Defaults live here only (the CLI reads them back)."""
+
+    size: int = 512  # long side of the output, px; never more than the content's own long side
+    strength: float = 1.0  # multiplier on the style weight
+    keep_colors: bool = False  # luminance-only transfer; chroma from the content
+    tv_weight: float = 1e-3  # total variation weight (smoothness); ignored by preset "seed"
+    seed: int = 0  # seeds the initial noise, so the same inputs give the same image
+    preset: str = "default"  # "default" | "seed" (the original bot's objective, exactly)
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset must be one of {', '.join(map(repr, PRESETS))}, not {self.preset!r}")
+        if self.size < 1:
+            raise ValueError(f"size must be a positive number of pixels, not {self.size}")
+        if not (self.strength >= 0 and math.isfinite(self.strength)):
+            raise ValueError(f"strength must be a finite number >= 0, not {self.strength}")
+        if not (self.tv_weight >= 0 and math.isfinite(self.tv_weight)):
+            raise ValueError(f"tv_weight must be a finite number >= 0, not {self.tv_weight}")
+
+    @property
+    def recipe(self) -> Recipe:
+        return PRESETS[self.preset]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Passed to ``on_progress`` once per objective evaluation."""
+
+    fraction: float  # 0..1 of the whole job (by estimated work, not by count)
+    eta: float  # seconds left (estimate from the speed so far)
+    step: int  # evaluations done, all levels
+    total: int  # evaluations planned, all levels
+    scale: int  # long side of the level being optimised
+    loss: float  # objective at this evaluation
+    render: Callable[[], Image.Image] = field(repr=False)  # current image; valid only inside the callback
+
+
+@dataclass(frozen=True)
+class Losses:
+    """One objective evaluation, unweighted by strength; ``total`` is what the optimiser minimises."""
+
+    style: float  # style_weight * sum_l layer_weight_l * MSE(Gram_l)
+    content: float  # content_weight * MSE(features at the content layer)
+    tv: float
+    total: float
+
+
+class Cancelled(Exception):
+    """The job's ``cancel`` event was set; raised within one evaluation."""
+
+
+def output_size(content_size: tuple[int, int], size: int) -> tuple[int, int]:
+    """(width, height) of the output: long side ``min(size, content long side)``, aspect ratio kept."""
+    w, h = content_size
+    long_side = max(w, h)
+    target = min(size, long_side)
+    scale = target / long_side
+    if w >= h:
+        return target, max(1, round(h * scale))
+    return max(1, round(w * scale)), target
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Network: the first five convolutions of VGG-19
+# ---------------------------------------------------------------------------------------------------------
+
+
+class VGGFeatures(nn.Module):
+    """conv1_1, conv1_2, pool, conv2_1, conv2_2, pool, conv3_1 of VGG-19 (named conv_1..conv_5).
+
+    The cut after conv3_1 is the original bot's; deeper layers would see larger shapes but cost more per
+    pixel, and the coarse-to-fine pyramid gives the large shapes more cheaply (see the module docstring).
+    ``forward`` returns the five feature maps, either before ReLU (``taps="conv"``, as the tutorial) or after
+    it (``taps="relu"``; then the ReLU runs in place and saves one activation copy per layer).
+    """
+
+    POOL_AFTER = (1, 3)  # a 2x2 pool follows conv_2 and conv_4
+
+    def __init__(self, state: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList()
+        for i in range(1, 6):
+            out_c, in_c, kh, kw = LAYER_SHAPES[f"conv_{i}.weight"]
+            conv = nn.Conv2d(in_c, out_c, (kh, kw), padding=1)
+            conv.weight.data.copy_(state[f"conv_{i}.weight"])
+            conv.bias.data.copy_(state[f"conv_{i}.bias"])
+            self.convs.append(conv)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        self.eval().requires_grad_(False)
+
+    def forward(self, x: torch.Tensor, taps: str = "relu", pool: str = "avg") -> list[torch.Tensor]:
+        # x: (1, 3, H, W) in 0..1. Normalise as in training; small (3 channels), so fp32 is free.
+        x = (x - self.mean) / self.std
+        pool_fn = F.max_pool2d if pool == "max" else F.avg_pool2d
+        feats = []
+        for i, conv in enumerate(self.convs):
+            x = conv(x)
+            if taps == "conv":
+                feats.append(x)
+                x = F.relu(x)  # not in place: the pre-ReLU map is kept for the loss
+            else:
+                x = F.relu_(x)
+                feats.append(x)
+            if i in self.POOL_AFTER:
+                x = pool_fn(x, 2)
+        return feats
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Losses: tiny modules with buffer targets, one per term
+# ---------------------------------------------------------------------------------------------------------
+
+
+def gram_matrix(f: torch.Tensor) -> torch.Tensor:
+    """Gram = FᵀF / (c·h·w) for features f of shape (1, c, h, w), in fp32.
+
+    The normalisation by c·h·w (not by h·w, nor Gatys' 1/(4N²M²)) is the tutorial's and so the seed
+    objective's. The (h·w, c) view is taken through the channels-last layout when the tensor has it,
+    which avoids a copy of the whole feature map.
+    """
+    _, c, h, w = f.shape
+    flat = f.permute(0, 2, 3, 1).reshape(h * w, c)  # a view for channels-last tensors
+    g = flat.t() @ flat
+    return g.float() / (c * h * w)
+
+
+class StyleLoss(nn.Module):
+    """weight · MSE(Gram(features), target Gram)."""
+
+    def __init__(self, target_gram: torch.Tensor, weight: float) -> None:
+        super().__init__()
+        self.register_buffer("target", target_gram)
+        self.weight = weight
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        return self.weight * F.mse_loss(gram_matrix(f), self.target)
+
+    def extra_repr(self) -> str:
+        return f"channels={self.target.shape[0]}, weight={self.weight:g}"
+
+
+class ContentLoss(nn.Module):
+    """weight · MSE(features, target features)."""
+
+    def __init__(self, target: torch.Tensor, weight: float) -> None:
+        super().__init__()
+        self.register_buffer("target", target)
+        self.weight = weight
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        return self.weight * F.mse_loss(f.float(), self.target)
+
+    def extra_repr(self) -> str:
+        return f"shape={tuple(self.target.shape)}, weight={self.weight:g}"
+
+
+class TVLoss(nn.Module):
+    """weight · mean squared difference between neighbouring pixels (a smoothness prior)."""
+
+    def __init__(self, weight: float) -> None:
+        super().__init__()
+        self.weight = weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dx = x[..., :, 1:] - x[..., :, :-1]
+        dy = x[..., 1:, :] - x[..., :-1, :]
+        return self.weight * (dx.square().mean() + dy.square().mean())
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Image helpers
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _to_tensor(img: Image.Image, device: torch.device) -> torch.Tensor:
+    """PIL RGB or L -> (1, C, H, W) float32 in 0..1."""
+    t = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
+    c = len(img.getbands())
+    return t.view(img.height, img.width, c).permute(2, 0, 1).unsqueeze(0).to(device, torch.float32).div_(255)
+
+
+def _to_image(x: torch.Tensor) -> Image.Image:
+    """(1, C, H, W) in 0..1 -> PIL RGB (C=3) or L (C=1)."""
+    arr = x.detach()[0].clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).contiguous().cpu()
+    mode = "RGB" if arr.shape[2] == 3 else "L"
+    return Image.frombytes(mode, (arr.shape[1], arr.shape[0]), arr.numpy().tobytes())
+
+
+def _resize(img: Image.Image, size: tuple[int, int]) -> Image.Image:
+    return img if img.size == size else img.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def _style_size(style: Image.Image, long_side: int) -> tuple[int, int]:
+    """The style is scaled so that its long side equals the output level's long side, aspect kept."""
+    w, h = style.size
+    s = long_side / max(w, h)
+    return max(1, round(w * s)), max(1, round(h * s))
+
+
+def _luminance(img: Image.Image) -> Image.Image:
+    return img.convert("YCbCr").getchannel(0)
+
+
+def _match_luminance(style_y: torch.Tensor, content_y: torch.Tensor) -> torch.Tensor:
+    """Shift and scale the style's luminance to the content's mean and std (Gatys et al. 2017, colour
+    preservation), so luminance-only transfer does not carry the style's brightness over."""
+    s_mean, s_std = style_y.mean(), style_y.std().clamp_min(1e-4)
+    c_mean, c_std = content_y.mean(), content_y.std()
+    return ((style_y - s_mean) / s_std * c_std + c_mean).clamp(0, 1)
+
+
+def _with_chroma(y: Image.Image, content: Image.Image) -> Image.Image:
+    """Luminance ``y`` + the content's Cb/Cr (resized to ``y``) -> RGB."""
+    _, cb, cr = _resize(content, y.size).convert("YCbCr").split()
+    return Image.merge("YCbCr", (y, cb, cr)).convert("RGB")
+
+
+def _levels(size: tuple[int, int], min_side: int) -> list[tuple[int, int]]:
+    """Pyramid sizes from the coarsest to the output size, halving the long side while it stays >= min_side."""
+    w, h = size
+    out = [size]
+    f = 0.5
+    while max(w, h) * f >= min_side:
+        out.append((max(1, round(w * f)), max(1, round(h * f))))
+        f /= 2
+    return out[::-1]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Engine
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _resolve_device(device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', not {device!r}")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but no CUDA GPU is available; use 'auto' or 'cpu'")
+    return dev
+
+
+def _cpu_has_native_bf16() -> bool:
+    """True on CPUs with AVX512-BF16 or AMX, where oneDNN runs bf16 convolutions natively.
+
+    Measured on the 2-core AVX2 dev machine (no native bf16): a 64->64 3x3 conv at 128² takes 0.032 s
+    forward / 0.056 s backward in fp32 channels-last, but 0.198 s / 0.500 s in bf16 (emulated), i.e.
+    6-9x slower; and a whole 128 px evaluation went from ~0.1 s to ~9 s. So bf16 is used only where the
+    hardware has it (and on CUDA).
+    """
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # older torch without these probes: stay in fp32
+        return False
+
+
+class _Objective:
+    """The loss modules of one level: targets computed once (no autograd), then called per evaluation."""
+
+    def __init__(
+        self,
+        net: VGGFeatures,
+        recipe: Recipe,
+        content: torch.Tensor,
+        style: torch.Tensor,
+        strength: float,
+        tv_weight: float,
+        autocast: Callable[[], torch.autocast],
+        channels_last: bool,
+    ) -> None:
+        self.net, self.recipe, self.autocast, self.channels_last = net, recipe, autocast, channels_last
+        with torch.no_grad():
+            style_feats = self._features(style)
+            self.style_losses = [
+                StyleLoss(gram_matrix(f), recipe.style_weight * strength * lw)
+                for f, lw in zip(style_feats, recipe.layer_weights)
+            ]
+            del style_feats
+            c_feat = self._features(content)[recipe.content_layer]
+            self.content_loss = ContentLoss(c_feat.float().contiguous(), recipe.content_weight)
+        self.tv_loss = TVLoss(tv_weight * recipe.tv_scale)
+
+    def _features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if x.shape[1] == 1:  # luminance-only transfer: a grey image
+            x = x.expand(-1, 3, -1, -1)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with self.autocast():
+            return self.net(x, self.recipe.taps, self.recipe.pool)
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, Losses]:
+        feats = self._features(x)
+        style = sum(loss(f) for loss, f in zip(self.style_losses, feats))
+        content = self.content_loss(feats[self.recipe.content_layer])
+        del feats
+        tv = self.tv_loss(x) if self.tv_loss.weight else torch.zeros((), device=x.device)
+        total = style + content + tv
+        return total, Losses(*(float(t.detach()) for t in (style, content, tv, total)))
+
+
+class Engine:
+    """The VGG slice loaded once; :meth:`stylize` runs one job and may be called from several threads."""
+
+    def __init__(
+        self, weights: str | Path = DEFAULT_WEIGHTS, device: str = "auto", threads: int | None = None
+    ) -> None:
+        """
+        :param weights: ``vgg19_cache.pth`` (state dict or the legacy pickle; see ``weights.py``).
+        :param device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+        :param threads: torch intra-op threads; left to torch's default when None (it is process-wide).
+        :raises WeightsError: missing, corrupt or foreign weights file.
+        """
+        self.device = _resolve_device(device)
+        if threads is not None:
+            torch.set_num_threads(int(threads))
+        self.net = VGGFeatures(load_state_dict(weights)).to(self.device)
+        self._bf16_ok = self.device.type == "cuda" or _cpu_has_native_bf16()
+        log.info("engine ready on %s (threads=%d)", self.device, torch.get_num_threads())
+
+    # -- helpers -------------------------------------------------------------------------------------------
+
+    def _autocast_factory(self, recipe: Recipe, exact: bool = False) -> Callable[[], torch.autocast]:
+        enabled = recipe.bf16 and self._bf16_ok and not exact
+        dev = self.device.type
+        return lambda: torch.autocast(dev, dtype=torch.bfloat16, enabled=enabled)
+
+    def _objective(self, recipe, content_img, style_img, size, strength, tv_weight, keep_colors, exact=False):
+        """Targets for one level of ``size`` (w, h): the content resized, the style scaled to the level."""
+        content_lvl = _resize(content_img, size)
+        style_lvl = _resize(style_img, _style_size(style_img, max(size)))
+        content_t = _to_tensor(content_lvl, self.device)
+        style_t = _to_tensor(style_lvl, self.device)
+        if keep_colors:
+            content_t = _to_tensor(_luminance(content_lvl), self.device)
+            style_t = _match_luminance(_to_tensor(_luminance(style_lvl), self.device), content_t)
+        objective = _Objective(
+            self.net,
+            recipe,
+            content_t,
+            style_t,
+            strength,
+            tv_weight,
+            self._autocast_factory(recipe, exact),
+            recipe.channels_last and not exact,
+        )
+        return objective, content_t
+
+    # -- public --------------------------------------------------------------------------------------------
+
+    def evaluate(
+        self, image: Image.Image, content: Image.Image, style: Image.Image, params: StyleParams = StyleParams()
+    ) -> Losses:
+        """The objective of ``params`` (strength included) for ``image`` at its own size, in fp32.
+
+        The content is resized to the image and the style scaled as during :meth:`stylize`. The benchmark
+        evaluates outputs with ``StyleParams(preset="seed")`` at full, 1/2 and 1/4 size.
+        """
+        image, content, style = (im.convert("RGB") for im in (image, content, style))
+        objective, _ = self._objective(
+            params.recipe, content, style, image.size, params.strength, params.tv_weight, False, exact=True
+        )
+        with torch.no_grad():
+            return objective(_to_tensor(image, self.device))[1]
+
+    def stylize(
+        self,
+        content: Image.Image,
+        style: Image.Image,
+        params: StyleParams = StyleParams(),
+        on_progress: Callable[[Progress], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Image.Image:
+        """Render ``content`` in the style of ``style``; returns an RGB image of :func:`output_size`.
+
+        :param on_progress: called once per objective evaluation with a :class:`Progress`.
+        :param cancel: when set, :class:`Cancelled` is raised within one evaluation.
+        """
+        recipe = params.recipe
+        content, style = content.convert("RGB"), style.convert("RGB")
+        levels = _levels(output_size(content.size, params.size), recipe.min_side)
+        plan = [recipe.coarse_evals] + [
+            next(n for bound, n in recipe.refine_evals if max(size) <= bound) for size in levels[1:]
+        ]
+        # Work per evaluation is about proportional to the pixel count; used for fraction and ETA.
+        work = [n * w * h for n, (w, h) in zip(plan, levels)]
+        total_work, total_evals = float(sum(work)), sum(plan)
+        done_work, step = 0.0, 0
+        t0 = time.perf_counter()
+        gen = torch.Generator(device="cpu").manual_seed(params.seed)
+        x: torch.Tensor | None = None
+
+        for level, ((w, h), n_evals) in enumerate(zip(levels, plan)):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled()
+            objective, content_t = self._objective(
+                recipe, content, style, (w, h), params.strength, params.tv_weight, params.keep_colors
+            )
+            if x is None:
+                x = content_t.clone()  # content init: deterministic, and the content is kept from the start
+            else:
+                x = F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False).clamp_(0, 1)
+            del content_t
+            x.requires_grad_(True)
+            optimizer = torch.optim.LBFGS(
+                [x],
+                lr=1.0,
+                max_iter=n_evals,
+                max_eval=n_evals,
+                history_size=recipe.history,
+                tolerance_grad=0.0,
+                tolerance_change=0.0,
+            )
+            per_eval = w * h
+            level_start = done_work
+
+            def closure() -> torch.Tensor:
+                nonlocal done_work, step
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled()
+                with torch.no_grad():
+                    x.clamp_(0, 1)  # as the tutorial: keep the image a valid image
+                optimizer.zero_grad(set_to_none=True)
+                loss, losses = objective(x)
+                loss.backward()
+                # The gradient comes back in the network's channels-last layout; L-BFGS flattens it with
+                # view(-1), which needs the standard layout (3 channels: a copy costs nothing).
+                x.grad = x.grad.contiguous()
+                step += 1
+                done_work = min(done_work + per_eval, level_start + work[level])
+                if on_progress is not None:
+                    elapsed = time.perf_counter() - t0
+                    frac = done_work / total_work
+                    eta = elapsed / frac * (1 - frac) if frac > 0 else float("nan")
+                    snapshot = x.detach()
+                    on_progress(
+                        Progress(
+                            fraction=frac,
+                            eta=eta,
+                            step=step,
+                            total=total_evals,
+                            scale=max(w, h),
+                            loss=losses.total,
+                            render=lambda: self._render(snapshot, content, params.keep_colors),
+                        )
+                    )
+                return loss
+
+            optimizer.step(closure)
+            done_work = level_start + work[level]
+            del optimizer, objective
+            x = x.detach()
+
+        assert x is not None
+        return self._render(x, content, params.keep_colors)
+
+    @staticmethod
+    def _render(x: torch.Tensor, content: Image.Image, keep_colors: bool) -> Image.Image:
+        img = _to_image(x)
+        return _with_chroma(img, content) if keep_colors else img
+
+
+_engines: dict[tuple[str, str], Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def stylize(
+    content: Image.Image,
+    style: Image.Image,
+    params: StyleParams = StyleParams(),
+    on_progress: Callable[[Progress], None] | None = None,
+    cancel: threading.Event | None = None,
+    *,
+    weights: str | Path = DEFAULT_WEIGHTS,
+    device: str = "auto",
+) -> Image.Image:
+    """:meth:`Engine.stylize` on an engine cached per (weights file, device), loaded on first use."""
+    key = (str(Path(weights).resolve()), str(_resolve_device(device)))
+    with _engines_lock:
+        engine = _engines.get(key)
+        if engine is None:
+            engine = _engines[key] = Engine(weights, device)
+    return engine.stylize(content, style, params, on_progress, cancel)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------------------
+
+
+class _Bar:
+    """A one-line text progress bar on stderr, driven by :class:`Progress`."""
+
+    def __init__(self, width: int = 30) -> None:
+        self.width = width
+        self.last: Progress | None = None
+
+    def __call__(self, p: Progress) -> None:
+        self.last = p
+        filled = int(p.fraction * self.width)
+        eta = "?" if math.isnan(p.eta) else f"{p.eta:4.0f}s"
+        sys.stderr.write(
+            f"\r[{'#' * filled}{'.' * (self.width - filled)}] {p.fraction:4.0%} "
+            f"step {p.step}/{p.total} @{p.scale}px loss {p.loss:.4g} eta {eta} "
+        )
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        sys.stderr.write("\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    defaults = {f.name: f.default for f in dataclasses.fields(StyleParams)}
+    p = argparse.ArgumentParser(
+        description="Render CONTENT in the style of STYLE (Gatys et al., coarse-to-fine, VGG-19 convs 1-5)."
+    )
+    p.add_argument("content", type=Path, help="content image (any format Pillow reads)")
+    p.add_argument("style", type=Path, help="style image")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output image path (.jpg, .png ...)")
+    p.add_argument("--size", type=int, default=defaults["size"], help="long side of the output in px, capped "
+                   "at the content's own (default %(default)s)")
+    p.add_argument("--strength", type=float, default=defaults["strength"],
+                   help="style strength, a multiplier on the style weight (default %(default)s)")
+    p.add_argument("--keep-colors", action="store_true", help="transfer luminance only; keep the content's colours")
+    p.add_argument("--tv-weight", type=float, default=defaults["tv_weight"],
+                   help="total-variation weight, smooths noise (default %(default)s; the seed preset has none)")
+    p.add_argument("--seed", type=int, default=defaults["seed"], help="random seed (default %(default)s)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default=defaults["preset"],
+                   help="'default': best result per second; 'seed': the original bot's objective exactly")
+    p.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu' or 'cuda'")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS, help="VGG-19 cache (default %(default)s)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point. Ctrl-C saves the image as far as it got. Returns the exit status."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    params = StyleParams(size=args.size, strength=args.strength, keep_colors=args.keep_colors,
+                         tv_weight=args.tv_weight, seed=args.seed, preset=args.preset)
+    try:
+        engine = Engine(args.weights, args.device, args.threads)
+        content, style = Image.open(args.content), Image.open(args.style)
+        content.load(), style.load()
+    except (WeightsError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    bar = _Bar()
+    last_render: list[Callable[[], Image.Image]] = []
+
+    def on_progress(p: Progress) -> None:
+        if not args.quiet:
+            bar(p)
+        # Rendering every step would cost time; keep the renderer instead. It holds the image tensor the
+        # optimiser updates in place, so calling it right after Ctrl-C gives the image as far as it got.
+        last_render[:] = [p.render]
+
+    t0 = time.perf_counter()
+    status = 0
+    try:
+        out = engine.stylize(content, style, params, on_progress)
+    except KeyboardInterrupt:
+        if not last_render:
+            print("\ninterrupted before the first step; nothing saved", file=sys.stderr)
+            return 130
+        out, status = last_render[0](), 130
+    finally:
+        if not args.quiet:
+            bar.close()
+    elapsed = time.perf_counter() - t0
+    out.save(args.output)
+    losses = engine.evaluate(out, content, style, params)
+    print(f"{args.output}: {out.width}x{out.height} in {elapsed:.1f}s on {engine.device}; "
+          f"style {losses.style:.4g} content {losses.content:.4g} tv {losses.tv:.4g} total {losses.total:.4g}")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
