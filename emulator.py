@@ -562,6 +562,16 @@ class BotAPIEmulator:
             self._commands.pop(self._commands_key(p), None)
         return True
 
+    def _api_getChat(self, p: "_Params", files: dict) -> dict:
+        with self._lock:
+            return self._chat(self._target_chat(p, check_blocked=False))
+
+    def _api_setMyDescription(self, p: "_Params", files: dict) -> bool:
+        return True
+
+    def _api_setMyShortDescription(self, p: "_Params", files: dict) -> bool:
+        return True
+
     def _api_sendMessage(self, p: "_Params", files: dict) -> dict:
         text = _plain(p.str("text", ""), p.str("parse_mode", ""))
         if not text.strip():
@@ -654,7 +664,7 @@ class BotAPIEmulator:
 
     # ------------------------------------------------------------------ sending and editing
 
-    def _target_chat(self, p: "_Params") -> int:
+    def _target_chat(self, p: "_Params", check_blocked: bool = True) -> int:
         """The chat of a send/edit: it must exist (the user wrote first) and must not have blocked the bot."""
         try:
             chat_id = int(p.str("chat_id", ""))
@@ -662,7 +672,7 @@ class BotAPIEmulator:
             raise bad_request("chat not found") from None
         if chat_id not in self._users:
             raise bad_request("chat not found")
-        if chat_id in self._blocked:
+        if check_blocked and chat_id in self._blocked:
             raise ApiError(403, BLOCKED)
         return chat_id
 
@@ -677,9 +687,11 @@ class BotAPIEmulator:
         reply_to = p.int("reply_to_message_id", 0) or (p.json("reply_parameters") or {}).get("message_id", 0)
         if reply_to:
             original = self._messages.get(chat_id, {}).get(int(reply_to))
-            if original is None:
+            if original is not None:
+                content["reply_to_message"] = dict(original.message)
+            elif not (p.bool("allow_sending_without_reply")
+                      or (p.json("reply_parameters") or {}).get("allow_sending_without_reply")):
                 raise bad_request("message to be replied not found")
-            content["reply_to_message"] = dict(original.message)
         sender = {k: self.bot_user[k] for k in ("id", "is_bot", "first_name", "username")}
         return dict(self._new_message(chat_id, sender, content, True).message)
 

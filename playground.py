@@ -141,8 +141,11 @@ class _PageHandler(BaseHTTPRequestHandler):
                 return self._json(200, message)
             data = json.loads(body or b"{}")
             language = str(data.get("lang", "en"))
-            if url.path == "/api/text" and str(data.get("text", "")).strip():
-                return self._json(200, pg.emulator.send_text(user, str(data["text"]), language_code=language))
+            if url.path == "/api/text":
+                text = str(data.get("text", "")).strip()
+                if not text:
+                    return self._json(400, {"error": "empty message"})
+                return self._json(200, pg.emulator.send_text(user, text, language_code=language))
             if url.path == "/api/button":
                 update = pg.emulator.press_button(user, int(data["message_id"]), str(data["data"]),
                                                   language_code=language)

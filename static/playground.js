@@ -51,6 +51,7 @@ function element(tag, className, text) {
 function renderMessage(msg) {
   const item = element("li", `msg ${msg.from_bot ? "bot" : "user"}`);
   item.dataset.id = msg.message_id;
+  item.dataset.edits = msg.edits || 0;
   if (msg.photo && msg.photo.length) {
     const img = element("img");
     img.src = `/file/${encodeURIComponent(msg.photo[msg.photo.length - 1].file_id)}`;
@@ -96,8 +97,9 @@ function renderButton(messageId, button) {
 
 // Insert or replace a message, keeping the list ordered by message_id.
 function upsert(msg) {
-  const fresh = renderMessage(msg);
   const old = list.querySelector(`[data-id="${msg.message_id}"]`);
+  if (old && Number(old.dataset.edits) > msg.edits) return;   // a late history answer: keep the newer edit
+  const fresh = renderMessage(msg);
   if (old) { old.replaceWith(fresh); return; }
   const later = [...list.children].find((el) => Number(el.dataset.id) > msg.message_id);
   list.insertBefore(fresh, later || null);

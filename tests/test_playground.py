@@ -22,7 +22,7 @@ from typing import Iterator
 import pytest
 import requests
 import telebot
-from PIL import Image
+from PIL import Image, ImageDraw
 from telebot import apihelper, types
 
 from playground import Playground, USER_ID
@@ -47,6 +47,20 @@ def picture(path: Path, size: tuple[int, int], colors: tuple[str, str]) -> Path:
     return path
 
 
+def landscape(path: Path, size: tuple[int, int] = (96, 64)) -> Path:
+    """A tiny sky-sun-hills picture: a content photo that still reads after repainting at 64 px."""
+    width, height = size
+    image = Image.new("RGB", size)
+    draw = ImageDraw.Draw(image)
+    for y in range(height):
+        draw.line((0, y, width, y), fill=(90 + y, 150 + y, 235))
+    draw.ellipse((width * 0.6, height * 0.1, width * 0.85, height * 0.45), fill=(255, 210, 60))
+    draw.polygon([(0, height), (0, height * 0.65), (width * 0.4, height * 0.5), (width, height * 0.75),
+                  (width, height)], fill=(40, 130, 60))
+    image.save(path, "PNG")
+    return path
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator["sync_api.Browser"]:
     with sync_api.sync_playwright() as playwright:
@@ -67,11 +81,24 @@ def loaded_images(page: "sync_api.Page", selector: str) -> int:
     return page.eval_on_selector_all(selector, "imgs => imgs.filter(i => i.complete && i.naturalWidth > 0).length")
 
 
-def wait_images(page: "sync_api.Page", selector: str, count: int, timeout: float) -> None:
+RESULT_IDS = """button => [...document.querySelectorAll('.msg.bot')]
+    .filter(m => [...m.querySelectorAll('img')].some(i => i.complete && i.naturalWidth > 0))
+    .filter(m => [...m.querySelectorAll('.keyboard button')].some(b => b.textContent.includes(button)))
+    .map(m => Number(m.dataset.id))"""
+
+
+def wait_result(page: "sync_api.Page", after: int = 0, button: str = "Stronger", timeout: float = 30) -> int:
+    """Wait for a result: a bot message newer than ``after`` with a decoded image and a ``button``
+    (previews and status messages don't count); returns its message id."""
     deadline = time.monotonic() + timeout
-    while loaded_images(page, selector) < count:
-        assert time.monotonic() < deadline, f"fewer than {count} images {selector!r} after {timeout} s"
+    while not (ids := [i for i in page.evaluate(RESULT_IDS, button) if i > after]):
+        assert time.monotonic() < deadline, f"no result with a {button!r} button after {timeout} s"
         page.wait_for_timeout(200)
+    return max(ids)
+
+
+def press(page: "sync_api.Page", message_id: int, button: str = "Stronger") -> None:
+    page.locator(f".msg.bot[data-id='{message_id}'] .keyboard button", has_text=button).click()
 
 
 # ---------------------------------------------------------------------- the page with a scripted bot
@@ -146,13 +173,14 @@ def test_page_with_scripted_bot(browser: "sync_api.Browser", playground_with_bot
     page.locator(".msg.bot", has_text="style picture").wait_for()
     page.set_input_files("#file-input", str(picture(tmp_path / "style.png", (60, 60), ("yellow", "blue"))))
     page.locator(".msg.user a[download='style.png']").wait_for()        # sent as a file, shown as a link
-    wait_images(page, ".msg.bot img", 1, timeout=20)
+    first = wait_result(page)
     status = page.locator(".msg.bot", has_text="Working: 50%")
     assert "edited" in status.inner_text()                               # the live edit replaced "Queued"
     assert page.locator(".msg.bot", has_text="Queued").count() == 0
 
-    page.locator(".msg.bot button", has_text="Stronger").first.click()
-    wait_images(page, ".msg.bot img", 2, timeout=20)
+    press(page, first)
+    second = wait_result(page, after=first)
+    assert loaded_images(page, ".msg.bot img") == 2 and second > first
     page.locator("#toast", has_text="Making it stronger").wait_for()
     [answer] = pg.emulator.calls("answerCallbackQuery")
     assert answer.status == 200
@@ -197,9 +225,11 @@ def save_screenshot(page: "sync_api.Page") -> None:
     """The CI artifact at full size; a small copy for the README (kept well under 200 KB)."""
     ARTIFACTS.mkdir(exist_ok=True)
     full = ARTIFACTS / "playground.png"
+    page.set_viewport_size({"width": 720, "height": 1500})               # the whole conversation in view
+    page.wait_for_timeout(300)
     page.screenshot(path=str(full))
     small = Image.open(full).convert("RGB")
-    small.thumbnail((480, 600))
+    small.thumbnail((480, 1000))
     (ROOT / "docs").mkdir(exist_ok=True)
     small.quantize(colors=128).save(ROOT / "docs" / "playground.png", optimize=True)
 
@@ -247,13 +277,12 @@ def test_real_bot_in_the_playground(browser: "sync_api.Browser", real_bot_playgr
     bot_messages.first.wait_for(timeout=60_000)                          # the greeting asks for the content
 
     replies = bot_messages.count()
-    page.set_input_files("#photo-input", str(picture(tmp_path / "content.png", (96, 64), ("white", "black"))))
+    page.set_input_files("#photo-input", str(landscape(tmp_path / "content.png")))
     bot_messages.nth(replies).wait_for(timeout=30_000)                  # it asks for the style
     replies = bot_messages.count()
     page.set_input_files("#photo-input", str(picture(tmp_path / "style.png", (64, 64), ("orange", "navy"))))
     bot_messages.nth(replies).wait_for(timeout=30_000)                  # the queue acknowledgement
-    wait_images(page, ".msg.bot img", 1, timeout=300)
-
-    page.locator(".msg.bot button", has_text="Stronger").last.click()
-    wait_images(page, ".msg.bot img", 2, timeout=300)
+    first = wait_result(page, timeout=300)
+    press(page, first)
+    wait_result(page, after=first, timeout=300)
     save_screenshot(page)
