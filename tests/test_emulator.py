@@ -239,3 +239,36 @@ def test_wait_for_reports_recent_calls(emulator: BotAPIEmulator, bot: telebot.Te
     bot.get_me()
     with pytest.raises(AssertionError, match=r"timed out waiting for a miracle[\s\S]*getMe 200"):
         emulator.wait_for(lambda: False, timeout=0.1, what="a miracle")
+
+
+def test_allowed_updates_replies_and_deletes(emulator: BotAPIEmulator, bot: telebot.TeleBot) -> None:
+    start = emulator.send_text(USER, "/start")
+    reply = bot.send_message(USER, "pick", reply_parameters=types.ReplyParameters(start["message_id"]),
+                             reply_markup=types.InlineKeyboardMarkup().add(
+                                 types.InlineKeyboardButton("A", callback_data="a")))
+    assert reply.reply_to_message.text == "/start"
+    emulator.press_button(USER, reply.message_id, "a")
+    only_queries = bot.get_updates(allowed_updates=["callback_query"], long_polling_timeout=0)
+    assert [u.callback_query.data for u in only_queries] == ["a"]
+    with pytest.raises(ApiTelegramException, match="message to delete not found"):
+        bot.delete_message(USER, 999)
+    with pytest.raises(ApiTelegramException, match="message to be replied not found"):
+        bot.send_message(USER, "x", reply_parameters=types.ReplyParameters(999))
+    with pytest.raises(ApiTelegramException, match="BUTTON_DATA_INVALID"):
+        bot.send_message(USER, "x", reply_markup=types.InlineKeyboardMarkup().add(
+            types.InlineKeyboardButton("long", callback_data="x" * 65)))
+    emulator.send_text(USER, "pending")
+    bot.delete_webhook(drop_pending_updates=True)
+    assert bot.get_webhook_info().pending_update_count == 0
+
+
+def test_user_photo_is_upright_jpeg_and_odd_bytes_pass_through(emulator: BotAPIEmulator) -> None:
+    rotated = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6                                    # "rotate 90° clockwise to display"
+    Image.new("RGB", (200, 100), "green").save(rotated, "JPEG", exif=exif)
+    photo = emulator.send_photo(USER, rotated.getvalue())["photo"]
+    assert (photo[-1]["width"], photo[-1]["height"]) == (100, 200)   # Telegram applies the orientation
+    assert Image.open(io.BytesIO(emulator.file_bytes(photo[-1]["file_id"]))).format == "JPEG"
+    broken = emulator.send_photo(USER, b"\x89PNG garbage")["photo"]
+    assert len(broken) == 1 and emulator.file_bytes(broken[0]["file_id"]) == b"\x89PNG garbage"
