@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import queue
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -434,6 +436,48 @@ class Handlers:
             self.tg.call(self.bot.answer_callback_query, call.id, text)
         except TelegramError as exc:  # too old to answer: the user just sees a spinner stop
             log.info("answer_callback_query: %s", exc.description)
+
+
+class Dispatcher:
+    """Runs updates on a few threads, but each user's updates strictly in order.
+
+    telebot's own thread pool would run a user's photo and style, sent a
+    moment apart, at the same time, and both would see the dialog's old
+    step. Sharding by user id keeps every conversation sequential while
+    different users still proceed in parallel.
+    """
+
+    def __init__(self, bot: telebot.TeleBot, shards: int = 4) -> None:
+        self.bot = bot
+        self._queues: list[queue.Queue] = [queue.Queue() for _ in range(shards)]
+        self._threads = [
+            threading.Thread(target=self._run, args=(q,), name=f"updates-{n}", daemon=True)
+            for n, q in enumerate(self._queues)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def dispatch(self, updates: list[types.Update]) -> None:
+        for update in updates:
+            self._queues[_sender(update) % len(self._queues)].put(update)
+
+    def stop(self) -> None:
+        for q in self._queues:
+            q.put(None)
+
+    def _run(self, q: queue.Queue) -> None:
+        while (update := q.get()) is not None:
+            try:
+                self.bot.process_new_updates([update])
+            except Exception:  # handlers are guarded; this is telebot itself failing
+                log.exception("update %s failed", update.update_id)
+
+
+def _sender(update: types.Update) -> int:
+    for part in (update.message, update.callback_query, update.edited_message):
+        if part is not None and part.from_user is not None:
+            return part.from_user.id
+    return update.update_id
 
 
 def next_strength(current: float, direction: int) -> float | None:

@@ -16,7 +16,6 @@ import logging
 import signal
 import sys
 import threading
-import time
 from dataclasses import replace
 from typing import Any
 
@@ -90,9 +89,9 @@ class App:
         self.config = config
         use_api_url(config.api_url)
         self.store = Store(config.db_path)
-        self.bot = telebot.TeleBot(
-            config.token, threaded=True, num_threads=4, exception_handler=chat.LogErrors(), skip_pending=False
-        )
+        # Handlers run on the Dispatcher's per-user threads, not telebot's pool.
+        self.bot = telebot.TeleBot(config.token, threaded=False, exception_handler=chat.LogErrors())
+        self.dispatcher = chat.Dispatcher(self.bot)
         self.stopping = threading.Event()
         self.tg = Telegram(self.bot, stop=self.stopping)
         self.engine = engine if engine is not None else load_engine(config)
@@ -140,6 +139,7 @@ class App:
         log.info("stopping")
         self.stopping.set()
         self.queue.stop(timeout=timeout)
+        self.dispatcher.stop()
         log.info("stopped")
 
     def wait(self) -> None:
@@ -192,7 +192,7 @@ class App:
             delay = 1.0
             if updates and not self.stopping.is_set():
                 offset = updates[-1].update_id + 1
-                self.bot.process_new_updates(updates)
+                self.dispatcher.dispatch(updates)
 
 
 def _short(exc: BaseException) -> str:

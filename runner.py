@@ -249,7 +249,7 @@ def run_job(job: Job, stop: Stop, ctx: Context) -> None:
     The job is marked ``DONE`` only after the result reached Telegram, so a
     crash at any point before that means the job runs again after restart.
     """
-    store, tg = ctx.store, ctx.tg
+    store = ctx.store
     reporter = StatusReporter(ctx, job)
     started = time.monotonic()
     try:

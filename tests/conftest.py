@@ -21,3 +21,53 @@ def emulator() -> Iterator[BotAPIEmulator]:
     """
     with BotAPIEmulator() as api:
         yield api
+
+
+# --- the bot under test (main.App with the real engine) -------------------------
+from dataclasses import replace as _replace  # noqa: E402
+
+from botkit import TEST_SIZE, User, weights_path  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def engine():
+    """The real engine, loaded once: VGG weights from ../shared (CI links them)."""
+    path = weights_path()
+    if path is None:
+        pytest.skip("VGG weights not found: set STYLEBOT_WEIGHTS or link vgg19_cache.pth (see README)")
+    import model
+
+    return model.Engine(path, device="cpu")
+
+
+@pytest.fixture
+def make_bot(emulator, tmp_path, engine):
+    """Start ``main.App`` against the emulator; ``make_bot(workers=2, edit_every=0.5, ...)``.
+
+    Keyword arguments that are ``Config`` fields override the config; the rest
+    go to ``runner.Context`` (progress/preview timing).
+    """
+    import main
+    from config import Config
+
+    apps = []
+
+    def start(**options):
+        fields = set(Config.__dataclass_fields__)
+        config_opts = {k: v for k, v in options.items() if k in fields}
+        context_opts = {k: v for k, v in options.items() if k not in fields}
+        config = Config(token=emulator.token, api_url=emulator.base_url, data_dir=tmp_path / "data",
+                        weights=weights_path(), device="cpu", image_size=TEST_SIZE)
+        config = _replace(config, **config_opts)
+        app = main.App(config, engine=engine, **context_opts).start()
+        apps.append(app)
+        return app
+
+    yield start
+    for app in apps:
+        app.stop(timeout=5)
+
+
+@pytest.fixture
+def user(emulator):
+    return User(emulator, 1001)

@@ -1,0 +1,149 @@
+"""Helpers for bot tests: images made with Pillow, a running bot, a chatting user.
+
+The bot under test is the real one (``main.App``: handlers, SQLite, worker
+threads, the real engine at a tiny size) talking HTTP to the emulator.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+TEST_SIZE = 48
+
+
+def weights_path() -> Path | None:
+    for candidate in (os.environ.get("STYLEBOT_WEIGHTS"), ROOT / "vgg19_cache.pth",
+                      ROOT.parent / "shared" / "weights" / "vgg19_cache.pth"):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
+def picture(size: tuple[int, int] = (120, 80), color=(200, 40, 40), fmt: str = "JPEG", mode: str = "RGB",
+            stripes: bool = True, **save: Any) -> bytes:
+    """A small test image; stripes give the engine some structure to work on."""
+    image = Image.new("RGB", size, color)
+    if stripes:
+        for x in range(0, size[0], 8):
+            for y in range(size[1]):
+                image.putpixel((x, y), (255 - color[0], 255 - color[1], 255 - color[2]))
+    if mode != "RGB":
+        image = image.convert(mode)
+    out = io.BytesIO()
+    image.save(out, fmt, **save)
+    return out.getvalue()
+
+
+def decode(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+@dataclass
+class User:
+    """One Telegram user chatting with the bot through the emulator."""
+
+    api: Any
+    id: int
+    lang: str = "en"
+
+    def say(self, text: str) -> dict:
+        return self.api.send_text(self.id, text, language_code=self.lang)
+
+    def photo(self, data: bytes) -> dict:
+        return self.api.send_photo(self.id, data, language_code=self.lang)
+
+    def file(self, data: bytes, name: str, mime: str) -> dict:
+        return self.api.send_document(self.id, data, name, mime, language_code=self.lang)
+
+    def press(self, message: dict, data: str) -> dict:
+        return self.api.press_button(self.id, message["message_id"], data, language_code=self.lang)
+
+    def messages(self) -> list[dict]:
+        return self.api.bot_messages(self.id)
+
+    def texts(self) -> list[str]:
+        return [m.get("text") or m.get("caption") or "" for m in self.messages()]
+
+    def wait_text(self, fragment: str, timeout: float = 30.0, after: int = 0) -> dict:
+        """The first bot message (from index ``after``) whose text/caption contains ``fragment``."""
+        def find():
+            for m in self.messages()[after:]:
+                if fragment in (m.get("text") or m.get("caption") or ""):
+                    return m
+            return None
+        return self.api.wait_for(find, timeout, what=f"a message containing {fragment!r} to {self.id}")
+
+    def seen(self) -> list[str]:
+        """Every text or caption the bot ever showed this user, including ones later edited or deleted."""
+        shown = []
+        for call in self.api.calls():
+            if call.status == 200 and str(call.params.get("chat_id")) == str(self.id):
+                text = call.params.get("text") or call.params.get("caption")
+                if call.method == "editMessageMedia":
+                    text = call.params.get("media", "")
+                if text:
+                    shown.append(text)
+        return shown
+
+    def wait_seen(self, fragment: str, timeout: float = 30.0) -> str:
+        """Wait until the bot showed ``fragment`` at some point (transient status texts included)."""
+        return self.api.wait_for(lambda: next((t for t in self.seen() if fragment in t), None), timeout,
+                                 what=f"the bot to show {fragment!r} to {self.id}")
+
+    def results(self) -> list[dict]:
+        """Delivered results: photos or documents carrying the result buttons."""
+        def is_result(m: dict) -> bool:
+            rows = (m.get("reply_markup") or {}).get("inline_keyboard", [])
+            return bool(m.get("photo") or m.get("document")) and any(
+                (b.get("callback_data") or "").startswith("rerun:") for row in rows for b in row)
+        return [m for m in self.messages() if is_result(m)]
+
+    def wait_result(self, count: int = 1, timeout: float = 90.0) -> dict:
+        found = self.api.wait_for(lambda: len(self.results()) >= count and self.results(), timeout,
+                                  what=f"result #{count} for user {self.id}")
+        return found[count - 1]
+
+    def result_image(self, message: dict) -> Image.Image:
+        file_id = message["photo"][-1]["file_id"] if message.get("photo") else message["document"]["file_id"]
+        return decode(self.api.file_bytes(file_id))
+
+    def button(self, message: dict, prefix: str) -> str:
+        for row in (message.get("reply_markup") or {}).get("inline_keyboard", []):
+            for b in row:
+                if (b.get("callback_data") or "").startswith(prefix):
+                    return b["callback_data"]
+        raise AssertionError(f"no button {prefix!r} on {message}")
+
+
+def bot_env(api, data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STYLEBOT_", "TELEGRAM_"))}
+    env.update(
+        TELEGRAM_BOT_TOKEN=api.token,
+        TELEGRAM_API_URL=api.base_url,
+        STYLEBOT_DATA_DIR=str(data_dir),
+        STYLEBOT_IMAGE_SIZE=str(TEST_SIZE),
+        PYTHONUNBUFFERED="1",
+    )
+    weights = weights_path()
+    if weights:
+        env["STYLEBOT_WEIGHTS"] = str(weights)
+    env.update(extra)
+    return env
+
+
+def spawn_bot(api, data_dir: Path, log_path: Path, *args: str, **extra: str) -> subprocess.Popen:
+    """The bot as its own process, as an operator runs it (for kill/restart tests)."""
+    log = open(log_path, "ab")
+    return subprocess.Popen([sys.executable, str(ROOT / "main.py"), *args], cwd=ROOT,
+                            env=bot_env(api, data_dir, **extra), stdout=log, stderr=subprocess.STDOUT)
