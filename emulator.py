@@ -40,13 +40,14 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from PIL import Image, ImageOps
 
-__all__ = ["BotAPIEmulator", "Call", "ApiError"]
+__all__ = ["ApiError", "BotAPIEmulator", "Call"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -168,7 +169,7 @@ class BotAPIEmulator:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> "BotAPIEmulator":
+    def start(self) -> BotAPIEmulator:
         """Bind the port, serve in a daemon thread and start the webhook sender; returns self."""
         handler = type("Handler", (_Handler,), {"emulator": self})
         self._server = ThreadingHTTPServer((self.host, self.port), handler)
@@ -194,7 +195,7 @@ class BotAPIEmulator:
             thread.join(timeout=5)
         self._threads.clear()
 
-    def __enter__(self) -> "BotAPIEmulator":
+    def __enter__(self) -> BotAPIEmulator:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -469,10 +470,10 @@ class BotAPIEmulator:
 
     # ------------------------------------------------------------------ API methods
 
-    def _api_getMe(self, p: "_Params", files: dict) -> dict:
+    def _api_getMe(self, p: _Params, files: dict) -> dict:
         return dict(self.bot_user)
 
-    def _api_getUpdates(self, p: "_Params", files: dict) -> list[dict]:
+    def _api_getUpdates(self, p: _Params, files: dict) -> list[dict]:
         offset, limit = p.int("offset", 0), max(1, min(p.int("limit", 100), 100))
         deadline = time.monotonic() + min(p.float("timeout", 0.0), self.max_poll_timeout)
         with self._lock:
@@ -501,7 +502,7 @@ class BotAPIEmulator:
         if self._allowed_updates:
             self._updates = [u for u in self._updates if _update_type(u) in self._allowed_updates]
 
-    def _api_setWebhook(self, p: "_Params", files: dict) -> bool:
+    def _api_setWebhook(self, p: _Params, files: dict) -> bool:
         url = p.str("url", "")
         with self._lock:
             if not url:
@@ -519,7 +520,7 @@ class BotAPIEmulator:
             self._changed.notify_all()
         return True
 
-    def _api_deleteWebhook(self, p: "_Params", files: dict) -> bool:
+    def _api_deleteWebhook(self, p: _Params, files: dict) -> bool:
         with self._lock:
             self._webhook = None
             if p.bool("drop_pending_updates"):
@@ -527,7 +528,7 @@ class BotAPIEmulator:
             self._changed.notify_all()
         return True
 
-    def _api_getWebhookInfo(self, p: "_Params", files: dict) -> dict:
+    def _api_getWebhookInfo(self, p: _Params, files: dict) -> dict:
         with self._lock:
             info: dict[str, Any] = {"url": self._webhook["url"] if self._webhook else "",
                                     "has_custom_certificate": False, "pending_update_count": len(self._updates)}
@@ -539,11 +540,11 @@ class BotAPIEmulator:
                 info["last_error_date"], info["last_error_message"] = self._webhook_error
             return info
 
-    def _commands_key(self, p: "_Params") -> str:
+    def _commands_key(self, p: _Params) -> str:
         scope = p.json("scope") or {"type": "default"}
         return json.dumps([scope, p.str("language_code", "")], sort_keys=True)
 
-    def _api_setMyCommands(self, p: "_Params", files: dict) -> bool:
+    def _api_setMyCommands(self, p: _Params, files: dict) -> bool:
         commands = p.json("commands")
         if not isinstance(commands, list) or not all(
                 isinstance(c, dict) and re.fullmatch(r"[a-z0-9_]{1,32}", str(c.get("command", "")))
@@ -553,26 +554,26 @@ class BotAPIEmulator:
             self._commands[self._commands_key(p)] = commands
         return True
 
-    def _api_getMyCommands(self, p: "_Params", files: dict) -> list[dict]:
+    def _api_getMyCommands(self, p: _Params, files: dict) -> list[dict]:
         with self._lock:
             return self._commands.get(self._commands_key(p), [])
 
-    def _api_deleteMyCommands(self, p: "_Params", files: dict) -> bool:
+    def _api_deleteMyCommands(self, p: _Params, files: dict) -> bool:
         with self._lock:
             self._commands.pop(self._commands_key(p), None)
         return True
 
-    def _api_getChat(self, p: "_Params", files: dict) -> dict:
+    def _api_getChat(self, p: _Params, files: dict) -> dict:
         with self._lock:
             return self._chat(self._target_chat(p, check_blocked=False))
 
-    def _api_setMyDescription(self, p: "_Params", files: dict) -> bool:
+    def _api_setMyDescription(self, p: _Params, files: dict) -> bool:
         return True
 
-    def _api_setMyShortDescription(self, p: "_Params", files: dict) -> bool:
+    def _api_setMyShortDescription(self, p: _Params, files: dict) -> bool:
         return True
 
-    def _api_sendMessage(self, p: "_Params", files: dict) -> dict:
+    def _api_sendMessage(self, p: _Params, files: dict) -> dict:
         text = _plain(p.str("text", ""), p.str("parse_mode", ""))
         if not text.strip():
             raise bad_request("message text is empty")
@@ -580,13 +581,13 @@ class BotAPIEmulator:
             raise bad_request("message is too long")
         return self._send(p, {"text": text})
 
-    def _api_sendPhoto(self, p: "_Params", files: dict) -> dict:
+    def _api_sendPhoto(self, p: _Params, files: dict) -> dict:
         return self._send(p, {"photo": self._input_photo(p.raw("photo"), files), **self._caption(p)})
 
-    def _api_sendDocument(self, p: "_Params", files: dict) -> dict:
+    def _api_sendDocument(self, p: _Params, files: dict) -> dict:
         return self._send(p, {"document": self._input_document(p.raw("document"), files), **self._caption(p)})
 
-    def _api_sendMediaGroup(self, p: "_Params", files: dict) -> list[dict]:
+    def _api_sendMediaGroup(self, p: _Params, files: dict) -> list[dict]:
         media = p.json("media")
         if not isinstance(media, list) or not 2 <= len(media) <= 10:
             raise bad_request("wrong number of messages in the media group")
@@ -596,13 +597,13 @@ class BotAPIEmulator:
             contents = [dict(self._input_media(item, files), media_group_id=group) for item in media]
             return [self._deliver(chat_id, p, content) for content in contents]
 
-    def _api_sendChatAction(self, p: "_Params", files: dict) -> bool:
+    def _api_sendChatAction(self, p: _Params, files: dict) -> bool:
         with self._lock:
             chat_id = self._target_chat(p)
             self._emit(chat_id, "action", action=p.str("action", "typing"))
         return True
 
-    def _api_editMessageText(self, p: "_Params", files: dict) -> dict:
+    def _api_editMessageText(self, p: _Params, files: dict) -> dict:
         text = _plain(p.str("text", ""), p.str("parse_mode", ""))
         if not text.strip():
             raise bad_request("message text is empty")
@@ -614,14 +615,14 @@ class BotAPIEmulator:
                 raise bad_request("there is no text in the message to edit")
             return self._edit(stored, p, {"text": text})
 
-    def _api_editMessageCaption(self, p: "_Params", files: dict) -> dict:
+    def _api_editMessageCaption(self, p: _Params, files: dict) -> dict:
         with self._lock:
             stored = self._editable(p)
             if "text" in stored.message:
                 raise bad_request("there is no caption in the message to edit")
             return self._edit(stored, p, self._caption(p), drop=("caption",))
 
-    def _api_editMessageMedia(self, p: "_Params", files: dict) -> dict:
+    def _api_editMessageMedia(self, p: _Params, files: dict) -> dict:
         media = p.json("media")
         if not isinstance(media, dict):
             raise bad_request("can't parse InputMedia JSON object")
@@ -631,11 +632,11 @@ class BotAPIEmulator:
                 raise bad_request("there is no media in the message to edit")
             return self._edit(stored, p, self._input_media(media, files), drop=("caption", "photo", "document"))
 
-    def _api_editMessageReplyMarkup(self, p: "_Params", files: dict) -> dict:
+    def _api_editMessageReplyMarkup(self, p: _Params, files: dict) -> dict:
         with self._lock:
             return self._edit(self._editable(p), p, {})
 
-    def _api_deleteMessage(self, p: "_Params", files: dict) -> bool:
+    def _api_deleteMessage(self, p: _Params, files: dict) -> bool:
         with self._lock:
             chat_id = self._target_chat(p)
             if self._messages.get(chat_id, {}).pop(p.int("message_id", 0), None) is None:
@@ -643,7 +644,7 @@ class BotAPIEmulator:
             self._emit(chat_id, "delete", message_id=p.int("message_id", 0))
         return True
 
-    def _api_getFile(self, p: "_Params", files: dict) -> dict:
+    def _api_getFile(self, p: _Params, files: dict) -> dict:
         with self._lock:
             stored = self._files.get(p.str("file_id", ""))
             if stored is None:
@@ -653,7 +654,7 @@ class BotAPIEmulator:
             return {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id,
                     "file_size": len(stored.data), "file_path": stored.file_path}
 
-    def _api_answerCallbackQuery(self, p: "_Params", files: dict) -> bool:
+    def _api_answerCallbackQuery(self, p: _Params, files: dict) -> bool:
         with self._lock:
             query = self._callback_queries.pop(p.str("callback_query_id", ""), None)
             if query is None:
@@ -664,7 +665,7 @@ class BotAPIEmulator:
 
     # ------------------------------------------------------------------ sending and editing
 
-    def _target_chat(self, p: "_Params", check_blocked: bool = True) -> int:
+    def _target_chat(self, p: _Params, check_blocked: bool = True) -> int:
         """The chat of a send/edit: it must exist (the user wrote first) and must not have blocked the bot."""
         try:
             chat_id = int(p.str("chat_id", ""))
@@ -676,11 +677,11 @@ class BotAPIEmulator:
             raise ApiError(403, BLOCKED)
         return chat_id
 
-    def _send(self, p: "_Params", content: dict) -> dict:
+    def _send(self, p: _Params, content: dict) -> dict:
         with self._lock:
             return self._deliver(self._target_chat(p), p, content)
 
-    def _deliver(self, chat_id: int, p: "_Params", content: dict) -> dict:
+    def _deliver(self, chat_id: int, p: _Params, content: dict) -> dict:
         markup = self._markup(p)
         if markup:
             content["reply_markup"] = markup
@@ -695,7 +696,7 @@ class BotAPIEmulator:
         sender = {k: self.bot_user[k] for k in ("id", "is_bot", "first_name", "username")}
         return dict(self._new_message(chat_id, sender, content, True).message)
 
-    def _editable(self, p: "_Params") -> _StoredMessage:
+    def _editable(self, p: _Params) -> _StoredMessage:
         if p.str("inline_message_id", ""):
             raise bad_request("MESSAGE_ID_INVALID")   # inline mode is not emulated
         chat_id = self._target_chat(p)
@@ -704,7 +705,7 @@ class BotAPIEmulator:
             raise bad_request("message to edit not found")
         return stored
 
-    def _edit(self, stored: _StoredMessage, p: "_Params", content: dict, drop: tuple[str, ...] = ()) -> dict:
+    def _edit(self, stored: _StoredMessage, p: _Params, content: dict, drop: tuple[str, ...] = ()) -> dict:
         """Apply an edit like Telegram: identical content and markup is an error; otherwise count it."""
         new = {k: v for k, v in stored.message.items() if k not in drop and k not in ("reply_markup", "edit_date")}
         new.update(content)
@@ -719,13 +720,13 @@ class BotAPIEmulator:
         self._emit_message("edit", stored.message["chat"]["id"], stored)
         return dict(new)
 
-    def _caption(self, p: "_Params") -> dict:
+    def _caption(self, p: _Params) -> dict:
         caption = _plain(p.str("caption", ""), p.str("parse_mode", ""))
         if len(caption) > CAPTION_MAX:
             raise bad_request("message caption is too long")
         return {"caption": caption} if caption else {}
 
-    def _markup(self, p: "_Params") -> dict | None:
+    def _markup(self, p: _Params) -> dict | None:
         """Inline keyboards are part of the message; reply keyboards are not (Telegram doesn't echo them)."""
         if "reply_markup" not in p:
             return None
@@ -752,7 +753,7 @@ class BotAPIEmulator:
         if isinstance(value, str) and value.startswith("attach://"):
             name = value[len("attach://"):]
             if name not in files:
-                raise bad_request(f"wrong file identifier/HTTP URL specified")
+                raise bad_request("wrong file identifier/HTTP URL specified")
             return files[name]
         if not value and field_name in files:
             return files[field_name]
@@ -948,7 +949,7 @@ class _Handler(BaseHTTPRequestHandler):
     emulator: BotAPIEmulator
     server_version = "BotAPIEmulator/1.0"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the URL holds the token: never log it
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def do_GET(self) -> None:

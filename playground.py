@@ -23,7 +23,7 @@ from typing import Any
 
 from emulator import BotAPIEmulator
 
-__all__ = ["Playground", "USER_ID"]
+__all__ = ["USER_ID", "Playground"]
 
 USER_ID = 1000            # the page's one local user; the chat with the bot has the same id
 STATIC = Path(__file__).resolve().parent / "static"
@@ -56,7 +56,7 @@ class Playground:
         """The emulator's fake token: the bot's ``TELEGRAM_BOT_TOKEN``."""
         return self.emulator.token
 
-    def start(self) -> "Playground":
+    def start(self) -> Playground:
         self.emulator.start()
         handler = type("PageHandler", (_PageHandler,), {"playground": self})
         self._server = ThreadingHTTPServer((self.host, self.port), handler)
@@ -80,7 +80,7 @@ class Playground:
             self._thread.join(timeout=5)
         self.emulator.close()
 
-    def __enter__(self) -> "Playground":
+    def __enter__(self) -> Playground:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -104,7 +104,7 @@ class _PageHandler(BaseHTTPRequestHandler):
     playground: Playground
     server_version = "Playground/1.0"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet: the bot's log matters
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def do_GET(self) -> None:

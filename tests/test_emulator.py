@@ -10,8 +10,9 @@ from __future__ import annotations
 import io
 import json
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterator
+from typing import ClassVar
 
 import pytest
 import requests
@@ -20,7 +21,7 @@ from PIL import Image
 from telebot import apihelper, types
 from telebot.apihelper import ApiTelegramException
 
-from emulator import BotAPIEmulator, NOT_MODIFIED
+from emulator import NOT_MODIFIED, BotAPIEmulator
 
 USER = 1000
 
@@ -196,7 +197,7 @@ def test_commands_json_and_form_bodies(emulator: BotAPIEmulator, bot: telebot.Te
 class _Hook(BaseHTTPRequestHandler):
     """A webhook receiver that fails its first request, to show that delivery is retried."""
 
-    received: list[tuple[dict, str | None]] = []
+    received: ClassVar[list[tuple[dict, str | None]]] = []
     fail_first = True
 
     def do_POST(self) -> None:

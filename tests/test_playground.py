@@ -16,8 +16,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import requests
@@ -25,7 +25,7 @@ import telebot
 from PIL import Image, ImageDraw
 from telebot import apihelper, types
 
-from playground import Playground, USER_ID
+from playground import USER_ID, Playground
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
 
@@ -62,21 +62,21 @@ def landscape(path: Path, size: tuple[int, int] = (96, 64)) -> Path:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator["sync_api.Browser"]:
+def browser() -> Iterator[sync_api.Browser]:
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield browser
         browser.close()
 
 
-def open_page(browser: "sync_api.Browser", url: str, locale: str = "en-US") -> "sync_api.Page":
+def open_page(browser: sync_api.Browser, url: str, locale: str = "en-US") -> sync_api.Page:
     page = browser.new_context(locale=locale, viewport={"width": 720, "height": 900}).new_page()
     page.set_default_timeout(20_000)
     page.goto(url)
     return page
 
 
-def loaded_images(page: "sync_api.Page", selector: str) -> int:
+def loaded_images(page: sync_api.Page, selector: str) -> int:
     """How many images matching ``selector`` have actually been decoded by the browser."""
     return page.eval_on_selector_all(selector, "imgs => imgs.filter(i => i.complete && i.naturalWidth > 0).length")
 
@@ -87,7 +87,7 @@ RESULT_IDS = """button => [...document.querySelectorAll('.msg.bot')]
     .map(m => Number(m.dataset.id))"""
 
 
-def wait_result(page: "sync_api.Page", after: int = 0, button: str = "Stronger", timeout: float = 30) -> int:
+def wait_result(page: sync_api.Page, after: int = 0, button: str = "Stronger", timeout: float = 30) -> int:
     """Wait for a result: a bot message newer than ``after`` with a decoded image and a ``button``
     (previews and status messages don't count); returns its message id."""
     deadline = time.monotonic() + timeout
@@ -97,7 +97,7 @@ def wait_result(page: "sync_api.Page", after: int = 0, button: str = "Stronger",
     return max(ids)
 
 
-def press(page: "sync_api.Page", message_id: int, button: str = "Stronger") -> None:
+def press(page: sync_api.Page, message_id: int, button: str = "Stronger") -> None:
     page.locator(f".msg.bot[data-id='{message_id}'] .keyboard button", has_text=button).click()
 
 
@@ -159,7 +159,7 @@ def playground_with_bot() -> Iterator[Playground]:
             apihelper.API_URL, apihelper.FILE_URL = saved
 
 
-def test_page_with_scripted_bot(browser: "sync_api.Browser", playground_with_bot: Playground,
+def test_page_with_scripted_bot(browser: sync_api.Browser, playground_with_bot: Playground,
                                 tmp_path: Path) -> None:
     pg = playground_with_bot
     page = open_page(browser, pg.page_url)
@@ -188,14 +188,14 @@ def test_page_with_scripted_bot(browser: "sync_api.Browser", playground_with_bot
     page.screenshot(path=str(ARTIFACTS / "playground-scripted.png"))
 
 
-def test_page_speaks_russian(browser: "sync_api.Browser", playground_with_bot: Playground) -> None:
+def test_page_speaks_russian(browser: sync_api.Browser, playground_with_bot: Playground) -> None:
     page = open_page(browser, playground_with_bot.page_url, locale="ru-RU")
     assert page.get_attribute("#text-input", "placeholder") == "Сообщение или /команда"
     page.get_by_role("button", name="/start").click()
     page.locator(".msg.bot", has_text="Пришлите фото").wait_for()       # the bot saw language_code "ru"
 
 
-def test_history_survives_reload(browser: "sync_api.Browser", playground_with_bot: Playground) -> None:
+def test_history_survives_reload(browser: sync_api.Browser, playground_with_bot: Playground) -> None:
     playground_with_bot.emulator.send_text(USER_ID, "/start")          # sent before the page is open
     playground_with_bot.emulator.wait_for(lambda: playground_with_bot.emulator.bot_messages(USER_ID),
                                           timeout=10, what="the greeting")
@@ -217,11 +217,11 @@ def main_supports_playground() -> bool:
     if not (ROOT / "main.py").exists():
         return False
     help_text = subprocess.run([sys.executable, "main.py", "--help"], cwd=ROOT, capture_output=True,
-                               text=True, timeout=60)
+                               text=True, timeout=60, check=False)
     return "--playground" in help_text.stdout
 
 
-def save_screenshot(page: "sync_api.Page") -> None:
+def save_screenshot(page: sync_api.Page) -> None:
     """The CI artifact at full size; a small copy for the README (kept well under 200 KB)."""
     ARTIFACTS.mkdir(exist_ok=True)
     full = ARTIFACTS / "playground.png"
@@ -235,16 +235,17 @@ def save_screenshot(page: "sync_api.Page") -> None:
 
 
 @pytest.fixture
-def real_bot_playground(tmp_path: Path) -> Iterator[str]:
-    """``main.py --playground`` in a subprocess; yields the page URL; stops it with Ctrl-C (SIGINT)."""
+def real_bot_playground(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``main.py --playground`` in a subprocess, as a newcomer runs it; yields (page URL, process)."""
     if not main_supports_playground():
         pytest.skip("main.py has no --playground option yet")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("TELEGRAM_BOT_TOKEN", "TELEGRAM_API_URL")}
     env.update(STYLEBOT_IMAGE_SIZE="64", STYLEBOT_DATA_DIR=str(tmp_path / "data"), PYTHONUNBUFFERED="1")
-    log = open(tmp_path / "bot.log", "w+")
-    process = subprocess.Popen([sys.executable, "main.py", "--playground", "--port", str(port)], cwd=ROOT,
-                               env=env, stdout=log, stderr=subprocess.STDOUT)
+    log_path = tmp_path / "bot.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen([sys.executable, "main.py", "--playground", "--port", str(port)],
+                                   cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + 60
@@ -254,23 +255,21 @@ def real_bot_playground(tmp_path: Path) -> Iterator[str]:
                     break
             except requests.ConnectionError:
                 pass
-            assert process.poll() is None, "main.py --playground exited:\n" + (tmp_path / "bot.log").read_text()
+            assert process.poll() is None, "main.py --playground exited:\n" + log_path.read_text()
             assert time.monotonic() < deadline, "the playground page did not come up within 60 s"
             time.sleep(0.2)
-        yield url
+        yield url, process
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
+        if process.poll() is None:
             process.kill()
             process.wait()
-        log.close()
-        print((tmp_path / "bot.log").read_text()[-3000:])                 # shown by pytest on failure
+        print(log_path.read_text()[-3000:])                              # shown by pytest on failure
 
 
-def test_real_bot_in_the_playground(browser: "sync_api.Browser", real_bot_playground: str, tmp_path: Path) -> None:
-    page = open_page(browser, real_bot_playground)
+def test_real_bot_in_the_playground(browser: sync_api.Browser, real_bot_playground: tuple[str, subprocess.Popen],
+                                    tmp_path: Path) -> None:
+    url, process = real_bot_playground
+    page = open_page(browser, url)
     page.fill("#text-input", "/start")
     page.click("#send-button")
     bot_messages = page.locator(".msg.bot")
@@ -286,3 +285,6 @@ def test_real_bot_in_the_playground(browser: "sync_api.Browser", real_bot_playgr
     press(page, first)
     wait_result(page, after=first, timeout=300)
     save_screenshot(page)
+
+    process.send_signal(signal.SIGINT)                                   # Ctrl-C stops bot, page and emulator
+    assert process.wait(timeout=15) in (0, 130), "main.py --playground did not exit cleanly on Ctrl-C"
