@@ -1,0 +1,525 @@
+"""redis_store: the bot's shared state in Redis, for the scale-out mode.
+
+:class:`RedisStore` has the same public methods, arguments and returned
+dataclasses as :class:`storage.Store`, so ``bot.Handlers`` and
+``runner.run_job`` work unchanged on it: the web process and every RQ worker
+(on any machine) see one dialog, one job table and one queue order.
+
+On top of that it keeps what a fleet of processes needs and one SQLite file
+never did: update de-duplication for the webhook, a lease per running job
+(renewed by the worker that runs it, so a worker that died is noticed), the
+cancel signal for a job that runs on another machine, and full-quality
+results (workers' disks are not the web process's disk).
+
+Schema (``P`` is the key prefix, ``stylebot`` by default):
+
+=============================  ==============================================
+``P:seq``                      counter: a job's place in line (``Job.seq``)
+``P:job:<id>``                 hash: one field per ``Job`` field, JSON values
+                               (``status`` is stored as the bare word)
+``P:queued``                   sorted set: queued job ids by ``seq``
+``P:running``                  sorted set: running job ids by lease expiry
+``P:owners``                   hash: running job id -> "host:pid" of its worker
+``P:user:<uid>:jobs``          sorted set: all of a user's job ids by ``seq``
+``P:user:<uid>:active``        sorted set: queued + running job ids by ``seq``
+``P:dialog:<uid>``             hash: step, content_file_id, updated_at
+``P:settings:<uid>``           hash: size, strength, keep_colors
+``P:styles:<uid>``             sorted set: style file ids by last use
+``P:thumbs:<uid>``             hash: style file id -> thumbnail file id
+``P:album:<group>``            hash: message id -> JSON item; expires in 1 h
+``P:user:<uid>:albums``        set: the user's album groups (for /forget)
+``P:update:<update_id>``       string: the webhook saw this update (1 day)
+``P:cancel:<id>``              string: the user cancelled this running job
+``P:result:<id>``              bytes: the full-quality PNG (24 h)
+=============================  ==============================================
+
+Every job state change runs as one Lua script, so the indexes above always
+agree with the job's ``status`` whatever process dies when. Times inside the
+scripts come from the Redis server's clock, so leases do not depend on the
+workers' clocks agreeing. The scripts build key names from the prefix, which
+is fine for one Redis server (what Heroku Redis and ``redis-server`` are);
+Redis Cluster is not supported.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import fields
+from typing import Any, Iterable
+
+import redis
+
+from jobs import Job, JobStatus
+from storage import STEP_CONTENT, AlbumItem, Dialog, StyleRef, UserSettings
+
+#: Finished jobs are kept this long (result buttons, rate limits), then expire.
+JOB_TTL = 30 * 24 * 3600
+#: Telegram re-sends an unacknowledged update for up to a day.
+UPDATE_TTL = 24 * 3600
+#: Album items, as in ``storage.Store`` (one hour).
+ALBUM_TTL = 3600
+#: A cancel request outlives any job's step by far.
+CANCEL_TTL = 3600
+
+_JOB_FIELDS = [f.name for f in fields(Job)]
+
+# Shared Lua: the one place that keeps the indexes in step with ``status``.
+_PRELUDE = """
+if redis.replicate_commands then redis.replicate_commands() end
+local P = ARGV[1]
+local function jkey(id) return P .. ':job:' .. id end
+local function now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local function reindex(id, new, lease_until)
+  local k = jkey(id)
+  local seq = redis.call('HGET', k, 'seq')
+  local user = redis.call('HGET', k, 'user_id')
+  redis.call('HSET', k, 'status', new)
+  if new == 'queued' then
+    redis.call('ZADD', P .. ':queued', seq, id)
+  else
+    redis.call('ZREM', P .. ':queued', id)
+  end
+  if new == 'running' then
+    redis.call('ZADD', P .. ':running', lease_until, id)
+  else
+    redis.call('ZREM', P .. ':running', id)
+    redis.call('HDEL', P .. ':owners', id)
+  end
+  if new == 'queued' or new == 'running' then
+    redis.call('ZADD', P .. ':user:' .. user .. ':active', seq, id)
+    redis.call('PERSIST', k)
+  else
+    redis.call('ZREM', P .. ':user:' .. user .. ':active', id)
+    redis.call('EXPIRE', k, tonumber(ARGV[2]))
+  end
+end
+local function claim(id, lease, owner)
+  local k = jkey(id)
+  local t = now()
+  local attempts = tonumber(redis.call('HGET', k, 'attempts') or '0') + 1
+  local lease_until = '+inf'
+  if lease > 0 then lease_until = tostring(t + lease) end
+  reindex(id, 'running', lease_until)
+  redis.call('HSET', k, 'started_at', tostring(t), 'attempts', tostring(attempts))
+  if owner ~= '' then redis.call('HSET', P .. ':owners', id, owner) end
+  return id
+end
+"""
+
+# ARGV: prefix, job_ttl, id, lease (s, 0 = none), owner
+_CLAIM = _PRELUDE + """
+if redis.call('HGET', jkey(ARGV[3]), 'status') ~= 'queued' then return false end
+return claim(ARGV[3], tonumber(ARGV[4]), ARGV[5])
+"""
+
+# ARGV: prefix, job_ttl, lease, owner, skip ids...
+_CLAIM_NEXT = _PRELUDE + """
+local skip = {}
+for i = 5, #ARGV do skip[ARGV[i]] = true end
+for _, id in ipairs(redis.call('ZRANGE', P .. ':queued', 0, -1)) do
+  if not skip[id] then return claim(id, tonumber(ARGV[3]), ARGV[4]) end
+end
+return false
+"""
+
+# ARGV: prefix, job_ttl, id, status, error (JSON)
+_SET_STATUS = _PRELUDE + """
+local k = jkey(ARGV[3])
+if redis.call('EXISTS', k) == 0 then return 0 end
+local finished = 'null'
+if ARGV[4] ~= 'queued' and ARGV[4] ~= 'running' then finished = tostring(now()) end
+local lease_until = '+inf'
+if ARGV[4] == 'running' then lease_until = redis.call('ZSCORE', P .. ':running', ARGV[3]) or '+inf' end
+reindex(ARGV[3], ARGV[4], lease_until)
+redis.call('HSET', k, 'error', ARGV[5], 'finished_at', finished)
+return 1
+"""
+
+# ARGV: prefix, job_ttl, id  (running -> queued, the attempt not counted)
+_REQUEUE = _PRELUDE + """
+local k = jkey(ARGV[3])
+if redis.call('HGET', k, 'status') ~= 'running' then return 0 end
+reindex(ARGV[3], 'queued', 0)
+local attempts = tonumber(redis.call('HGET', k, 'attempts') or '0') - 1
+if attempts < 0 then attempts = 0 end
+redis.call('HSET', k, 'started_at', 'null', 'attempts', tostring(attempts))
+return 1
+"""
+
+# ARGV: prefix, job_ttl, id
+_CANCEL_IF_QUEUED = _PRELUDE + """
+local k = jkey(ARGV[3])
+if redis.call('HGET', k, 'status') ~= 'queued' then return 0 end
+reindex(ARGV[3], 'cancelled', 0)
+redis.call('HSET', k, 'finished_at', tostring(now()))
+return 1
+"""
+
+# ARGV: prefix, job_ttl  -> ids whose lease ran out, now queued again
+_REAP = _PRELUDE + """
+local expired = redis.call('ZRANGEBYSCORE', P .. ':running', '-inf', now())
+for _, id in ipairs(expired) do
+  reindex(id, 'queued', 0)
+  redis.call('HSET', jkey(id), 'started_at', 'null')
+end
+return expired
+"""
+
+# ARGV: prefix, job_ttl  -> every running job goes back (``Store.recover``)
+_RECOVER = _PRELUDE + """
+for _, id in ipairs(redis.call('ZRANGE', P .. ':running', 0, -1)) do
+  reindex(id, 'queued', 0)
+  redis.call('HSET', jkey(id), 'started_at', 'null')
+end
+return 1
+"""
+
+# ARGV: prefix, job_ttl, id, lease -> 1 while the job is still running (lease renewed)
+_RENEW = _PRELUDE + """
+if redis.call('ZSCORE', P .. ':running', ARGV[3]) == false then return 0 end
+redis.call('ZADD', P .. ':running', 'XX', now() + tonumber(ARGV[4]), ARGV[3])
+return 1
+"""
+
+
+def connect(url: str, decode: bool = True) -> redis.Redis:
+    """A client for ``url`` (``redis://`` or ``rediss://``, as Heroku Redis gives).
+
+    Heroku Redis serves TLS with a self-signed certificate, so ``rediss://``
+    URLs skip certificate verification, as Heroku documents.
+    """
+    options: dict[str, Any] = {"decode_responses": decode, "health_check_interval": 30}
+    if url.startswith("rediss://"):
+        options["ssl_cert_reqs"] = None
+    return redis.Redis.from_url(url, **options)
+
+
+def _encode(value: Any) -> str:
+    if isinstance(value, JobStatus):
+        return value.value
+    return json.dumps(value)
+
+
+def _decode_job(raw: dict[str, str]) -> Job | None:
+    if not raw or "status" not in raw:
+        return None
+    values = {name: json.loads(raw[name]) for name in _JOB_FIELDS if name in raw and name != "status"}
+    values["status"] = JobStatus(raw["status"])
+    values["keep_colors"] = bool(values.get("keep_colors", False))
+    return Job(**values)
+
+
+class RedisStore:
+    """:class:`storage.Store`'s interface on Redis, plus the scale-out extras.
+
+    Thread safety: a ``redis.Redis`` client is a thread-safe connection pool,
+    and every read-modify-write is one Lua script or one ``MULTI``, so handler
+    threads, worker threads and other machines never see half a change.
+    """
+
+    def __init__(self, url: str, prefix: str = "stylebot", client: redis.Redis | None = None) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.r = client if client is not None else connect(url)
+        self._raw: redis.Redis | None = None  # bytes client for PNG results, made on first use
+        self._scripts = {
+            name: self.r.register_script(source)
+            for name, source in {
+                "claim": _CLAIM,
+                "claim_next": _CLAIM_NEXT,
+                "set_status": _SET_STATUS,
+                "requeue": _REQUEUE,
+                "cancel_if_queued": _CANCEL_IF_QUEUED,
+                "reap": _REAP,
+                "recover": _RECOVER,
+                "renew": _RENEW,
+            }.items()
+        }
+
+    # --- plumbing ------------------------------------------------------
+    def key(self, *parts: object) -> str:
+        return ":".join([self.prefix, *map(str, parts)])
+
+    def _run(self, script: str, *args: object) -> Any:
+        return self._scripts[script](args=[self.prefix, JOB_TTL, *args])
+
+    def _jobs(self, ids: Iterable[str]) -> list[Job]:
+        ids = list(ids)
+        if not ids:
+            return []
+        with self.r.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hgetall(self.key("job", job_id))
+            rows = pipe.execute()
+        return [job for job in map(_decode_job, rows) if job is not None]
+
+    def close(self) -> None:
+        self.r.close()
+        if self._raw is not None:
+            self._raw.close()
+
+    def ping(self) -> bool:
+        return bool(self.r.ping())
+
+    # --- jobs ----------------------------------------------------------
+    def create_job(self, job: Job) -> Job:
+        """Store ``job`` and put it in line (one ``MULTI``: all of it or none)."""
+        job.seq = int(self.r.incr(self.key("seq")))
+        mapping = {name: _encode(getattr(job, name)) for name in _JOB_FIELDS}
+        with self.r.pipeline(transaction=True) as pipe:
+            pipe.hset(self.key("job", job.id), mapping=mapping)
+            pipe.zadd(self.key("user", job.user_id, "jobs"), {job.id: job.seq})
+            if job.status == JobStatus.QUEUED:
+                pipe.zadd(self.key("queued"), {job.id: job.seq})
+            if job.status.active:
+                pipe.zadd(self.key("user", job.user_id, "active"), {job.id: job.seq})
+            pipe.execute()
+        return job
+
+    def get_job(self, job_id: str) -> Job | None:
+        return _decode_job(self.r.hgetall(self.key("job", job_id)))
+
+    def active_job(self, user_id: int) -> Job | None:
+        ids = self.r.zrange(self.key("user", user_id, "active"), 0, 0)
+        return self.get_job(ids[0]) if ids else None
+
+    def claim(self, job_id: str, owner: str = "", lease: float = 0) -> Job | None:
+        """Mark ``job_id`` running if it is queued; ``None`` if anyone else got there first.
+
+        This is the gate that makes duplicate RQ messages harmless: only one
+        claim of a queued job succeeds. ``lease`` seconds (0: forever) is how
+        long the job stays ours without :meth:`renew_lease`.
+        """
+        if not self._run("claim", job_id, lease, owner):
+            return None
+        return self.get_job(job_id)
+
+    def claim_next(self, skip: set[str] | frozenset[str] = frozenset()) -> Job | None:
+        """Atomically take the oldest queued job (not in ``skip``) and mark it running."""
+        job_id = self._run("claim_next", 0, "", *sorted(skip))
+        return self.get_job(job_id) if job_id else None
+
+    def set_status(self, job_id: str, status: JobStatus, error: str | None = None) -> None:
+        self._run("set_status", job_id, status.value, json.dumps(error))
+
+    def requeue(self, job_id: str) -> None:
+        """Put an interrupted job back, keeping its place (``seq``); the attempt is not counted."""
+        self._run("requeue", job_id)
+
+    def cancel_if_queued(self, job_id: str) -> bool:
+        return bool(self._run("cancel_if_queued", job_id))
+
+    def set_status_message(self, job_id: str, message_id: int | None) -> None:
+        key = self.key("job", job_id)
+        with self.r.pipeline(transaction=True) as pipe:
+            pipe.exists(key)
+            pipe.hset(key, "status_message_id", json.dumps(message_id))
+            exists, _ = pipe.execute()
+        if not exists:  # the job was forgotten meanwhile: leave no stub behind
+            self.r.delete(key)
+
+    def queued_jobs(self) -> list[Job]:
+        return self._jobs(self.r.zrange(self.key("queued"), 0, -1))
+
+    def position(self, job_id: str) -> int | None:
+        rank = self.r.zrank(self.key("queued"), job_id)
+        return None if rank is None else rank + 1
+
+    def recover(self) -> list[Job]:
+        """``Store.recover`` for parity: every running job goes back to the queue.
+
+        The scale-out mode never calls this (other machines' jobs are running
+        fine); it relies on leases and :meth:`reap_expired` instead.
+        """
+        self._run("recover")
+        return self.queued_jobs()
+
+    def jobs_created_since(self, user_id: int, since: float) -> list[float]:
+        jobs = self._user_jobs(user_id)
+        return sorted(j.created_at for j in jobs if j.created_at >= since)
+
+    def last_job(self, user_id: int) -> Job | None:
+        for job_id in self.r.zrevrange(self.key("user", user_id, "jobs"), 0, -1):
+            job = self.get_job(job_id)
+            if job is not None:
+                return job
+            self.r.zrem(self.key("user", user_id, "jobs"), job_id)  # expired: drop the index entry
+        return None
+
+    def _user_jobs(self, user_id: int) -> list[Job]:
+        ids = self.r.zrange(self.key("user", user_id, "jobs"), 0, -1)
+        jobs = self._jobs(ids)
+        gone = set(ids) - {j.id for j in jobs}
+        if gone:
+            self.r.zrem(self.key("user", user_id, "jobs"), *gone)
+        return jobs
+
+    # --- leases, cancel signals, dispatch bookkeeping (scale-out only) ----
+    def renew_lease(self, job_id: str, lease: float) -> bool:
+        """Extend a running job's lease; ``False`` once it is no longer running."""
+        return bool(self._run("renew", job_id, lease))
+
+    def reap_expired(self) -> list[str]:
+        """Jobs whose worker stopped renewing their lease: back to the queue, in their place.
+
+        The attempt stays counted (a crash may be the job's fault), so a job
+        that kills every worker is given up on after ``jobs.MAX_ATTEMPTS``.
+        """
+        return list(self._run("reap"))
+
+    def owner(self, job_id: str) -> str | None:
+        """"host:pid" of the worker running ``job_id`` (for logs, and for tests that kill it)."""
+        return self.r.hget(self.key("owners"), job_id)
+
+    def running_ids(self) -> list[str]:
+        return list(self.r.zrange(self.key("running"), 0, -1))
+
+    def set_dispatch(self, job_id: str, token: str) -> None:
+        """Remember the RQ job that will run ``job_id`` (the reconciler checks it is alive)."""
+        self.r.hset(self.key("job", job_id), "dispatch", json.dumps(token))
+
+    def dispatch(self, job_id: str) -> str | None:
+        raw = self.r.hget(self.key("job", job_id), "dispatch")
+        return json.loads(raw) if raw else None
+
+    def request_cancel(self, job_id: str) -> None:
+        """Ask whichever worker runs ``job_id`` to stop it: a key to poll and a message to hear."""
+        self.r.set(self.key("cancel", job_id), "1", ex=CANCEL_TTL)
+        self.r.publish(self.key("cancel"), job_id)
+
+    def cancel_requested(self, job_id: str) -> bool:
+        return bool(self.r.exists(self.key("cancel", job_id)))
+
+    def clear_cancel(self, job_id: str) -> None:
+        self.r.delete(self.key("cancel", job_id))
+
+    def seen_update(self, update_id: int) -> bool:
+        """``True`` if this webhook update was seen before (Telegram re-sends on timeouts)."""
+        fresh = self.r.set(self.key("update", update_id), "1", nx=True, ex=UPDATE_TTL)
+        return not fresh
+
+    # --- full-quality results -------------------------------------------
+    def _bytes_client(self) -> redis.Redis:
+        if self._raw is None:
+            self._raw = connect(self.url, decode=False)
+        return self._raw
+
+    def save_result(self, job_id: str, png: bytes, ttl: int) -> None:
+        """Keep a result PNG for ``ttl`` seconds where the web process can read it."""
+        self._bytes_client().set(self.key("result", job_id), png, ex=ttl)
+
+    def load_result(self, job_id: str) -> bytes | None:
+        return self._bytes_client().get(self.key("result", job_id))
+
+    # --- dialog --------------------------------------------------------
+    def get_dialog(self, user_id: int) -> Dialog:
+        raw = self.r.hgetall(self.key("dialog", user_id))
+        if not raw:
+            return Dialog(user_id)
+        return Dialog(user_id, raw.get("step", STEP_CONTENT), raw.get("content_file_id") or None)
+
+    def set_dialog(self, dialog: Dialog) -> None:
+        key = self.key("dialog", dialog.user_id)
+        with self.r.pipeline(transaction=True) as pipe:
+            pipe.delete(key)
+            mapping = {"step": dialog.step, "updated_at": repr(time.time())}
+            if dialog.content_file_id is not None:
+                mapping["content_file_id"] = dialog.content_file_id
+            pipe.hset(key, mapping=mapping)
+            pipe.execute()
+
+    def reset_dialog(self, user_id: int) -> None:
+        self.r.delete(self.key("dialog", user_id))
+
+    # --- settings ------------------------------------------------------
+    def get_settings(self, user_id: int) -> UserSettings:
+        raw = self.r.hgetall(self.key("settings", user_id))
+        if not raw:
+            return UserSettings(user_id)
+        return UserSettings(
+            user_id,
+            json.loads(raw.get("size", "null")),
+            float(raw.get("strength", "1.0")),
+            raw.get("keep_colors") == "1",
+        )
+
+    def save_settings(self, settings: UserSettings) -> None:
+        self.r.hset(
+            self.key("settings", settings.user_id),
+            mapping={
+                "size": json.dumps(settings.size),
+                "strength": repr(float(settings.strength)),
+                "keep_colors": "1" if settings.keep_colors else "0",
+            },
+        )
+
+    # --- recent styles -------------------------------------------------
+    def remember_style(self, user_id: int, file_id: str, thumb_file_id: str | None, keep: int = 5) -> None:
+        styles, thumbs = self.key("styles", user_id), self.key("thumbs", user_id)
+        with self.r.pipeline(transaction=True) as pipe:
+            pipe.zadd(styles, {file_id: time.time()})
+            if thumb_file_id is not None:  # keep an older thumbnail rather than none (as COALESCE does)
+                pipe.hset(thumbs, file_id, thumb_file_id)
+            pipe.zrange(styles, 0, -keep - 1)
+            *_, dropped = pipe.execute()
+        if dropped:
+            with self.r.pipeline(transaction=True) as pipe:
+                pipe.zrem(styles, *dropped)
+                pipe.hdel(thumbs, *dropped)
+                pipe.execute()
+
+    def recent_styles(self, user_id: int, limit: int = 5) -> list[StyleRef]:
+        ids = self.r.zrevrange(self.key("styles", user_id), 0, limit - 1)
+        if not ids:
+            return []
+        thumbs = self.r.hmget(self.key("thumbs", user_id), ids)
+        return [StyleRef(file_id, thumb) for file_id, thumb in zip(ids, thumbs)]
+
+    # --- albums --------------------------------------------------------
+    def add_album_item(
+        self, group_id: str, user_id: int, message_id: int, file_id: str, thumb_file_id: str | None
+    ) -> list[AlbumItem]:
+        """Record one image of an album; return all seen so far, in message order.
+
+        The album's images arrive as separate updates handled concurrently,
+        possibly by different web processes: ``HSETNX`` and ``HGETALL`` run in
+        one ``MULTI``, so exactly one of them sees the second item arrive.
+        """
+        key = self.key("album", group_id)
+        item = json.dumps([file_id, thumb_file_id])
+        with self.r.pipeline(transaction=True) as pipe:
+            pipe.hsetnx(key, str(message_id), item)
+            pipe.expire(key, ALBUM_TTL)
+            pipe.sadd(self.key("user", user_id, "albums"), group_id)
+            pipe.expire(self.key("user", user_id, "albums"), ALBUM_TTL)
+            pipe.hgetall(key)
+            *_, raw = pipe.execute()
+        items = []
+        for mid, value in sorted(raw.items(), key=lambda kv: int(kv[0])):
+            fid, thumb = json.loads(value)
+            items.append(AlbumItem(int(mid), fid, thumb))
+        return items
+
+    # --- privacy -------------------------------------------------------
+    def forget_user(self, user_id: int) -> list[str]:
+        """Delete every key about ``user_id``; return the ids of the jobs deleted."""
+        ids = list(self.r.zrange(self.key("user", user_id, "jobs"), 0, -1))
+        albums = self.r.smembers(self.key("user", user_id, "albums"))
+        with self.r.pipeline(transaction=True) as pipe:
+            for job_id in ids:
+                pipe.delete(self.key("job", job_id), self.key("result", job_id), self.key("cancel", job_id))
+                pipe.zrem(self.key("queued"), job_id)
+                pipe.zrem(self.key("running"), job_id)
+                pipe.hdel(self.key("owners"), job_id)
+            for group in albums:
+                pipe.delete(self.key("album", group))
+            for name in ("jobs", "active", "albums"):
+                pipe.delete(self.key("user", user_id, name))
+            for name in ("dialog", "settings", "styles", "thumbs"):
+                pipe.delete(self.key(name, user_id))
+            pipe.execute()
+        return ids
