@@ -11,10 +11,11 @@ rotation) so that the engine only ever sees 8-bit RGB.
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass, field
 
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
 
 try:  # HEIC/HEIF from phones; optional so that a minimal install still runs.
     import pillow_heif
@@ -36,6 +37,13 @@ MAX_ASPECT = 8.0
 #: Telegram's sendPhoto limits.
 PHOTO_MAX_BYTES = 10 * 1024 * 1024
 PHOTO_MAX_SIDES_SUM = 10_000
+#: The decoders we let near untrusted bytes. Pillow would otherwise try every
+#: plugin it has, EPS among them, which hands the file to Ghostscript.
+#: (Multi-picture JPEGs from phones open through the JPEG plugin as "MPO".)
+Image.init()
+FORMATS = tuple(f for f in ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF", "AVIF") if f in Image.OPEN)
+#: EXIF orientations that swap width and height (rotations by 90°/270°).
+_TRANSPOSING = (5, 6, 7, 8)
 
 
 @dataclass
@@ -77,34 +85,49 @@ def load_image(data: bytes, max_side: int | None = None) -> Image.Image:
     """Decode untrusted ``data`` into an RGB image, at most ``max_side`` on its long side.
 
     ``max_side`` lets JPEG decode at a reduced scale (``draft``), which keeps a
-    48 MP phone photo from costing 150 MB when we only need 1024 px of it.
+    48 MP phone photo from costing 150 MB when we only need 1024 px of it. The
+    downscaled size is computed from the full, upright size, so the aspect ratio
+    is the original's to the pixel whatever scale the draft decoded at.
+
+    Any failure to decode is a :class:`BadImage`; nothing else escapes.
     """
     if len(data) > MAX_FILE_BYTES:
         raise BadImage("too_big_file")
+    if not data:
+        raise BadImage("not_image")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data), formats=FORMATS)
             width, height = image.size
             check_size(width, height)
+            if image.getexif().get(ExifTags.Base.Orientation) in _TRANSPOSING:
+                width, height = height, width
             image.seek(0)  # animated GIF/WebP/APNG: the first frame
-            if max_side and image.format == "JPEG":
+            if max_side and image.format in ("JPEG", "MPO"):
                 image.draft("RGB", _fit(image.size, max_side * 2))
             image.load()
             image = ImageOps.exif_transpose(image)
+            image = to_rgb(image)
+            if max_side and max(width, height) > max_side:
+                image = image.resize(_fit((width, height), max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+            return image
     except BadImage:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise BadImage("too_many_pixels", {"megapixels": "?", **limits()}) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise BadImage("too_many_pixels", {"megapixels": _bomb_megapixels(exc), **limits()}) from None
     except UnidentifiedImageError:
         raise BadImage("not_image") from None
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
-        # Pillow reports truncation and bad chunks as any of these.
+    except Exception as exc:  # noqa: BLE001 - untrusted input: every decoder failure is "corrupt"
+        # Pillow reports truncation and bad chunks as OSError, SyntaxError,
+        # ValueError, EOFError, struct.error…; plugins add their own.
         raise BadImage("corrupt", {"error": type(exc).__name__}) from None
-    image = to_rgb(image)
-    if max_side and max(image.size) > max_side:
-        image = image.resize(_fit(image.size, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
-    return image
+
+
+def _bomb_megapixels(exc: Exception) -> object:
+    """The size Pillow's bomb check saw (its message says "Image size (N pixels) …")."""
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    return round(int(found.group(1)) / 1e6) if found else "?"
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -113,12 +136,14 @@ def to_rgb(image: Image.Image) -> Image.Image:
     White, not black: most transparent images (logos, stickers, drawings)
     are designed to sit on a light page.
     """
-    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        # 16/32-bit greyscale: scale to 8 bits instead of clipping at 255.
-        peak = image.getextrema()[1] or 1
-        image = image.point(lambda v: v * (255.0 / max(peak, 255))).convert("L")
-    elif image.mode == "F":
-        image = image.convert("L")
+    if image.mode.startswith("I;16"):
+        # 16-bit greyscale: 0..65535 → 0..255, instead of clipping at 255 (all white).
+        image = image.convert("I").point(lambda v: v / 257).convert("L")
+    elif image.mode in ("I", "F"):
+        # 32-bit greyscale: usually 16-bit samples widened; scale by the range they use.
+        peak = image.getextrema()[1] or 0
+        scale = 1.0 if peak <= 255 else 1 / 257 if peak <= 65535 else 255.0 / peak
+        image = image.point(lambda v: v * scale).convert("L")
     if image.mode == "P":
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
