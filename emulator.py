@@ -303,6 +303,8 @@ class BotAPIEmulator:
     def fail_next(self, method: str, error_code: int = 429, description: str | None = None,
                   retry_after: int | None = None, times: int = 1) -> None:
         """Answer the next ``times`` calls of ``method`` with an error instead of doing them."""
+        if method.lower() not in _CANONICAL:
+            raise ValueError(f"{method!r} is not a method this emulator serves")   # a typo would never fire
         parameters = None
         if error_code == 429:
             retry_after = 1 if retry_after is None else retry_after

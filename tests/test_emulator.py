@@ -156,6 +156,8 @@ def test_faults_blocked_user_and_rate_limit(emulator: BotAPIEmulator, bot: teleb
     for _ in range(2):
         with pytest.raises(ApiTelegramException, match="Bad Gateway"):
             bot.get_updates(long_polling_timeout=0)
+    with pytest.raises(ValueError):
+        emulator.fail_next("sendMesage")
     emulator.block_user(USER)
     with pytest.raises(ApiTelegramException) as blocked:
         bot.send_chat_action(USER, "typing")
