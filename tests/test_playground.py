@@ -286,9 +286,9 @@ def test_real_bot_in_the_playground(browser: sync_api.Browser, real_bot_playgrou
     replies = bot_messages.count()
     page.set_input_files("#photo-input", str(picture(tmp_path / "style.png", (64, 64), ("orange", "navy"))))
     bot_messages.nth(replies).wait_for(timeout=30_000)                  # the queue acknowledgement
-    first = wait_result(page, timeout=300)
+    first = wait_result(page, timeout=120)
     press(page, first)
-    wait_result(page, after=first, timeout=300)
+    wait_result(page, after=first, timeout=120)
     save_screenshot(page)
 
     process.send_signal(signal.SIGINT)                                   # Ctrl-C stops bot, page and emulator
