@@ -1,0 +1,236 @@
+"""Scale-out mode end to end: real redis-server, a webhook web process, two RQ workers.
+
+Everything is a real process talking real protocols: the emulator (a local
+Bot API server) POSTs updates to the web process's webhook; the web process
+keeps dialogs in Redis and enqueues on RQ; ``python main.py worker`` processes
+paint with the real engine (48 px, so jobs take seconds) and send results
+through the emulator. Each worker has its own data folder, as on separate
+machines. The tests run in order on one cluster (starting torch three times
+is the slow part): three users, a duplicated update, a bad secret, a worker
+SIGKILLed mid-job, a worker SIGTERMed mid-job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+import texts
+from botkit import ROOT, User, picture, spawn_bot, weights_path
+from emulator import BotAPIEmulator
+from jobs import JobStatus
+from rediskit import free_port, redis_server
+
+SECRET = "s3cret-for-tests"
+pytestmark = pytest.mark.skipif(weights_path() is None, reason="VGG weights not found: set STYLEBOT_WEIGHTS "
+                                "or put vgg19_cache.pth in the project root (see README)")
+
+
+@dataclass
+class Cluster:
+    api: BotAPIEmulator
+    redis_url: str
+    webhook_url: str
+    tmp: Path
+    web: subprocess.Popen | None = None
+    workers: list[subprocess.Popen] = field(default_factory=list)
+    logs: dict[int, Path] = field(default_factory=dict)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return dict(REDIS_URL=self.redis_url, STYLEBOT_WEBHOOK_SECRET=SECRET, OMP_NUM_THREADS="1", **extra)
+
+    def start_web(self) -> subprocess.Popen:
+        port = self.webhook_url.split(":")[2].split("/")[0]
+        log = self.tmp / "web.log"
+        self.web = spawn_bot(self.api, self.tmp / "web-data", log,
+                             **self.env(STYLEBOT_MODE="webhook", PORT=port, STYLEBOT_WEBHOOK_URL=self.webhook_url))
+        self.logs[self.web.pid] = log
+        return self.web
+
+    def start_worker(self) -> subprocess.Popen:
+        n = len(self.workers)
+        log = self.tmp / f"worker{n}.log"
+        worker = spawn_bot(self.api, self.tmp / f"worker{n}-data", log, "worker", **self.env())
+        self.workers.append(worker)
+        self.logs[worker.pid] = log
+        return worker
+
+    def alive_workers(self) -> list[subprocess.Popen]:
+        return [w for w in self.workers if w.poll() is None]
+
+    def log_of(self, pid: int) -> str:
+        return self.logs[pid].read_text(errors="replace")
+
+    def all_logs(self) -> str:
+        return "\n".join(f"--- {path.name} ---\n{path.read_text(errors='replace')[-3000:]}"
+                         for path in self.logs.values())
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory) -> Iterator[Cluster]:
+    tmp = tmp_path_factory.mktemp("scaleout")
+    with redis_server(tmp / "redis") as url, BotAPIEmulator() as api:
+        c = Cluster(api, url, f"http://127.0.0.1:{free_port()}/telegram", tmp)
+        try:
+            c.start_worker()
+            c.start_worker()
+            c.start_web()
+            api.wait_for(lambda: api.calls("setWebhook"), 60, what="the web process to call setWebhook")
+            store = _store(url)
+            api.wait_for(lambda: _worker_count(url) >= 2, 120, what="two RQ workers to register")
+            store.close()
+            yield c
+        except BaseException:
+            print(c.all_logs())
+            raise
+        finally:
+            for process in [c.web, *c.workers]:
+                if process is not None and process.poll() is None:
+                    process.kill()
+                    process.wait(10)
+
+
+@pytest.fixture
+def store(cluster):
+    s = _store(cluster.redis_url)
+    yield s
+    s.close()
+
+
+def _store(url: str):
+    from redis_store import RedisStore
+
+    return RedisStore(url)
+
+
+def _worker_count(url: str) -> int:
+    from redis import Redis
+    from rq import Worker
+
+    with Redis.from_url(url) as connection:
+        return Worker.count(connection=connection)
+
+
+def chat_once(user: User, content: bytes, style: bytes) -> None:
+    """/start, the photo, the style: each step waits for the bot's answer, as a person would."""
+    before = len(user.messages())
+    user.say("/start")
+    user.api.wait_for(lambda: len(user.messages()) > before, 30, what=f"/start answered for {user.id}")
+    user.photo(content)
+    user.wait_text(texts.t("en", "ask_style"), timeout=30)
+    user.photo(style)
+
+
+def assert_aspect(image_size: tuple[int, int], content_size: tuple[int, int]) -> None:
+    (w, h), (cw, ch) = image_size, content_size
+    assert max(w, h) == 48, image_size
+    assert abs(w / h - cw / ch) < 0.05, (image_size, content_size)
+
+
+def post(url: str, body: dict, secret: str | None) -> int:
+    headers = {"Content-Type": "application/json"}
+    if secret is not None:
+        headers["X-Telegram-Bot-Api-Secret-Token"] = secret
+    request = urllib.request.Request(url, json.dumps(body).encode(), headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+# --- the tests, in order ----------------------------------------------------------
+
+
+def test_wrong_secret_is_refused_with_403(cluster) -> None:
+    update = {"update_id": 999999, "message": {"message_id": 1, "date": 0, "chat": {"id": 5, "type": "private"},
+                                               "from": {"id": 5, "is_bot": False, "first_name": "Eve"},
+                                               "text": "/start"}}
+    assert post(cluster.webhook_url, update, "not-the-secret") == 403
+    assert post(cluster.webhook_url, update, None) == 403
+    time.sleep(0.5)
+    assert cluster.api.bot_messages(5) == []  # nothing was handled
+
+
+def test_three_users_each_get_exactly_one_result(cluster, store) -> None:
+    api = cluster.api
+    shapes = {101: (120, 80), 102: (80, 120), 103: (96, 96)}
+    colors = {101: (200, 40, 40), 102: (40, 40, 200), 103: (40, 160, 40)}
+    users = {uid: User(api, uid) for uid in shapes}
+    for uid, user in users.items():
+        chat_once(user, picture(shapes[uid], colors[uid]), picture((90, 90), (240, 220, 20)))
+    for uid, user in users.items():
+        result = user.wait_result(timeout=150)
+        assert_aspect(user.result_image(result).size, shapes[uid])
+    time.sleep(2)  # a duplicate delivery would show up here
+    for uid, user in users.items():
+        assert len(user.results()) == 1, (uid, user.texts())
+        job = store.last_job(uid)
+        assert job.status == JobStatus.DONE and job.attempts == 1
+    # The "Full quality file" button works though the PNG was written on a worker's disk.
+    user = users[101]
+    user.press(user.results()[0], user.button(user.results()[0], "full:"))
+    api.wait_for(lambda: any(m.get("document") for m in user.messages()), 30, what="the full-quality PNG")
+
+
+def test_duplicated_update_is_handled_once(cluster) -> None:
+    user = User(cluster.api, 104)
+    user.say("/help")
+    user.wait_text("/settings", timeout=30)
+    assert cluster.api.redeliver_last_update() == 200
+    time.sleep(1.5)
+    assert len(user.messages()) == 1, user.texts()
+
+
+def test_worker_killed_mid_job_loses_nothing(cluster, store) -> None:
+    api, user = cluster.api, User(cluster.api, 105)
+    chat_once(user, picture((120, 80)), picture((90, 90), (20, 200, 200)))
+    job = api.wait_for(lambda: (j := store.active_job(105)) and j.status == JobStatus.RUNNING and
+                       store.owner(j.id) and j, 60, what="the job to start")
+    victim_pid = int(store.owner(job.id).rsplit(":", 1)[1])
+    victim = next(w for w in cluster.workers if w.pid == victim_pid)
+    os.kill(victim_pid, signal.SIGKILL)
+    victim.wait(10)
+    result = user.wait_result(timeout=150)
+    assert_aspect(user.result_image(result).size, (120, 80))
+    time.sleep(2)
+    assert len(user.results()) == 1
+    done = store.get_job(job.id)
+    assert done.status == JobStatus.DONE and done.attempts == 2  # the killed run counts as an attempt
+    survivor = cluster.alive_workers()[0]
+    assert f"job {job.id}: started" in cluster.log_of(survivor.pid)
+    resumed = texts.t("en", "resumed", position=1)  # the status message, since deleted: look at the calls
+    assert any(c.params.get("text") == resumed and str(c.params.get("chat_id")) == "105"
+               for c in api.calls("sendMessage"))
+
+
+def test_sigterm_puts_the_running_job_back_and_exits(cluster, store) -> None:
+    api, user = cluster.api, User(cluster.api, 106)
+    (worker,) = cluster.alive_workers()
+    chat_once(user, picture((80, 120)), picture((90, 90), (200, 20, 200)))
+    job = api.wait_for(lambda: (j := store.active_job(106)) and j.status == JobStatus.RUNNING and j,
+                       60, what="the job to start")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(15) == 0, cluster.log_of(worker.pid)[-3000:]
+    back = store.get_job(job.id)
+    if back.status != JobStatus.DONE:  # it had not finished before the signal: it waits for a worker
+        assert back.status == JobStatus.QUEUED and back.attempts == 0, back
+        cluster.start_worker()
+    result = user.wait_result(timeout=150)
+    assert_aspect(user.result_image(result).size, (80, 120))
+    assert len(user.results()) == 1
+
+
+def test_web_process_stops_on_sigterm(cluster) -> None:
+    cluster.web.send_signal(signal.SIGTERM)
+    assert cluster.web.wait(10) == 0, cluster.log_of(cluster.web.pid)[-3000:]
