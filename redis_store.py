@@ -48,7 +48,11 @@ import time
 from dataclasses import fields
 from typing import Any, Iterable
 
-import redis
+try:
+    import redis
+except ModuleNotFoundError:  # the default install has no Redis client: say what to do
+    raise SystemExit("error: the scale-out mode needs `pip install -r requirements-scale.txt` "
+                     "(redis is not installed)") from None
 
 from jobs import Job, JobStatus
 from storage import STEP_CONTENT, AlbumItem, Dialog, StyleRef, UserSettings

@@ -61,11 +61,16 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import redis
 import telebot
-from rq import Queue, SimpleWorker
-from rq.job import Job as RQJob
-from rq.job import JobStatus as RQStatus
+
+try:
+    import redis
+    from rq import Queue, SimpleWorker
+    from rq.job import Job as RQJob
+    from rq.job import JobStatus as RQStatus
+except ModuleNotFoundError as exc:  # the default install has neither: say what to do
+    raise SystemExit(f"error: the scale-out mode needs `pip install -r requirements-scale.txt` "
+                     f"({exc.name} is not installed)") from None
 
 import texts
 from jobs import MAX_ATTEMPTS, Job, JobStatus, Stop

@@ -191,3 +191,20 @@ def test_finished_jobs_expire_active_ones_do_not(redis_store) -> None:
     assert store.r.ttl(store.key("job", "job001")) == -1
     store.set_status("job001", JobStatus.DONE)
     assert store.r.ttl(store.key("job", "job001")) > 24 * 3600
+
+
+def test_default_mode_imports_nothing_about_redis() -> None:
+    """Without REDIS_URL the bot loads none of the scale-out modules, nor rq.
+
+    (telebot itself imports the ``redis`` client when it happens to be
+    installed, for its optional state storage; a default install has none.)
+    """
+    import subprocess
+    import sys
+
+    code = ("import sys, main, bot, runner, jobs, storage, config, telegram; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('rq', 'redis_store', "
+            "'rq_queue', 'webhook')); print(bad); sys.exit(1 if bad else 0)")
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
