@@ -101,6 +101,7 @@ class Recipe:
     coarse_evals: int
     refine_evals: tuple[tuple[int, int], ...]
     history: int  # L-BFGS history size
+    init_noise: float  # std of the Gaussian noise (seeded by StyleParams.seed) added to the content init
     bf16: bool  # bfloat16 autocast for the network (fp32 image, losses and optimiser)
     channels_last: bool
 
@@ -120,6 +121,7 @@ PRESETS: dict[str, Recipe] = {
         coarse_evals=100,
         refine_evals=((320, 30), (640, 10), (1 << 30, 6)),
         history=10,
+        init_noise=0.0,
         bf16=True,
         channels_last=True,
     ),
@@ -135,6 +137,7 @@ PRESETS: dict[str, Recipe] = {
         coarse_evals=100,
         refine_evals=((320, 30), (640, 10), (1 << 30, 6)),
         history=10,
+        init_noise=0.0,
         bf16=True,
         channels_last=True,
     ),
@@ -380,8 +383,11 @@ def _levels(size: tuple[int, int], min_side: int) -> list[tuple[int, int]]:
 def _resolve_device(device: str | torch.device) -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type not in ("cpu", "cuda"):
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', not {device!r}")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' requested but no CUDA GPU is available; use 'auto' or 'cpu'")
@@ -444,6 +450,82 @@ class _Objective:
         tv = self.tv_loss(x) if self.tv_loss.weight else torch.zeros((), device=x.device)
         total = style + content + tv
         return total, Losses(*(float(t.detach()) for t in (style, content, tv, total)))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Optimiser: L-BFGS on the box [0, 1], monotone
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _minimize(
+    evaluate: Callable[[torch.Tensor], tuple[float, torch.Tensor]], x: torch.Tensor, n_evals: int, history: int
+) -> torch.Tensor:
+    """Minimise with at most ``n_evals`` calls of ``evaluate(x) -> (loss, grad)``; return the best point.
+
+    Why our own and not ``torch.optim.LBFGS``: (1) the tutorial's ``LBFGS(lr=1)`` without a line search
+    lets the loss jump up (measured: 50k -> 93k within the first 8 evaluations at 32 px), which the
+    tutorial's 300 evaluations absorb but a 10-evaluation refinement level cannot; here a step that
+    raises the loss is halved and retried, so the loss only goes down. (2) The image is projected on
+    [0, 1] after each step and the curvature pair is taken from the projected move, instead of clamping
+    behind the optimiser's back. (3) Importing ``torch.optim`` pulls in ``torch._dynamo`` (~10 s and
+    tens of MB of RSS on first use here). (4) The history is exactly ``history`` pairs of image-sized
+    vectors and nothing else: at 512² each vector is 3 MB.
+    """
+    shape = x.shape
+    x = x.detach().reshape(-1).clamp(0, 1)
+    f, g = evaluate(x.view(shape))
+    g = g.reshape(-1)
+    evals = 1
+    s_hist: list[torch.Tensor] = []
+    y_hist: list[torch.Tensor] = []
+    rho: list[float] = []
+    t = 1.0
+    while evals < n_evals:
+        # Two-loop recursion: d = -H g, with H0 = (s·y / y·y) I from the newest pair.
+        q = g.neg()
+        alphas = []
+        for s_i, y_i, r_i in zip(reversed(s_hist), reversed(y_hist), reversed(rho)):
+            a = r_i * float(s_i.dot(q))
+            q.add_(y_i, alpha=-a)
+            alphas.append(a)
+        if s_hist:
+            q.mul_(float(s_hist[-1].dot(y_hist[-1])) / float(y_hist[-1].dot(y_hist[-1])))
+            for s_i, y_i, r_i, a in zip(s_hist, y_hist, rho, reversed(alphas)):
+                b = r_i * float(y_i.dot(q))
+                q.add_(s_i, alpha=a - b)
+        else:
+            # No curvature yet: a gradient step that moves no pixel by more than 5% of its range.
+            q.mul_(0.05 / max(float(q.abs().max()), 1e-12))
+        d = q
+        if float(g.dot(d)) >= 0:  # not a descent direction (stale curvature): restart from the gradient
+            s_hist.clear(), y_hist.clear(), rho.clear()
+            continue
+        # Try the step; halve it while the loss goes up (each try costs an evaluation).
+        x_new = x.add(d, alpha=t).clamp_(0, 1)
+        f_new, g_new = evaluate(x_new.view(shape))
+        g_new = g_new.reshape(-1)
+        evals += 1
+        if f_new > f:
+            # Backtrack to the minimum of the quadratic through f, the slope g·d and f_new, kept within
+            # [0.1t, 0.5t]: it reaches an acceptable step in fewer evaluations than plain halving.
+            gd = float(g.dot(d))
+            t_quad = -gd * t * t / (2 * (f_new - f - gd * t))
+            t = min(max(t_quad, 0.1 * t), 0.5 * t)
+            if t < 1e-3:  # no progress along this history: start over from the gradient
+                s_hist.clear(), y_hist.clear(), rho.clear()
+                t = 1.0
+            continue
+        t = min(1.0, t * 2)
+        s_new = x_new.sub_(x)  # the projected move (reuses x_new's memory)
+        y_new = g_new.sub(g)
+        sy = float(s_new.dot(y_new))
+        x.add_(s_new)
+        f, g = f_new, g_new
+        if sy > 1e-10 * float(y_new.dot(y_new)):  # keep only pairs with positive curvature
+            s_hist.append(s_new), y_hist.append(y_new), rho.append(1.0 / sy)
+            if len(s_hist) > history:
+                del s_hist[0], y_hist[0], rho[0]
+    return x.view(shape)
 
 
 class Engine:
@@ -534,7 +616,6 @@ class Engine:
         total_work, total_evals = float(sum(work)), sum(plan)
         done_work, step = 0.0, 0
         t0 = time.perf_counter()
-        gen = torch.Generator(device="cpu").manual_seed(params.seed)
         x: torch.Tensor | None = None
 
         for level, ((w, h), n_evals) in enumerate(zip(levels, plan)):
@@ -544,46 +625,40 @@ class Engine:
                 recipe, content, style, (w, h), params.strength, params.tv_weight, params.keep_colors
             )
             if x is None:
-                x = content_t.clone()  # content init: deterministic, and the content is kept from the start
+                # Content init: the content is in place from the first step. Optional noise, from a local
+                # generator (never the global RNG, which other threads share), lets flat areas take texture.
+                x = content_t.clone()
+                if recipe.init_noise:
+                    gen = torch.Generator(device="cpu").manual_seed(params.seed)
+                    noise = torch.randn(x.shape, generator=gen).to(x.device)
+                    x = x.add_(noise, alpha=recipe.init_noise).clamp_(0, 1)
             else:
                 x = F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False).clamp_(0, 1)
             del content_t
-            x.requires_grad_(True)
-            optimizer = torch.optim.LBFGS(
-                [x],
-                lr=1.0,
-                max_iter=n_evals,
-                max_eval=n_evals,
-                history_size=recipe.history,
-                tolerance_grad=0.0,
-                tolerance_change=0.0,
-            )
             per_eval = w * h
             level_start = done_work
 
-            def closure() -> torch.Tensor:
+            def evaluate(xk: torch.Tensor) -> tuple[float, torch.Tensor]:
+                """Loss and gradient at xk; counts the step, reports progress, honours cancel."""
                 nonlocal done_work, step
                 if cancel is not None and cancel.is_set():
                     raise Cancelled()
-                with torch.no_grad():
-                    x.clamp_(0, 1)  # as the tutorial: keep the image a valid image
-                optimizer.zero_grad(set_to_none=True)
-                loss, losses = objective(x)
+                xk = xk.detach().requires_grad_(True)
+                loss, losses = objective(xk)
                 loss.backward()
-                # The gradient comes back in the network's channels-last layout; L-BFGS flattens it with
-                # view(-1), which needs the standard layout (3 channels: a copy costs nothing).
-                x.grad = x.grad.contiguous()
+                # The gradient comes back in the network's channels-last layout; the optimiser works on
+                # flat vectors, which needs the standard layout (3 channels: the copy costs nothing).
+                grad = xk.grad.contiguous()
                 step += 1
                 done_work = min(done_work + per_eval, level_start + work[level])
                 if on_progress is not None:
                     elapsed = time.perf_counter() - t0
                     frac = done_work / total_work
-                    eta = elapsed / frac * (1 - frac) if frac > 0 else float("nan")
-                    snapshot = x.detach()
+                    snapshot = xk.detach()
                     on_progress(
                         Progress(
                             fraction=frac,
-                            eta=eta,
+                            eta=elapsed / frac * (1 - frac),
                             step=step,
                             total=total_evals,
                             scale=max(w, h),
@@ -591,12 +666,11 @@ class Engine:
                             render=lambda: self._render(snapshot, content, params.keep_colors),
                         )
                     )
-                return loss
+                return losses.total, grad
 
-            optimizer.step(closure)
+            x = _minimize(evaluate, x, n_evals, recipe.history)
             done_work = level_start + work[level]
-            del optimizer, objective
-            x = x.detach()
+            del objective
 
         assert x is not None
         return self._render(x, content, params.keep_colors)

@@ -1,0 +1,261 @@
+"""Engine tests on CPU with real weights, tiny images and few evaluations (the whole file runs in well under
+a minute on 2 cores). Nothing here is timed."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+import model
+from model import Cancelled, Engine, Progress, StyleParams, WeightsError, output_size
+
+REPO = Path(__file__).resolve().parents[1]
+WEIGHTS = Path(os.environ.get("STYLEBOT_WEIGHTS") or REPO.parent / "shared" / "weights" / "vgg19_cache.pth")
+
+needs_weights = pytest.mark.skipif(
+    not WEIGHTS.is_file(),
+    reason=f"VGG weights not found at {WEIGHTS} (set STYLEBOT_WEIGHTS or run `python weights.py build`)",
+)
+
+# Cheap presets for tests: same objectives as the real ones, a handful of evaluations per level.
+QUICK = {
+    "quick": dataclasses.replace(model.PRESETS["default"], min_side=32, coarse_evals=12, refine_evals=((1 << 30, 4),)),
+    "quick_seed": dataclasses.replace(model.PRESETS["seed"], min_side=32, coarse_evals=12, refine_evals=((1 << 30, 4),)),
+    "quick30": dataclasses.replace(model.PRESETS["default"], min_side=32, coarse_evals=30, refine_evals=((1 << 30, 4),)),
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def quick_presets():
+    with pytest.MonkeyPatch.context() as mp:
+        for name, recipe in QUICK.items():
+            mp.setitem(model.PRESETS, name, recipe)
+        yield
+
+
+@pytest.fixture(scope="module")
+def engine():
+    if not WEIGHTS.is_file():
+        pytest.skip(f"VGG weights not found at {WEIGHTS} (set STYLEBOT_WEIGHTS or run `python weights.py build`)")
+    # One intra-op thread: the results are the same, and on a shared 2-core machine OpenMP's second thread
+    # mostly waits for a busy core (measured 3-10x slower per evaluation under load). Restored afterwards.
+    threads = torch.get_num_threads()
+    yield Engine(WEIGHTS, device="cpu", threads=1)
+    torch.set_num_threads(threads)
+
+
+def make_content(size: tuple[int, int]) -> Image.Image:
+    """A smooth two-colour scene with a disc: some structure for the content loss, no noise."""
+    w, h = size
+    img = Image.new("RGB", size)
+    px = img.load()
+    for y in range(h):
+        for x in range(w):
+            px[x, y] = (40 + 180 * x // max(1, w - 1), 90, 200 - 150 * y // max(1, h - 1))
+    ImageDraw.Draw(img).ellipse((w // 4, h // 4, 3 * w // 4, 3 * h // 4), fill=(230, 200, 60))
+    return img
+
+
+def make_style(size: tuple[int, int] = (48, 48)) -> Image.Image:
+    """Bold diagonal stripes in saturated colours: a style that is easy to see in the losses."""
+    w, h = size
+    img = Image.new("RGB", size)
+    px = img.load()
+    for y in range(h):
+        for x in range(w):
+            band = ((x + y) // 4) % 3
+            px[x, y] = [(220, 30, 30), (20, 20, 20), (30, 60, 220)][band]
+    return img
+
+
+def pixels(img: Image.Image) -> torch.Tensor:
+    return torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8).float()
+
+
+# --- sizes and validation ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "size", "expected"),
+    [
+        ((400, 300), 512, (400, 300)),  # never upscaled
+        ((1000, 500), 512, (512, 256)),  # landscape
+        ((300, 1000), 100, (30, 100)),  # portrait
+        ((333, 333), 100, (100, 100)),  # square
+        ((1001, 333), 50, (50, 17)),  # 16.63 -> 17: rounded, not a multiple of 8
+        ((5000, 3), 64, (64, 1)),  # at least one pixel
+    ],
+)
+def test_output_size(content, size, expected):
+    assert output_size(content, size) == expected
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "word"),
+    [({"preset": "fancy"}, "preset"), ({"size": 0}, "size"), ({"strength": -1}, "strength"), ({"tv_weight": -1}, "tv_weight")],
+)
+def test_params_validation_names_the_field(kwargs, word):
+    with pytest.raises(ValueError, match=word):
+        StyleParams(**kwargs)
+
+
+def test_bad_device_is_rejected():
+    with pytest.raises(ValueError, match="device"):
+        Engine(WEIGHTS, device="tpu")
+
+
+def test_missing_weights_say_how_to_get_them(tmp_path):
+    with pytest.raises(WeightsError, match="weights.py build"):
+        Engine(tmp_path / "nope.pth", device="cpu")
+
+
+@needs_weights
+@pytest.mark.parametrize("content_size", [(61, 37), (37, 61), (50, 50)], ids=["landscape", "portrait", "square"])
+def test_output_has_exact_size_and_aspect(engine, content_size):
+    out = engine.stylize(make_content(content_size), make_style(), StyleParams(size=45, preset="quick"))
+    assert out.mode == "RGB"
+    assert out.size == output_size(content_size, 45)
+
+
+@needs_weights
+def test_any_input_mode_is_accepted(engine):
+    content = make_content((40, 30)).convert("L")
+    style = make_style().convert("RGBA")
+    out = engine.stylize(content, style, StyleParams(size=40, preset="quick"))
+    assert out.mode == "RGB" and out.size == (40, 30)
+
+
+# --- optimisation -------------------------------------------------------------------------------------------
+
+
+@needs_weights
+@pytest.mark.parametrize("preset", ["quick", "quick_seed"])
+def test_losses_go_down(engine, preset):
+    content, style = make_content((64, 48)), make_style()
+    params = StyleParams(size=64, preset=preset)
+    seen: list[Progress] = []
+    out = engine.stylize(content, style, params, on_progress=seen.append)
+    before = engine.evaluate(content, content, style, params)
+    after = engine.evaluate(out, content, style, params)
+    assert after.total < 0.5 * before.total
+    assert after.style < before.style
+    # progress: once per evaluation, counted over all levels, fraction rising to 1
+    assert [p.step for p in seen] == list(range(1, len(seen) + 1))
+    assert seen[-1].total == len(seen)
+    assert all(a.fraction <= b.fraction for a, b in zip(seen, seen[1:]))
+    assert seen[-1].fraction == pytest.approx(1.0)
+    assert seen[-1].eta == pytest.approx(0.0, abs=1e-6)
+    assert {p.scale for p in seen} == {32, 64}  # two levels: 32 px, then 64 px
+
+
+@needs_weights
+def test_render_gives_the_current_image(engine):
+    images: list[Image.Image] = []
+
+    def on_progress(p: Progress) -> None:
+        if p.step in (1, p.total):
+            images.append(p.render())
+
+    content = make_content((64, 40))
+    out = engine.stylize(content, make_style(), StyleParams(size=64, preset="quick"), on_progress=on_progress)
+    first, last = images
+    assert first.size == (32, 20) and last.size == out.size
+
+
+@needs_weights
+def test_strength_moves_style_loss_monotonically(engine):
+    content, style = make_content((32, 32)), make_style()
+    probe = StyleParams(size=32, preset="quick30")  # measure every output on the same (strength 1) objective
+    losses = []
+    for strength in (0.001, 0.01, 0.1):
+        out = engine.stylize(content, style, dataclasses.replace(probe, strength=strength))
+        losses.append(engine.evaluate(out, content, style, probe))
+    style_losses = [x.style for x in losses]
+    assert style_losses[0] > style_losses[1] > style_losses[2]
+
+
+@needs_weights
+def test_keep_colors_keeps_content_chroma(engine):
+    content, style = make_content((56, 40)), make_style()
+    params = StyleParams(size=56, preset="quick")
+
+    def chroma_error(out: Image.Image) -> float:
+        ref = content.resize(out.size).convert("YCbCr")
+        got = out.convert("YCbCr")
+        diff = [(pixels(got.getchannel(i)) - pixels(ref.getchannel(i))).abs().mean() for i in (1, 2)]
+        return float(sum(diff) / 2)
+
+    kept = engine.stylize(content, style, dataclasses.replace(params, keep_colors=True))
+    free = engine.stylize(content, style, params)
+    assert chroma_error(kept) < 2.0  # only YCbCr rounding
+    assert chroma_error(free) > 4 * chroma_error(kept) + 2
+    # and the luminance did change: it is still a style transfer
+    lum = (pixels(kept.convert("L")) - pixels(content.convert("L"))).abs().mean()
+    assert lum > 3
+
+
+# --- cancel and concurrency ---------------------------------------------------------------------------------
+
+
+@needs_weights
+def test_cancel_stops_within_one_evaluation(engine):
+    cancel = threading.Event()
+    steps: list[int] = []
+
+    def on_progress(p: Progress) -> None:
+        steps.append(p.step)
+        if p.step == 3:
+            cancel.set()
+
+    with pytest.raises(Cancelled):
+        engine.stylize(make_content((64, 64)), make_style(), StyleParams(size=64, preset="quick"), on_progress, cancel)
+    assert steps == [1, 2, 3]
+
+
+@needs_weights
+def test_cancel_set_before_start_does_no_work(engine):
+    cancel = threading.Event()
+    cancel.set()
+    calls: list[Progress] = []
+    with pytest.raises(Cancelled):
+        engine.stylize(make_content((32, 32)), make_style(), StyleParams(size=32, preset="quick"), calls.append, cancel)
+    assert calls == []
+
+
+@needs_weights
+def test_two_threads_at_once_match_one_at_a_time(engine):
+    jobs = [
+        (make_content((48, 36)), make_style(), StyleParams(size=48, preset="quick", seed=1)),
+        (make_content((36, 48)), make_style((40, 56)).rotate(90), StyleParams(size=48, preset="quick_seed", strength=3)),
+    ]
+    alone = [engine.stylize(*job) for job in jobs]
+    together: list[Image.Image | None] = [None, None]
+    barrier = threading.Barrier(2)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        together[i] = engine.stylize(*jobs[i])
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for a, b in zip(alone, together):
+        assert b is not None and a.size == b.size
+        assert torch.equal(pixels(a), pixels(b))
+
+
+@needs_weights
+def test_module_stylize_caches_one_engine(monkeypatch):
+    monkeypatch.setattr(model, "_engines", {})
+    a = model.stylize(make_content((32, 24)), make_style(), StyleParams(size=32, preset="quick"), weights=WEIGHTS, device="cpu")
+    b = model.stylize(make_content((24, 32)), make_style(), StyleParams(size=32, preset="quick"), weights=WEIGHTS, device="cpu")
+    assert a.size == (32, 24) and b.size == (24, 32)
+    assert len(model._engines) == 1
