@@ -34,6 +34,7 @@ import logging
 import mimetypes
 import queue
 import re
+import sys
 import threading
 import time
 import urllib.error
@@ -172,7 +173,7 @@ class BotAPIEmulator:
     def start(self) -> BotAPIEmulator:
         """Bind the port, serve in a daemon thread and start the webhook sender; returns self."""
         handler = type("Handler", (_Handler,), {"emulator": self})
-        self._server = ThreadingHTTPServer((self.host, self.port), handler)
+        self._server = _QuietServer((self.host, self.port), handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self.base_url = f"http://{self.host}:{self.port}"
@@ -943,6 +944,14 @@ def _parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, str], di
         else:
             fields[name] = data.decode("utf-8")
     return fields, files
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up mid-reply (a bot killed in a test) is routine, not a traceback."""
+
+    def handle_error(self, request, client_address) -> None:
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
