@@ -143,7 +143,12 @@ class WebhookApp:
         except redis.RedisError as exc:
             log.error("update %d: Redis unavailable (%s); Telegram will retry", update_id, type(exc).__name__)
             return 503
-        self.dispatcher.dispatch([types.Update.de_json(payload)])
+        try:
+            update = types.Update.de_json(payload)
+        except Exception:  # malformed beyond telebot's tolerance: re-sending it would not help
+            log.exception("update %d: cannot be parsed; dropped", update_id)
+            return 200
+        self.dispatcher.dispatch([update])
         return 200
 
     # --- lifetime -----------------------------------------------------------

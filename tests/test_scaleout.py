@@ -158,6 +158,8 @@ def test_wrong_secret_is_refused_with_403(cluster) -> None:
                                                "text": "/start"}}
     assert post(cluster.webhook_url, update, "not-the-secret") == 403
     assert post(cluster.webhook_url, update, None) == 403
+    assert post(cluster.webhook_url.replace("/telegram", "/other"), update, SECRET) == 404
+    assert post(cluster.webhook_url, {"no": "update_id"}, SECRET) == 400
     time.sleep(0.5)
     assert cluster.api.bot_messages(5) == []  # nothing was handled
 
