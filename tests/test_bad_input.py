@@ -13,6 +13,7 @@ import io
 import logging
 import struct
 import zlib
+from contextlib import contextmanager
 
 import pytest
 from botkit import TEST_SIZE, User, picture
@@ -90,13 +91,14 @@ BAD_PHOTOS = [
 # --- conversation helpers ------------------------------------------------------------------
 
 
-def expect_reply(user: User, send, fragment: str, what: str = "") -> str:
-    """Send something; within seconds the bot must show a text containing ``fragment``."""
+@contextmanager
+def replies(user: User, fragment: str, what: str = ""):
+    """``with replies(user, "not an image"): user.file(...)``: within seconds the bot shows that text."""
     before = len(user.seen())  # every text ever shown: append-only, unlike the chat (deletes)
-    send()
+    yield
     try:
-        return user.api.wait_for(lambda: next((t for t in user.seen()[before:] if fragment in t), None),
-                                 REPLY_WITHIN, what=what or fragment)
+        user.api.wait_for(lambda: any(fragment in t for t in user.seen()[before:]), REPLY_WITHIN,
+                          what=what or fragment)
     except AssertionError:
         raise AssertionError(f"{what or 'reply'}: expected {fragment!r}, the bot said {user.seen()[before:]}") from None
 
@@ -117,7 +119,13 @@ LOCATION = {"location": {"latitude": 55.75, "longitude": 37.62}}
 
 
 def still_polling(user: User) -> None:
-    expect_reply(user, lambda: user.say("/start"), "Hi!", "a final /start")
+    with replies(user, "Hi!", "a final /start"):
+        user.say("/start")
+
+
+def assert_photo_taken_once(user: User) -> None:
+    """Only the good image at the end was taken as the photo: none of the bad ones moved the dialog on."""
+    assert sum("Got the photo" in t for t in user.seen()) == 1
 
 
 def no_failures(user: User, caplog) -> None:
@@ -137,43 +145,61 @@ def _capture_errors(caplog):
 
 def test_bad_files_as_content_keep_asking_for_the_photo(make_bot, user: User, caplog):
     make_bot()
-    expect_reply(user, lambda: user.say("/start"), "Send me the photo")
+    with replies(user, "Send me the photo"):
+        user.say("/start")
     for what, (data, name, mime), fragment in BAD_FILES:
-        expect_reply(user, lambda: user.file(data, name, mime), fragment, what)
+        with replies(user, fragment, what):
+            user.file(data, name, mime)
     # Still waiting for the photo: a good one is taken as the photo, not as a style.
-    expect_reply(user, lambda: user.file(solid((90, 60)), "good.png", "image/png"), "Got the photo")
-    assert sum("Got the photo" in t for t in user.seen()) == 1
+    with replies(user, "Got the photo"):
+        user.file(solid((90, 60)), "good.png", "image/png")
+    assert_photo_taken_once(user)
     still_polling(user)
     no_failures(user, caplog)
 
 
 def test_bad_photos_as_content(make_bot, user: User, caplog):
     make_bot()
-    expect_reply(user, lambda: user.say("/start"), "Send me the photo")
+    with replies(user, "Send me the photo"):
+        user.say("/start")
     for what, data, fragment in BAD_PHOTOS:
-        expect_reply(user, lambda: user.photo(data), fragment, what)
-    expect_reply(user, lambda: user.photo(picture()), "Got the photo")
+        with replies(user, fragment, what):
+            user.photo(data)
+    with replies(user, "Got the photo"):
+        user.photo(picture())
+    assert_photo_taken_once(user)
     no_failures(user, caplog)
 
 
 def test_non_image_messages_get_a_helpful_reply(make_bot, emulator: BotAPIEmulator, user: User, caplog):
     make_bot()
-    expect_reply(user, lambda: user.say("hello there"), "Please send an image")
-    expect_reply(user, lambda: send_other(emulator, user, STICKER), "Please send an image", "sticker")
-    expect_reply(user, lambda: send_other(emulator, user, VOICE), "Please send an image", "voice")
-    expect_reply(user, lambda: send_other(emulator, user, LOCATION), "Please send an image", "location")
-    expect_reply(user, lambda: send_other(emulator, user, ANIMATION), "not an image", "animation (mp4)")
-    expect_reply(user, lambda: user.say("/paint"), "don't know that command")
-    expect_reply(user, lambda: user.photo(picture()), "Got the photo")
+    with replies(user, "Please send an image"):
+        user.say("hello there")
+    with replies(user, "Please send an image", "sticker"):
+        send_other(emulator, user, STICKER)
+    with replies(user, "Please send an image", "voice"):
+        send_other(emulator, user, VOICE)
+    with replies(user, "Please send an image", "location"):
+        send_other(emulator, user, LOCATION)
+    with replies(user, "not an image", "animation (mp4)"):
+        send_other(emulator, user, ANIMATION)
+    with replies(user, "don't know that command"):
+        user.say("/paint")
+    with replies(user, "Got the photo"):
+        user.photo(picture())
+    assert_photo_taken_once(user)
     no_failures(user, caplog)
 
 
 def test_russian_user_gets_russian_bad_input_texts(make_bot, emulator: BotAPIEmulator):
     make_bot()
     ivan = User(emulator, 2002, lang="ru")
-    expect_reply(ivan, lambda: ivan.file(PDF, "doc.pdf", "application/pdf"), "не похож на изображение")
-    expect_reply(ivan, lambda: ivan.file(solid((1, 1)), "dot.png", "image/png"), "слишком маленькое (1×1)")
-    expect_reply(ivan, lambda: ivan.say("привет"), "Пришлите изображение")
+    with replies(ivan, "не похож на изображение"):
+        ivan.file(PDF, "doc.pdf", "application/pdf")
+    with replies(ivan, "слишком маленькое (1×1)"):
+        ivan.file(solid((1, 1)), "dot.png", "image/png")
+    with replies(ivan, "Пришлите изображение"):
+        ivan.say("привет")
 
 
 # --- bad style -----------------------------------------------------------------------------
@@ -182,16 +208,22 @@ def test_russian_user_gets_russian_bad_input_texts(make_bot, emulator: BotAPIEmu
 def test_bad_styles_keep_the_photo_and_a_good_style_still_paints(make_bot, emulator: BotAPIEmulator,
                                                                   user: User, caplog):
     make_bot()
-    expect_reply(user, lambda: user.say("/start"), "Send me the photo")
-    expect_reply(user, lambda: user.photo(picture((120, 80))), "Got the photo")
+    with replies(user, "Send me the photo"):
+        user.say("/start")
+    with replies(user, "Got the photo"):
+        user.photo(picture((120, 80)))
     subset = {"pdf", "random bytes named .jpg", "truncated jpeg", "over 20 MB", "bomb 400 MP", "1x1", "1000x100"}
     for what, (data, name, mime), fragment in BAD_FILES:
         if what in subset:
-            expect_reply(user, lambda: user.file(data, name, mime), fragment, f"{what} as style")
+            with replies(user, fragment, f"{what} as style"):
+                user.file(data, name, mime)
     for what, data, fragment in BAD_PHOTOS:
-        expect_reply(user, lambda: user.photo(data), fragment, f"{what} as style")
-    expect_reply(user, lambda: user.say("what now?"), "Please send an image")
-    expect_reply(user, lambda: send_other(emulator, user, STICKER), "Please send an image", "sticker as style")
+        with replies(user, fragment, f"{what} as style"):
+            user.photo(data)
+    with replies(user, "Please send an image"):
+        user.say("what now?")
+    with replies(user, "Please send an image", "sticker as style"):
+        send_other(emulator, user, STICKER)
     assert not any("queue" in t for t in user.seen())  # nothing was queued along the way
 
     user.photo(picture((64, 64), (20, 60, 220)))
@@ -205,7 +237,8 @@ def test_bad_image_in_an_album_then_a_good_photo(make_bot, emulator: BotAPIEmula
     make_bot()
     emulator.send_album(user.id, [truncated(noisy((200, 150))), picture()])
     user.wait_text("broken or incomplete", timeout=REPLY_WITHIN)
-    expect_reply(user, lambda: user.photo(picture((100, 100))), "Got the photo")
+    with replies(user, "Got the photo"):
+        user.photo(picture((100, 100)))
     no_failures(user, caplog)
 
 
@@ -268,20 +301,29 @@ def odd_files():
     return files
 
 
+def result_or_refusal(user: User, count: int, what: str) -> dict | str:
+    """Result number ``count``, or the bot's "could not read" text if a job refused its input."""
+    def outcome():
+        results = user.results()
+        if len(results) >= count:
+            return results[count - 1]
+        return next((t for t in user.texts() if "could not read" in t), None)
+    return user.api.wait_for(outcome, 60, what=what)
+
+
 def test_odd_but_valid_files_are_painted_at_the_right_size(make_bot, emulator: BotAPIEmulator, caplog):
     """Each odd file is the photo of one job and the style of the next (so every one is used both ways)."""
     make_bot(rate_limit=0)
     files = odd_files()
     user = User(emulator, 5005)
-    expect_reply(user, lambda: user.say("/start"), "Send me the photo")
+    with replies(user, "Send me the photo"):
+        user.say("/start")
     for n, (name, mime, data, size) in enumerate(files):
         style_name, style_mime, style, _ = files[(n + 1) % len(files)]
-        expect_reply(user, lambda: user.file(data, name, mime), "Got the photo", name)
+        with replies(user, "Got the photo", name):
+            user.file(data, name, mime)
         user.file(style, style_name, style_mime)
-        result = user.api.wait_for(
-            lambda: len(user.results()) > n and user.results()[n]
-            or next((t for t in user.texts() if "could not read" in t), None),
-            60, what=f"the result for {name} (style {style_name})")
+        result = result_or_refusal(user, n + 1, what=f"the result for {name} (style {style_name})")
         assert isinstance(result, dict), f"{name} / {style_name}: {result}"
         image = user.result_image(result)
         assert image.size == size, name
