@@ -257,6 +257,23 @@ def test_exif_orientation_with_max_side_keeps_the_upright_aspect():
     assert out.size == (100, 300)
 
 
+def test_broken_or_odd_exif_is_ignored_not_fatal():
+    bad_orientation = Image.Exif()
+    bad_orientation[0x0112] = 9  # not an orientation
+    for exif in (bad_orientation.tobytes(), b"Exif\x00\x00" + bytes(range(200))):
+        out = images.load_image(encode(Image.new("RGB", (40, 30)), "JPEG", exif=exif))
+        assert out.size == (40, 30)
+
+
+def test_multi_picture_jpeg_from_a_phone():
+    frames = [Image.new("RGB", (1600, 1200), (90, 120, 150)), Image.new("RGB", (1600, 1200), (0, 0, 0))]
+    data = encode(frames[0], "MPO", save_all=True, append_images=frames[1:])
+    assert Image.open(io.BytesIO(data)).format == "MPO"
+    out = images.load_image(data, max_side=400)
+    assert out.size == (400, 300)
+    assert out.getpixel((200, 150)) == pytest.approx((90, 120, 150), abs=4)
+
+
 def test_webp():
     out = images.load_image(encode(Image.new("RGB", (60, 45), (10, 200, 30)), "WEBP", lossless=True))
     assert out.size == (60, 45) and out.getpixel((30, 20)) == (10, 200, 30)
