@@ -104,7 +104,7 @@ def replies(user: User, fragment: str, what: str = ""):
 
 
 def send_other(api: BotAPIEmulator, user: User, content: dict) -> None:
-    """A message kind the emulator has no helper for (sticker, voice, location…)."""
+    """A message the emulator has no public helper for (sticker, voice, location, a sizeless document…)."""
     api._user_message(user.id, content, user.lang)
 
 
@@ -143,13 +143,18 @@ def _capture_errors(caplog):
 # --- bad content ---------------------------------------------------------------------------
 
 
-def test_bad_files_as_content_keep_asking_for_the_photo(make_bot, user: User, caplog):
+def test_bad_files_as_content_keep_asking_for_the_photo(make_bot, emulator: BotAPIEmulator, user: User, caplog):
     make_bot()
     with replies(user, "Send me the photo"):
         user.say("/start")
     for what, (data, name, mime), fragment in BAD_FILES:
         with replies(user, fragment, what):
             user.file(data, name, mime)
+    # A document that does not state its size: only getFile's 400 "file is too big" tells.
+    unsized = emulator._store_document(OVER_20_MB, "huge.png", "image/png")
+    del unsized["file_size"]
+    with replies(user, "larger than 20 MB", "over 20 MB, size unknown until getFile"):
+        send_other(emulator, user, {"document": unsized})
     # Still waiting for the photo: a good one is taken as the photo, not as a style.
     with replies(user, "Got the photo"):
         user.file(solid((90, 60)), "good.png", "image/png")
