@@ -334,6 +334,9 @@ class WorkerRuntime:
     # --- one job -----------------------------------------------------------
     def perform(self, job_id: str) -> str:
         """Run ``job_id`` if it is still waiting; returns how it ended (RQ keeps it as the result)."""
+        if self.stopping.is_set():  # dequeued just as SIGTERM came: leave the job to another worker
+            self.queue.dispatch(job_id, at_front=True)
+            return "skipped: shutting down"
         job = self.store.claim(job_id, owner=self.identity, lease=LEASE_SECONDS)
         if job is None:
             return "skipped: not queued"
@@ -347,11 +350,11 @@ class WorkerRuntime:
                 pass
             return JobStatus.FAILED.value
         stop = Stop()
-        if self.stopping.is_set():
-            stop.interrupt()
         lease = Lease(self.store, job.id, stop)
-        with self._lock:
+        with self._lock:  # interrupt() sets `stopping` before it takes the lock: no signal is missed
             self._running = Running(job.id, stop)
+            if self.stopping.is_set():
+                stop.interrupt()
         log.info("job %s: started on %s (attempt %d)", job.id, self.identity, job.attempts)
         lease.start()
         try:
