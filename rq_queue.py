@@ -58,14 +58,16 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import telebot
 
 try:
     import redis
     from rq import Queue, SimpleWorker
+    from rq.exceptions import InvalidJobOperation, NoSuchJobError
     from rq.job import Job as RQJob
     from rq.job import JobStatus as RQStatus
 except ModuleNotFoundError as exc:  # the default install has neither: say what to do
@@ -167,7 +169,7 @@ class RQQueue:
             return
         try:
             RQJob.fetch(token, connection=self.connection).cancel()
-        except Exception as exc:  # already taken, or expired: nothing to tidy
+        except (NoSuchJobError, InvalidJobOperation, redis.RedisError) as exc:  # taken or expired: fine
             log.debug("job %s: message %s not cancelled: %s", job_id, token, type(exc).__name__)
 
     def lost_messages(self, queued: list[Job], now: float | None = None) -> list[str]:
@@ -187,13 +189,18 @@ class RQQueue:
             if message is None:
                 lost.append(job.id)
                 continue
-            status = message.get_status(refresh=False)
-            if status in _DONE_MESSAGES:
+            if _will_never_run(message, now):
                 lost.append(job.id)
-            elif status == RQStatus.STARTED and message.started_at is not None:
-                if now - message.started_at.timestamp() > LOST_MESSAGE_SECONDS:
-                    lost.append(job.id)
         return lost
+
+
+def _will_never_run(message: RQJob, now: float) -> bool:
+    """Consumed already, or taken long ago by a worker that died before claiming the job."""
+    status = message.get_status(refresh=False)
+    if status in _DONE_MESSAGES:
+        return True
+    started = message.started_at
+    return status == RQStatus.STARTED and started is not None and now - started.timestamp() > LOST_MESSAGE_SECONDS
 
 
 # --- the worker side -------------------------------------------------------

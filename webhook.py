@@ -152,7 +152,7 @@ class WebhookApp:
         return 200
 
     # --- lifetime -----------------------------------------------------------
-    def start(self) -> "WebhookApp":
+    def start(self) -> WebhookApp:
         """Serve first, then register: Telegram may POST the moment setWebhook returns."""
         self.store.ping()
         self._serving.start()
@@ -172,7 +172,7 @@ class WebhookApp:
                 self.bot.set_my_commands(chat.commands(texts.EN))
                 self.bot.set_my_commands(chat.commands(texts.RU), language_code=texts.RU)
                 return
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the menu is cosmetic: never fatal
                 log.warning("set_my_commands failed (%s); retrying", type(exc).__name__)
                 if self.stopping.wait(2 ** attempt):
                     return
@@ -200,7 +200,7 @@ def _handler_for(app: WebhookApp) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - keep access logs quiet
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
         def do_GET(self) -> None:

@@ -10,9 +10,9 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -33,12 +33,12 @@ def redis_server(workdir: Path) -> Iterator[str]:
         pytest.skip(SKIP_REASON)
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
-    log = open(workdir / "redis.log", "wb")
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(workdir)],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
+    with open(workdir / "redis.log", "wb") as log:
+        process = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(workdir)],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 10
         while True:
@@ -59,4 +59,3 @@ def redis_server(workdir: Path) -> Iterator[str]:
             process.wait(5)
         except subprocess.TimeoutExpired:
             process.kill()
-        log.close()

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from rediskit import redis_server
 
 from jobs import Job, JobStatus
-from rediskit import redis_server
 
 
 @pytest.fixture(scope="module")
@@ -82,16 +83,22 @@ def test_cancel_before_and_after_the_claim(queue) -> None:
 def test_lost_messages(queue) -> None:
     from rq_queue import LOST_MESSAGE_SECONDS
 
-    fine, finished, never_sent = job(1), job(2), job(3)
+    fine, finished, never_sent, taken = job(1), job(2), job(3), job(4)
     queue.submit(fine)
     queue.submit(finished)
     queue.store.create_job(never_sent)  # as if the web process died before enqueueing
+    queue.submit(taken)
     message = queue.rq.fetch_job(queue.store.dispatch(finished.id))
     message.set_status("finished")
+    # Dequeued by a worker that died before its claim: "started" long ago, job still queued.
+    message = queue.rq.fetch_job(queue.store.dispatch(taken.id))
+    message.started_at = datetime.now(UTC) - timedelta(seconds=LOST_MESSAGE_SECONDS + 5)
+    message.save()
+    message.set_status("started")
     queued = queue.store.queued_jobs()
-    assert queue.lost_messages(queued) == [finished.id]
+    assert queue.lost_messages(queued) == [finished.id, taken.id]
     later = time.time() + LOST_MESSAGE_SECONDS + 1
-    assert queue.lost_messages(queued, now=later) == [finished.id, never_sent.id]
-    queue.dispatch(finished.id)
-    queue.dispatch(never_sent.id)
+    assert queue.lost_messages(queued, now=later) == [finished.id, never_sent.id, taken.id]
+    for lost in (finished, never_sent, taken):
+        queue.dispatch(lost.id)
     assert queue.lost_messages(queue.store.queued_jobs(), now=later) == []

@@ -19,17 +19,17 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import pytest
+from botkit import User, picture, spawn_bot, weights_path
+from rediskit import free_port, redis_server
 
 import texts
-from botkit import ROOT, User, picture, spawn_bot, weights_path
 from emulator import BotAPIEmulator
 from jobs import Job, JobStatus
-from rediskit import free_port, redis_server
 
 SECRET = "s3cret-for-tests"
 pytestmark = pytest.mark.skipif(weights_path() is None, reason="VGG weights not found: set STYLEBOT_WEIGHTS "
@@ -243,7 +243,7 @@ def test_cancel_stops_a_job_running_on_a_worker(cluster, store) -> None:
 
 
 def test_sigterm_puts_the_running_job_back_and_exits(cluster, store) -> None:
-    api, user = cluster.api, User(cluster.api, 106)
+    user = User(cluster.api, 106)
     (worker,) = cluster.alive_workers()
     job = start_long_job(user, store)
     worker.send_signal(signal.SIGTERM)
