@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 STRENGTHS = (0.25, 0.5, 1.0, 2.0, 4.0)
 #: The three named in /settings.
 NAMED_STRENGTHS = {"weak": 0.5, "normal": 1.0, "strong": 2.0}
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".bmp", ".gif", ".tif", ".tiff")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".avif", ".bmp", ".gif", ".tif", ".tiff")
 COMMANDS = ("start", "help", "cancel", "settings", "forget")
 
 
@@ -508,7 +508,7 @@ def guarded(handler: Callable[..., None], tg: Telegram) -> Callable[..., None]:
                 return
             lang = texts.lang_of(update.from_user.language_code if update.from_user else None)
             try:
-                tg.send_text(message.chat.id, texts.t(lang, "failed"))
+                tg.send_text(message.chat.id, texts.t(lang, "handler_failed"))
             except Exception:
                 log.exception("could not report the failure")
 

@@ -177,7 +177,10 @@ class App:
             log.warning("deleteWebhook failed (%s); polling anyway", type(exc).__name__)
         while not self.stopping.is_set():
             try:
-                updates = self.bot.get_updates(
+                # Raw JSON, parsed one update at a time below: telebot parses a batch as a
+                # whole, and one update it cannot parse would otherwise stall the offset.
+                raw = telebot.apihelper.get_updates(
+                    self.config.token,
                     offset=offset,
                     timeout=LONG_POLL_SECONDS + 10,
                     long_polling_timeout=LONG_POLL_SECONDS,
@@ -190,9 +193,20 @@ class App:
                 delay = min(delay * 2, 30.0)
                 continue
             delay = 1.0
-            if updates and not self.stopping.is_set():
-                offset = updates[-1].update_id + 1
-                self.dispatcher.dispatch(updates)
+            if raw and not self.stopping.is_set():
+                offset = raw[-1]["update_id"] + 1
+                self.dispatcher.dispatch(parse_updates(raw))
+
+
+def parse_updates(raw: list[dict]) -> list[telebot.types.Update]:
+    """Parse each update on its own; one that telebot can't read is logged and skipped."""
+    updates = []
+    for item in raw:
+        try:
+            updates.append(telebot.types.Update.de_json(item))
+        except Exception as exc:
+            log.warning("skipping update %s that could not be parsed: %s", item.get("update_id"), _short(exc))
+    return updates
 
 
 def _short(exc: BaseException) -> str:

@@ -161,8 +161,8 @@ def test_queue_positions_move_for_everyone_waiting(make_bot, emulator: BotAPIEmu
     users[0].photo(picture(color=(0, 0, 200)))
     users[0].wait_seen("Painting")
     users[1].photo(picture(color=(0, 200, 0)))
-    users[2].photo(picture(color=(200, 200, 0)))
     assert "next" in users[1].wait_seen("queue")
+    users[2].photo(picture(color=(200, 200, 0)))
     users[2].wait_seen("position 2")
     # When the first job ends, the third user's message is edited to "next".
     users[2].wait_seen("You are next", timeout=120)
