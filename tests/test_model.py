@@ -259,3 +259,28 @@ def test_module_stylize_caches_one_engine(monkeypatch):
     b = model.stylize(make_content((24, 32)), make_style(), StyleParams(size=32, preset="quick"), weights=WEIGHTS, device="cpu")
     assert a.size == (32, 24) and b.size == (24, 32)
     assert len(model._engines) == 1
+
+
+# --- strip tiling (memory) ----------------------------------------------------------------------------------
+
+
+@needs_weights
+@pytest.mark.parametrize("preset", ["default", "seed"])
+@pytest.mark.parametrize("size", [(70, 53), (61, 90)], ids=["landscape", "portrait"])
+def test_strips_give_the_same_loss_and_gradient(engine, monkeypatch, preset, size):
+    """Large levels are evaluated in strips with halos; the result must be the whole-image one."""
+    content, style = make_content(size), make_style()
+    params = StyleParams(preset=preset)
+    x = torch.rand(1, 3, size[1], size[0], generator=torch.Generator().manual_seed(0))
+
+    monkeypatch.setattr(engine, "tile_px", None)
+    whole, _ = engine._objective(params.recipe, content, style, size, 1.0, 1e-3, False)
+    monkeypatch.setattr(engine, "tile_px", size[0] * 40)  # strips of 8 own rows + 2 x 16 halo rows
+    tiled, _ = engine._objective(params.recipe, content, style, size, 1.0, 1e-3, False)
+    assert len(tiled._plan(x)) > 5
+
+    (l_whole, g_whole), (l_tiled, g_tiled) = whole.value_and_grad(x), tiled.value_and_grad(x)
+    for a, b in zip(dataclasses.astuple(l_whole), dataclasses.astuple(l_tiled)):
+        assert b == pytest.approx(a, rel=1e-5, abs=1e-9)
+    assert float((g_whole - g_tiled).abs().max()) < 1e-4 * float(g_whole.abs().max())
+    assert dataclasses.astuple(tiled.value(x)) == pytest.approx(dataclasses.astuple(l_whole), rel=1e-5, abs=1e-9)
