@@ -191,6 +191,14 @@ return 1
 """
 
 
+# ARGV: prefix, job_ttl, id, field, value -> set only on a job that exists (no stub of a forgotten job)
+_SET_FIELD = """
+if redis.call('EXISTS', ARGV[1] .. ':job:' .. ARGV[3]) == 0 then return 0 end
+redis.call('HSET', ARGV[1] .. ':job:' .. ARGV[3], ARGV[4], ARGV[5])
+return 1
+"""
+
+
 def connect(url: str, decode: bool = True) -> redis.Redis:
     """A client for ``url`` (``redis://`` or ``rediss://``, as Heroku Redis gives).
 
@@ -242,6 +250,7 @@ class RedisStore:
                 "reap": _REAP,
                 "recover": _RECOVER,
                 "renew": _RENEW,
+                "set_field": _SET_FIELD,
             }.items()
         }
 
@@ -319,13 +328,7 @@ class RedisStore:
         return bool(self._run("cancel_if_queued", job_id))
 
     def set_status_message(self, job_id: str, message_id: int | None) -> None:
-        key = self.key("job", job_id)
-        with self.r.pipeline(transaction=True) as pipe:
-            pipe.exists(key)
-            pipe.hset(key, "status_message_id", json.dumps(message_id))
-            exists, _ = pipe.execute()
-        if not exists:  # the job was forgotten meanwhile: leave no stub behind
-            self.r.delete(key)
+        self._run("set_field", job_id, "status_message_id", json.dumps(message_id))
 
     def queued_jobs(self) -> list[Job]:
         return self._jobs(self.r.zrange(self.key("queued"), 0, -1))
@@ -385,7 +388,7 @@ class RedisStore:
 
     def set_dispatch(self, job_id: str, token: str) -> None:
         """Remember the RQ job that will run ``job_id`` (the reconciler checks it is alive)."""
-        self.r.hset(self.key("job", job_id), "dispatch", json.dumps(token))
+        self._run("set_field", job_id, "dispatch", json.dumps(token))
 
     def dispatch(self, job_id: str) -> str | None:
         raw = self.r.hget(self.key("job", job_id), "dispatch")

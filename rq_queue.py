@@ -58,6 +58,7 @@ import socket
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -149,18 +150,24 @@ class RQQueue:
 
     # --- messages --------------------------------------------------------
     def dispatch(self, job_id: str, at_front: bool = False) -> str:
-        """Enqueue the RQ message that makes some worker run ``job_id``; returns its RQ id."""
-        message = self.rq.enqueue(
+        """Enqueue the RQ message that makes some worker run ``job_id``; returns its RQ id.
+
+        The message id is recorded first, so the reconciler never judges a
+        job by a message that has already been replaced.
+        """
+        token = uuid.uuid4().hex
+        self.store.set_dispatch(job_id, token)
+        self.rq.enqueue(
             perform,
             job_id,
+            job_id=token,
             job_timeout=JOB_TIMEOUT,
             result_ttl=3600,
             failure_ttl=24 * 3600,
             at_front=at_front,
             description=f"stylebot job {job_id}",
         )
-        self.store.set_dispatch(job_id, message.id)
-        return message.id
+        return token
 
     def _drop_message(self, job_id: str) -> None:
         """Best effort: take a cancelled job's message out of RQ (if it stays, its claim just fails)."""

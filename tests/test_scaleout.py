@@ -189,8 +189,11 @@ def test_duplicated_update_is_handled_once(cluster) -> None:
     user = User(cluster.api, 104)
     user.say("/help")
     user.wait_text("/settings", timeout=30)
+    time.sleep(0.5)  # the emulator records the update as delivered once our 200 reaches it
     assert cluster.api.redeliver_last_update() == 200
-    time.sleep(1.5)
+    cluster.api.wait_for(lambda: "already handled; ignored" in cluster.log_of(cluster.web.pid), 10,
+                         what="the web process to recognise the re-sent update")
+    time.sleep(1.0)
     assert len(user.messages()) == 1, user.texts()
 
 
