@@ -235,8 +235,9 @@ def save_screenshot(page: sync_api.Page) -> None:
     page.screenshot(path=str(full))
     small = Image.open(full).convert("RGB")
     small.thumbnail((480, 1000))
-    (ROOT / "docs").mkdir(exist_ok=True)
-    small.quantize(colors=128).save(ROOT / "docs" / "playground.png", optimize=True)
+    small.quantize(colors=128).save(ARTIFACTS / "playground-small.png", optimize=True)
+    if os.environ.get("STYLEBOT_UPDATE_SCREENSHOT"):  # refresh the README's picture on purpose only
+        small.quantize(colors=128).save(ROOT / "docs" / "playground.png", optimize=True)
 
 
 @pytest.fixture
