@@ -160,8 +160,11 @@ def test_wrong_secret_is_refused_with_403(cluster) -> None:
     assert post(cluster.webhook_url, update, None) == 403
     assert post(cluster.webhook_url.replace("/telegram", "/other"), update, SECRET) == 404
     assert post(cluster.webhook_url, {"no": "update_id"}, SECRET) == 400
+    # An update telebot cannot parse is acknowledged (re-sending won't fix it) and logged, nothing else.
+    assert post(cluster.webhook_url, {"update_id": 999998, "message": {"bogus": True}}, SECRET) == 200
     time.sleep(0.5)
     assert cluster.api.bot_messages(5) == []  # nothing was handled
+    assert cluster.web.poll() is None
 
 
 def test_three_users_each_get_exactly_one_result(cluster, store) -> None:
