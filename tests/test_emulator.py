@@ -226,7 +226,7 @@ def test_webhook_delivery_retry_and_redelivery(emulator: BotAPIEmulator, bot: te
             bot.get_updates(long_polling_timeout=0)
         assert conflict.value.error_code == 409
         emulator.send_text(USER, "via webhook")
-        emulator.wait_for(lambda: _Hook.received, timeout=5, what="a webhook delivery")
+        emulator.wait_for(lambda: _Hook.received, timeout=30, what="a webhook delivery")
         body, secret = _Hook.received[0]
         assert body["message"]["text"] == "via webhook" and secret == "s3cret"
         assert emulator.redeliver_last_update() == 200
