@@ -215,14 +215,22 @@ def _short(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def run_polling(config: Config) -> int:
+class WeightsMissing(SystemExit):
+    """The engine could not load its weights: already explained on stderr."""
+
+
+def build_app(config: Config) -> App:
     try:
-        app = App(config)
-    except Exception as exc:
-        if isinstance(exc, ValueError) and type(exc).__name__ == "WeightsError":
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        raise
+        return App(config)
+    except ValueError as exc:
+        if type(exc).__name__ != "WeightsError":
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        raise WeightsMissing(2) from None
+
+
+def run_polling(config: Config) -> int:
+    app = build_app(config)
     app.start()
     install_signal_handlers(app.stopping)
     app.wait()
@@ -246,7 +254,7 @@ def run_playground(config_env: Config | None, port: int) -> int:
         base = config_env or Config(token=pg.token)
         config = replace(base, token=pg.token, api_url=pg.api_url)
         setup_logging(config.token)
-        app = App(config)
+        app = build_app(config)
         app.start()
         install_signal_handlers(app.stopping)
         print(f"Playground: open {pg.page_url} in your browser (Ctrl-C stops).", flush=True)

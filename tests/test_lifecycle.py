@@ -115,3 +115,12 @@ def test_polling_starts_despite_startup_errors(emulator: BotAPIEmulator, tmp_pat
     finally:
         stop(bot)
     assert emulator.token not in (tmp_path / "bot.log").read_text()
+
+
+def test_missing_weights_exit_2_and_say_how_to_get_them(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "STYLEBOT_"))}
+    env.update(TELEGRAM_BOT_TOKEN="123456:abcdefghijklmnopqrstuvwxyz", STYLEBOT_WEIGHTS=str(tmp_path / "none.pth"),
+               STYLEBOT_DATA_DIR=str(tmp_path / "data"), TELEGRAM_API_URL="http://127.0.0.1:9")
+    done = subprocess.run([sys.executable, "main.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "weights.py build" in done.stderr and "Traceback" not in done.stderr
