@@ -130,6 +130,20 @@ class Handlers:
         self.size_choices = size_choices
         self.rate_limit = rate_limit
 
+    @classmethod
+    def for_config(cls, bot: telebot.TeleBot, store: Store, queue: JobQueue, tg: Telegram, config, gpu: bool):
+        """The handlers as every entry point builds them (polling app, webhook process)."""
+        return cls(
+            bot,
+            store,
+            queue,
+            tg,
+            results_dir=config.results_dir,
+            default_size=config.image_size,
+            size_choices=config.size_choices(gpu),
+            rate_limit=config.rate_limit,
+        )
+
     # --- helpers -------------------------------------------------------
     @staticmethod
     def lang(user: types.User | None) -> str:

@@ -89,6 +89,22 @@ class JobQueue(Protocol):
     def stop(self, timeout: float = 10.0) -> None: ...
 
 
+def store_and_announce(store, job: Job, announce: Callable[[int], int | None] | None) -> int:
+    """The first half of every back-end's ``submit``: write the job, then tell the user.
+
+    The job is durable before anyone hears "queued"; the status message id is
+    recorded before the job can start, so progress edits land on it.
+    """
+    store.create_job(job)
+    position = store.position(job.id) or 1
+    if announce is not None:
+        message_id = announce(position)
+        if message_id is not None:
+            job.status_message_id = message_id
+            store.set_status_message(job.id, message_id)
+    return position
+
+
 class Stop:
     """Why a running job should stop: the user cancelled it, or we are shutting down.
 
@@ -143,13 +159,7 @@ class ThreadQueue:
         with self._wake:
             self._announcing.add(job.id)
         try:
-            self.store.create_job(job)
-            position = self.store.position(job.id) or 1
-            if announce is not None:
-                message_id = announce(position)
-                if message_id is not None:
-                    job.status_message_id = message_id
-                    self.store.set_status_message(job.id, message_id)
+            position = store_and_announce(self.store, job, announce)
         finally:
             with self._wake:
                 self._announcing.discard(job.id)

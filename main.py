@@ -111,16 +111,7 @@ class App:
             workers=config.workers,
             on_move=self.positions.notify,
         )
-        self.handlers = chat.Handlers(
-            self.bot,
-            self.store,
-            self.queue,
-            self.tg,
-            results_dir=config.results_dir,
-            default_size=config.image_size,
-            size_choices=config.size_choices(gpu),
-            rate_limit=config.rate_limit,
-        )
+        self.handlers = chat.Handlers.for_config(self.bot, self.store, self.queue, self.tg, config, gpu)
         chat.register(self.bot, self.handlers)
         self._poller = threading.Thread(target=self._poll, name="polling", daemon=True)
 

@@ -76,7 +76,7 @@ except ModuleNotFoundError as exc:  # the default install has neither: say what 
                      f"({exc.name} is not installed)") from None
 
 import texts
-from jobs import MAX_ATTEMPTS, Job, JobStatus, Stop
+from jobs import MAX_ATTEMPTS, Job, JobStatus, Stop, store_and_announce
 from redis_store import RedisStore, connect
 from runner import RESULT_HOURS, Context, result_path, run_job
 from telegram import Telegram, TelegramError, UserGone, use_api_url
@@ -119,13 +119,7 @@ class RQQueue:
 
     # --- the interface -------------------------------------------------
     def submit(self, job: Job, announce: Callable[[int], int | None] | None = None) -> int:
-        self.store.create_job(job)
-        position = self.store.position(job.id) or 1
-        if announce is not None:
-            message_id = announce(position)
-            if message_id is not None:
-                job.status_message_id = message_id
-                self.store.set_status_message(job.id, message_id)
+        position = store_and_announce(self.store, job, announce)
         self.dispatch(job.id)
         return position
 

@@ -107,16 +107,7 @@ class WebhookApp:
         self.queue = RQQueue(self.store)
         # The web process has no engine; STYLEBOT_DEVICE=cuda here says "the workers have GPUs".
         gpu = config.device == "cuda"
-        self.handlers = SharedResultHandlers(
-            self.bot,
-            self.store,
-            self.queue,
-            self.tg,
-            results_dir=config.results_dir,
-            default_size=config.image_size,
-            size_choices=config.size_choices(gpu),
-            rate_limit=config.rate_limit,
-        )
+        self.handlers = SharedResultHandlers.for_config(self.bot, self.store, self.queue, self.tg, config, gpu)
         chat.register(self.bot, self.handlers)
         self.server = ThreadingHTTPServer((host, config.port), _handler_for(self))
         self.server.daemon_threads = True
