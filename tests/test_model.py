@@ -270,13 +270,13 @@ def test_module_stylize_caches_one_engine(monkeypatch):
 def test_strips_give_the_same_loss_and_gradient(engine, monkeypatch, preset, size):
     """Large levels are evaluated in strips with halos; the result must be the whole-image one."""
     content, style = make_content(size), make_style()
-    params = StyleParams(preset=preset)
+    recipe = dataclasses.replace(StyleParams(preset=preset).recipe, tiled=True)
     x = torch.rand(1, 3, size[1], size[0], generator=torch.Generator().manual_seed(0))
 
     monkeypatch.setattr(engine, "tile_px", None)
-    whole, _ = engine._objective(params.recipe, content, style, size, 1.0, 1e-3, False)
+    whole, _ = engine._objective(recipe, content, style, size, 1.0, 1e-3, False)
     monkeypatch.setattr(engine, "tile_px", size[0] * 40)  # strips of 8 own rows + 2 x 16 halo rows
-    tiled, _ = engine._objective(params.recipe, content, style, size, 1.0, 1e-3, False)
+    tiled, _ = engine._objective(recipe, content, style, size, 1.0, 1e-3, False)
     assert len(tiled._plan(x)) > 5
 
     (l_whole, g_whole), (l_tiled, g_tiled) = whole.value_and_grad(x), tiled.value_and_grad(x)
