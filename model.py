@@ -25,10 +25,14 @@ How it works (and where it departs from the PyTorch tutorial recipe the original
   style weight 1e6 on conv_1..conv_5 *before* ReLU, content weight 1 on conv_4 = conv2_2, max pooling, no TV,
   content init), so the benchmark can compare the two on one number. ``preset="default"`` is the best
   result per second that we found by looking and measuring (see :data:`PRESETS`).
-* **Memory.** One fp32 forward+backward at 512² keeps ~290 MB of activations. The default preset takes the
-  style from the ReLU outputs, so the ReLUs can run in place on the conv outputs (the conv backward needs
-  its input, the ReLU backward its output: the same tensor); it uses average pooling (no int64 max-pool
-  indices); it runs the network in bfloat16 under autocast; and it keeps a short L-BFGS history.
+* **Memory.** One fp32 forward+backward at 512² keeps ~290 MB of activations and gradients, and the
+  original recipe peaks above 2 GB. Here large levels are evaluated exactly in horizontal strips (see
+  ``_HALO``): a no-grad pass sums the Gram matrices, then each strip back-propagates its own share. The
+  default preset takes the style from the ReLU outputs, so the ReLUs run in place; it uses average pooling
+  (no int64 max-pool indices); the L-BFGS history is capped in bytes; the content target of a tiled level
+  is stored in bfloat16; and glibc is told to give big blocks back to the OS (``_return_big_blocks_to_the_os``).
+  bfloat16 autocast for the network is used only where the hardware has native bf16 (CUDA, AVX512-BF16,
+  AMX): on the AVX2 dev machine it was 6-9x *slower* than fp32 (see ``_cpu_has_native_bf16``).
 * **Thread safety.** The network's weights are read-only; every per-call tensor (targets, the image, the
   optimiser) lives inside :meth:`Engine.stylize`, and randomness comes from a local ``torch.Generator``.
 """
