@@ -112,7 +112,20 @@ class Recipe:
     tiled: bool  # evaluate large levels in strips on CPU (bounded memory, ~1.4x the time per evaluation)
 
 
-#: The two presets. Figures are from ``bench/engine.py`` on the 2-core dev machine (see its docstring).
+#: The two presets. Figures are from ``python bench/engine.py --quick`` on the shared 2-core dev machine
+#: (load average 2-8 from other people's jobs, so absolute times are inflated, ratios less so):
+#:
+#: * seed, 512 px: 100 evaluations at 128, 20 at 256, 10 at 512. With 100/20/5 it took 37 s against (a)'s
+#:   projected ~1900 s for the tutorial's 300 evaluations at 512² (~50x), with a seed-objective pyramid
+#:   style loss (full + 1/2 + 1/4 size) of 334 against 662 for the finished (a) (issue #3) and a content
+#:   loss 2.3x (a)'s: the coarse levels fix the large shapes that (a) never gets. Its weak point was the
+#:   full-size style term (138 vs (a)'s 0.34: fine texture), hence 10 rather than 5 evaluations at 512.
+#: * default: the same Gram/MSE normalisation and weights, but style on the ReLU outputs (in-place ReLUs),
+#:   average pooling (Gatys et al. found it gives smoother results; no int64 indices) and strips at large
+#:   levels, so 512 px fits the memory budget (+210 MB). 100/30/10 evaluations took 87 s at 512 and 291 s
+#:   at 1024 under that load, over the 45 s / 3 min targets, so the counts were cut to 80/24/8 (4 at
+#:   1024). By eye (bench/out/contact_sheet.jpg) it keeps the dancer crisper than the seed objective while
+#:   the background takes the cubist facets.
 PRESETS: dict[str, Recipe] = {
     # The tutorial objective exactly; only the solver differs (coarse-to-fine, short history). Not tiled:
     # it is the comparison preset, and one graph per evaluation is faster than strips.
@@ -126,7 +139,7 @@ PRESETS: dict[str, Recipe] = {
         tv_scale=0.0,
         min_side=128,
         coarse_evals=100,
-        refine_evals=((320, 20), (640, 5), (1 << 30, 3)),
+        refine_evals=((320, 20), (640, 10), (1 << 30, 4)),
         history=10,
         init_noise=0.0,
         bf16=True,
@@ -142,8 +155,8 @@ PRESETS: dict[str, Recipe] = {
         content_layer=3,
         tv_scale=1.0,
         min_side=128,
-        coarse_evals=100,
-        refine_evals=((320, 30), (640, 10), (1 << 30, 6)),
+        coarse_evals=80,
+        refine_evals=((320, 24), (640, 8), (1 << 30, 4)),
         history=10,
         init_noise=0.0,
         bf16=True,
@@ -161,7 +174,7 @@ class StyleParams:
     strength: float = 1.0  # multiplier on the style weight
     keep_colors: bool = False  # luminance-only transfer; chroma from the content
     tv_weight: float = 1e-3  # total variation weight (smoothness); ignored by preset "seed"
-    seed: int = 0  # seeds the initial noise, so the same inputs give the same image
+    seed: int = 0  # seeds the initial noise of presets that add some (neither does now: both start from the content)
     preset: str = "default"  # "default" | "seed" (the original bot's objective, exactly)
 
     def __post_init__(self) -> None:
@@ -269,21 +282,11 @@ class VGGFeatures(nn.Module):
 # ---------------------------------------------------------------------------------------------------------
 
 
-def gram_matrix(f: torch.Tensor) -> torch.Tensor:
-    """Gram = FᵀF / (c·h·w) for features f of shape (1, c, h, w), in fp32.
-
-    The normalisation by c·h·w (not by h·w, nor Gatys' 1/(4N²M²)) is the tutorial's and so the seed
-    objective's. The (h·w, c) view is taken through the channels-last layout when the tensor has it,
-    which avoids a copy of the whole feature map.
-    """
-    _, c, h, w = f.shape
-    flat = f.permute(0, 2, 3, 1).reshape(h * w, c)  # a view for channels-last tensors
-    g = flat.t() @ flat
-    return g.float() / (c * h * w)
-
-
 class _GramMSE(torch.autograd.Function):
     """weight · MSE(FᵀF/N, target) with a hand-written backward: dL/dF = F · 4·weight·(G - T) / (c²·N).
+
+    ``flat`` is the (h·w, c) view of a feature map (see :func:`_flat`) and N = c·h·w. The normalisation by
+    c·h·w (not by h·w, nor Gatys' 1/(4N²M²)) is the tutorial's, and so the seed objective's.
 
     Autograd on ``flat.t() @ flat`` would run two matrix products in the backward (one per operand) and
     add their full-size results; the Gram products were 37% of an evaluation's time at 256² (profiled),
@@ -562,7 +565,7 @@ class _Objective:
                 if keep_content and i == self.recipe.content_layer:
                     content_rows.append(_own_rows(f, i, strip, h).to(content_dtype))
             del feats
-        grams = [s / n for s, n in zip(sums, counts)]  # FᵀF / (c·h·w), as gram_matrix()
+        grams = [s / n for s, n in zip(sums, counts)]  # FᵀF / (c·h·w), as _GramMSE
         content = torch.cat(content_rows, dim=2).contiguous() if keep_content else None
         return grams, content
 
