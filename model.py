@@ -523,12 +523,12 @@ class _Objective:
         target_dtype: torch.dtype = torch.float32,
     ) -> None:
         self.net, self.recipe, self.autocast, self.channels_last = net, recipe, autocast, channels_last
-        self.tile_px, self.target_dtype = tile_px, target_dtype
-        style_grams, _ = self._scan(style, keep_content=False)
+        self.tile_px = tile_px
+        style_grams, _, _ = self._scan(style, keep_content=False)
         self.style_losses = [
             StyleLoss(g, recipe.style_weight * strength * lw) for g, lw in zip(style_grams, recipe.layer_weights)
         ]
-        _, c_feat = self._scan(content, keep_content=True, content_dtype=target_dtype)
+        _, c_feat, _ = self._scan(content, keep_content=True, content_dtype=target_dtype)
         self.content_loss = ContentLoss(c_feat, recipe.content_weight)
         self.tv_loss = TVLoss(tv_weight * recipe.tv_scale)
 
@@ -547,8 +547,9 @@ class _Objective:
     @torch.no_grad()
     def _scan(
         self, x: torch.Tensor, keep_content: bool, content_dtype: torch.dtype = torch.float32
-    ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
-        """No-grad pass in strips: the five Grams (fp32) and, if asked, the content layer's features.
+    ) -> tuple[list[torch.Tensor], torch.Tensor | None, list[int]]:
+        """No-grad pass in strips: the five Grams (fp32), the content layer's features if asked, and the
+        element count c·h·w of each feature map (the Gram normalisation N).
 
         Without autograd only two feature maps are alive at a time, so strips can be larger here.
         """
@@ -567,7 +568,7 @@ class _Objective:
             del feats
         grams = [s / n for s, n in zip(sums, counts)]  # FᵀF / (c·h·w), as _GramMSE
         content = torch.cat(content_rows, dim=2).contiguous() if keep_content else None
-        return grams, content
+        return grams, content, counts
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, Losses]:
         """The objective as one autograd graph (whole image): what the tiled path must equal."""
@@ -581,7 +582,7 @@ class _Objective:
 
     def value(self, x: torch.Tensor) -> Losses:
         """The objective without autograd, in strips: cheap in memory at any size."""
-        grams, feat = self._scan(x, keep_content=True)
+        grams, feat, _ = self._scan(x, keep_content=True)
         style = sum(float(loss(g, gram=True)) for loss, g in zip(self.style_losses, grams))
         content = float(self.content_loss(feat))
         tv = float(self.tv_loss(x)) if self.tv_loss.weight else 0.0
@@ -602,11 +603,11 @@ class _Objective:
     def _tiled_value_and_grad(self, x: torch.Tensor, plan) -> tuple[Losses, torch.Tensor]:
         h = x.shape[-2]
         cl = self.recipe.content_layer
-        grams, _ = self._scan(x, keep_content=False)
+        grams, _, counts = self._scan(x, keep_content=False)
         # Pass 1 gives the loss values and dL/dG for every layer.
         style = 0.0
         coeffs = []  # dL/dF = F @ coeff for each layer: coeff = (dL/dG + dL/dGᵀ) / N = 2·dL/dG / N
-        for g, loss, f_count in zip(grams, self.style_losses, self._feature_counts(x)):
+        for g, loss, f_count in zip(grams, self.style_losses, counts):
             diff = g - loss.target
             style += loss.weight * float(diff.square().mean())
             coeffs.append(diff * (4.0 * loss.weight / diff.numel() / f_count))
@@ -640,16 +641,6 @@ class _Objective:
             grad += xk.grad
             tv = float(tv_t.detach())
         return Losses(style, content, tv, style + content + tv), grad
-
-    def _feature_counts(self, x: torch.Tensor) -> list[int]:
-        """c·h·w of each feature map for an image of x's size (the Gram normalisation N)."""
-        h, w = x.shape[-2:]
-        out = []
-        for i, conv in enumerate(self.net.convs):
-            s = _FEATURE_STRIDE[i]
-            hh, ww = (h, w) if s == 1 else ((h // 2, w // 2) if s == 2 else (h // 2 // 2, w // 2 // 2))
-            out.append(conv.out_channels * hh * ww)
-        return out
 
 
 # ---------------------------------------------------------------------------------------------------------
