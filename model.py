@@ -723,24 +723,34 @@ class Engine:
     """The VGG slice loaded once; :meth:`stylize` runs one job and may be called from several threads."""
 
     def __init__(
-        self, weights: str | Path = DEFAULT_WEIGHTS, device: str = "auto", threads: int | None = None
+        self,
+        weights: str | Path = DEFAULT_WEIGHTS,
+        device: str = "auto",
+        threads: int | None = None,
+        *,
+        low_memory: bool = True,
     ) -> None:
         """
         :param weights: ``vgg19_cache.pth`` (state dict or the legacy pickle; see ``weights.py``).
         :param device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
         :param threads: torch intra-op threads; left to torch's default when None (it is process-wide).
+        :param low_memory: on CPU, evaluate large levels in strips and give big blocks back to the OS, so a
+            512 px job stays within ~210 MB above the torch baseline (a 512 MB dyno). Measured at 512²
+            (3 evaluations, 2 cores): 17.7 s and +142 MB peak with it, 10.8 s and +258 MB without; the
+            difference is mostly page faults (sys time 11.5 s vs 1.7 s) from mmap-served blocks. Pass
+            False on a machine with memory to spare.
         :raises WeightsError: missing, corrupt or foreign weights file.
         """
         self.device = _resolve_device(device)
-        if self.device.type == "cpu":
+        low_memory = low_memory and self.device.type == "cpu"  # a GPU has the memory for any level
+        if low_memory:
             _return_big_blocks_to_the_os()
         if threads is not None:
             torch.set_num_threads(int(threads))
         self.net = VGGFeatures(load_state_dict(weights)).to(self.device)
         self._bf16_ok = self.device.type == "cuda" or _cpu_has_native_bf16()
-        #: Levels with more pixels than this are evaluated in strips to bound memory (see _HALO); a GPU
-        #: has the memory to do any level in one piece.
-        self.tile_px: int | None = None if self.device.type == "cuda" else TILE_PX
+        #: Levels with more pixels than this are evaluated in strips to bound memory (see _HALO).
+        self.tile_px: int | None = TILE_PX if low_memory else None
         log.info("engine ready on %s (threads=%d)", self.device, torch.get_num_threads())
 
     # -- helpers -------------------------------------------------------------------------------------------
@@ -946,6 +956,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu' or 'cuda'")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS, help="VGG-19 cache (default %(default)s)")
+    p.add_argument("--more-memory", action="store_true", help="CPU: no strips and no memory give-back; about "
+                   "1.6x faster per 512 px evaluation for about +120 MB peak")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -957,7 +969,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     params = StyleParams(size=args.size, strength=args.strength, keep_colors=args.keep_colors,
                          tv_weight=args.tv_weight, seed=args.seed, preset=args.preset)
     try:
-        engine = Engine(args.weights, args.device, args.threads)
+        engine = Engine(args.weights, args.device, args.threads, low_memory=not args.more_memory)
         content, style = Image.open(args.content), Image.open(args.style)
         content.load(), style.load()
     except (WeightsError, OSError, ValueError) as exc:
