@@ -535,6 +535,9 @@ class _Objective:
     def _features(self, x: torch.Tensor) -> list[torch.Tensor]:
         if x.shape[1] == 1:  # luminance-only transfer: a grey image
             x = x.expand(-1, 3, -1, -1)
+        h, w = x.shape[-2:]
+        if h < 4 or w < 4:  # the two 2x2 poolings need 4 px: repeat the edge (the output keeps its size)
+            x = F.pad(x, (0, max(0, 4 - w), 0, max(0, 4 - h)), mode="replicate")
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with self.autocast():

@@ -124,6 +124,13 @@ def test_output_has_exact_size_and_aspect(engine, content_size):
 
 
 @needs_weights
+@pytest.mark.parametrize("content_size", [(1, 1), (5, 3), (3, 40)])
+def test_tiny_images_keep_their_exact_size(engine, content_size):
+    out = engine.stylize(make_content(content_size), make_style(), StyleParams(size=64, preset="quick"))
+    assert out.size == content_size
+
+
+@needs_weights
 def test_any_input_mode_is_accepted(engine):
     content = make_content((40, 30)).convert("L")
     style = make_style().convert("RGBA")
