@@ -30,7 +30,7 @@ How it works (and where it departs from the PyTorch tutorial recipe the original
   ``_HALO``): a no-grad pass sums the Gram matrices, then each strip back-propagates its own share. The
   default preset takes the style from the ReLU outputs, so the ReLUs run in place; it uses average pooling
   (no int64 max-pool indices); the L-BFGS history is capped in bytes; the content target of a tiled level
-  is stored in bfloat16; and glibc is told to give big blocks back to the OS (``_return_big_blocks_to_the_os``).
+  is stored in bfloat16; and at those levels glibc is told to give big blocks back to the OS (``_malloc_for``).
   bfloat16 autocast for the network is used only where the hardware has native bf16 (CUDA, AVX512-BF16,
   AMX): on the AVX2 dev machine it was 6-9x *slower* than fp32 (see ``_cpu_has_native_bf16``).
 * **Thread safety.** The network's weights are read-only; every per-call tensor (targets, the image, the
@@ -432,17 +432,26 @@ def _resolve_device(device: str | torch.device) -> torch.device:
     return dev
 
 
-def _return_big_blocks_to_the_os(threshold: int = 1 << 20) -> None:
-    """Make glibc serve blocks >= ``threshold`` with mmap, always (process-wide, Linux/glibc only).
+def _malloc_for(large_level: bool) -> None:
+    """Tune glibc for the level about to run (process-wide, Linux/glibc only; elsewhere a no-op).
 
-    By default glibc raises its mmap threshold each time a large block is freed (up to 32 MB), after which
-    feature-map-sized blocks come from the heap, which fragments and is not given back: measured on one
-    512² evaluation, 245 MB of RSS stayed after the evaluation (peak 313 MB above baseline) versus 67 MB
-    (peak 228 MB) with a fixed threshold. Setting the threshold explicitly turns that adjustment off.
+    Large (strip-tiled) levels: blocks >= 1 MB are served by mmap and given back on free, and the heap is
+    trimmed first. By default glibc raises its mmap threshold each time a big block is freed, after which
+    feature-map-sized blocks come from a heap that fragments: measured over 3 evaluations at 512²,
+    +256 MB peak above baseline by default versus +143 MB with the 1 MB threshold (malloc_trim between
+    evaluations does not help: +264 MB). Small levels: a fixed 32 MB threshold keeps blocks in the heap,
+    because every mmap-served block costs fresh page faults, which are expensive in this VM (sys time
+    10.2 s vs 2.5 s for those 3 evaluations; the 128 px level of a 512 job took 20 s instead of 8 s when
+    the 1 MB threshold applied to every level). Two jobs at different levels at once just share the
+    last setting; that changes memory and speed, never results.
     """
     try:
         libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, threshold)  # M_MMAP_THRESHOLD
+        if large_level:
+            libc.malloc_trim(0)
+            libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
+        else:
+            libc.mallopt(-3, 32 << 20)
     except (OSError, AttributeError):  # not glibc: nothing to tune
         pass
 
@@ -474,6 +483,9 @@ def _cpu_has_native_bf16() -> bool:
 _HALO = 16
 #: Strip budget in pixels on CPU (image rows x width, halo included).
 TILE_PX = 48 * 1024
+#: Levels up to this many pixels run in one piece: at 256² one evaluation adds ~100 MB, within budget,
+#: and strips there made the 256 px level of a 512 job 2.5x slower (22 s vs 9 s).
+TILE_ABOVE_PX = 300 * 300
 #: The no-grad pass keeps only two feature maps alive at a time, so its strips can be this much larger.
 _SCAN_FACTOR = 2
 #: Cap on the L-BFGS history's memory: at 512² a (s, y) pair is 6.3 MB, so 20 MB keeps 3 pairs there
@@ -545,7 +557,9 @@ class _Objective:
 
     def _plan(self, x: torch.Tensor, factor: int = 1) -> list[tuple[int, int, int, int]]:
         h, w = x.shape[-2:]
-        return _strip_plan(h, w, self.tile_px * factor) if self.tile_px else [(0, h, 0, h)]
+        if not self.tile_px or h * w <= TILE_ABOVE_PX:
+            return [(0, h, 0, h)]
+        return _strip_plan(h, w, self.tile_px * factor)
 
     @torch.no_grad()
     def _scan(
@@ -739,15 +753,13 @@ class Engine:
         :param threads: torch intra-op threads; left to torch's default when None (it is process-wide).
         :param low_memory: on CPU, evaluate large levels in strips and give big blocks back to the OS, so a
             512 px job stays within ~210 MB above the torch baseline (a 512 MB dyno). Measured at 512²
-            (3 evaluations, 2 cores): 17.7 s and +142 MB peak with it, 10.8 s and +258 MB without; the
-            difference is mostly page faults (sys time 11.5 s vs 1.7 s) from mmap-served blocks. Pass
-            False on a machine with memory to spare.
+            (3 evaluations, 2 cores): 15.3 s and +143 MB peak with it, 13.4 s and +256 MB without (see
+            ``_malloc_for``). Pass False on a machine with memory to spare.
         :raises WeightsError: missing, corrupt or foreign weights file.
         """
         self.device = _resolve_device(device)
         low_memory = low_memory and self.device.type == "cpu"  # a GPU has the memory for any level
-        if low_memory:
-            _return_big_blocks_to_the_os()
+        self.low_memory = low_memory
         if threads is not None:
             torch.set_num_threads(int(threads))
         self.net = VGGFeatures(load_state_dict(weights)).to(self.device)
@@ -833,6 +845,8 @@ class Engine:
         for level, ((w, h), n_evals) in enumerate(zip(levels, plan)):
             if cancel is not None and cancel.is_set():
                 raise Cancelled()
+            if self.low_memory:
+                _malloc_for(large_level=recipe.tiled and w * h > TILE_ABOVE_PX)
             objective, content_t = self._objective(
                 recipe, content, style, (w, h), params.strength, params.tv_weight, params.keep_colors
             )

@@ -283,6 +283,7 @@ def test_strips_give_the_same_loss_and_gradient(engine, monkeypatch, preset, siz
     monkeypatch.setattr(engine, "tile_px", None)
     whole, _ = engine._objective(recipe, content, style, size, 1.0, 1e-3, False)
     monkeypatch.setattr(engine, "tile_px", size[0] * 40)  # strips of 8 own rows + 2 x 16 halo rows
+    monkeypatch.setattr(model, "TILE_ABOVE_PX", 0)
     tiled, _ = engine._objective(recipe, content, style, size, 1.0, 1e-3, False)
     assert len(tiled._plan(x)) > 5
 
