@@ -483,9 +483,10 @@ def _cpu_has_native_bf16() -> bool:
 _HALO = 16
 #: Strip budget in pixels on CPU (image rows x width, halo included).
 TILE_PX = 48 * 1024
-#: Levels up to this many pixels run in one piece: at 256² one evaluation adds ~100 MB, within budget,
-#: and strips there made the 256 px level of a 512 job 2.5x slower (22 s vs 9 s).
-TILE_ABOVE_PX = 300 * 300
+#: Levels up to this many pixels run in one piece. Measured: with 300² the 512 px default job took 39 s
+#: but peaked at +255 MB (the 256 px level's heap); at 48k px (256² tiled) it stays near +210 MB and
+#: takes ~70 s on the shared machine. Memory is the requirement, so 48k it is.
+TILE_ABOVE_PX = 48 * 1024
 #: The no-grad pass keeps only two feature maps alive at a time, so its strips can be this much larger.
 _SCAN_FACTOR = 2
 #: Cap on the L-BFGS history's memory: at 512² a (s, y) pair is 6.3 MB, so 20 MB keeps 3 pairs there
