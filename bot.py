@@ -533,6 +533,19 @@ def commands(lang: str) -> list[types.BotCommand]:
     return [types.BotCommand(c, texts.t(lang, f"cmd_{c}")) for c in COMMANDS]
 
 
+def announce_commands(bot: telebot.TeleBot, stopping: threading.Event, attempts: int = 5) -> None:
+    """``set_my_commands`` in both languages; retried with backoff, never fatal (the menu is cosmetic)."""
+    for attempt in range(attempts):
+        try:
+            bot.set_my_commands(commands(texts.EN))
+            bot.set_my_commands(commands(texts.RU), language_code=texts.RU)
+            return
+        except Exception as exc:  # noqa: BLE001 - any failure just means "try again later"
+            log.warning("set_my_commands failed (%s); retrying", type(exc).__name__)
+            if stopping.wait(2 ** attempt):
+                return
+
+
 def register(bot: telebot.TeleBot, h: Handlers) -> None:
     """Attach the handlers in routing order (telebot uses the first that matches)."""
     bot.add_custom_filter(StepFilter(h.store))

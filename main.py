@@ -121,7 +121,7 @@ class App:
         self._resume_jobs()
         self.queue.start()
         self._poller.start()
-        threading.Thread(target=self._announce_commands, name="commands", daemon=True).start()
+        threading.Thread(target=chat.announce_commands, args=(self.bot, self.stopping), name="commands", daemon=True).start()
         log.info("bot started: %s", self.config.describe())
         return self
 
@@ -145,18 +145,6 @@ class App:
                 self.store.set_status_message(job.id, message.message_id)
             except (TelegramError, UserGone) as exc:
                 log.info("could not tell user about resumed job %s: %s", job.id, exc)
-
-    def _announce_commands(self) -> None:
-        """``set_my_commands`` in both languages; retried, never fatal (the menu is cosmetic)."""
-        for attempt in range(5):
-            try:
-                self.bot.set_my_commands(chat.commands(texts.EN))
-                self.bot.set_my_commands(chat.commands(texts.RU), language_code=texts.RU)
-                return
-            except Exception as exc:
-                log.warning("set_my_commands failed (%s); retrying", type(exc).__name__)
-                if self.stopping.wait(2 ** attempt):
-                    return
 
     def _poll(self) -> None:
         """Long polling that survives anything the network or Telegram throws at it."""

@@ -36,7 +36,6 @@ import telebot
 from telebot import types
 
 import bot as chat
-import texts
 from redis_store import RedisStore
 from rq_queue import RQQueue
 from runner import result_path, sweep_results
@@ -153,20 +152,9 @@ class WebhookApp:
             secret_token=self.secret,
             allowed_updates=ALLOWED_UPDATES,
         )
-        threading.Thread(target=self._announce_commands, name="commands", daemon=True).start()
+        threading.Thread(target=chat.announce_commands, args=(self.bot, self.stopping), name="commands", daemon=True).start()
         log.info("webhook serving on port %d; %s", self.config.port, self.config.describe())
         return self
-
-    def _announce_commands(self) -> None:
-        for attempt in range(5):
-            try:
-                self.bot.set_my_commands(chat.commands(texts.EN))
-                self.bot.set_my_commands(chat.commands(texts.RU), language_code=texts.RU)
-                return
-            except Exception as exc:  # noqa: BLE001 - the menu is cosmetic: never fatal
-                log.warning("set_my_commands failed (%s); retrying", type(exc).__name__)
-                if self.stopping.wait(2 ** attempt):
-                    return
 
     def wait(self) -> None:
         while not self.stopping.wait(0.5):

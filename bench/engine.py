@@ -39,17 +39,7 @@ OUT = REPO / "bench" / "out"
 #: (a)'s pyramid style losses measured for issue #3 (300 evaluations at 512² on the sample pair).
 ISSUE_A_PYRAMID = (0.34, 74.0, 588.0)
 
-_PEAK = """
-def peak_mb():
-    try:
-        for line in open('/proc/self/status'):
-            if line.startswith('VmHWM:'):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-"""
+from memory import _PEAK  # noqa: E402 - one peak-RSS probe for both benchmarks
 
 
 def _job(kind: str, size: int, evals: int, threads: int, out: str) -> dict:
