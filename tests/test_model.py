@@ -274,21 +274,32 @@ def test_module_stylize_caches_one_engine(monkeypatch):
 @needs_weights
 @pytest.mark.parametrize("preset", ["default", "seed"])
 @pytest.mark.parametrize("size", [(70, 53), (61, 90)], ids=["landscape", "portrait"])
-def test_strips_give_the_same_loss_and_gradient(engine, monkeypatch, preset, size):
-    """Large levels are evaluated in strips with halos; the result must be the whole-image one."""
+@pytest.mark.parametrize("rows", [5, 10], ids=["2-own-rows", "6-own-rows"])
+@pytest.mark.parametrize("keep_colors", [False, True], ids=["rgb", "grey"])
+def test_strips_give_the_same_loss_and_gradient(engine, monkeypatch, preset, size, rows, keep_colors):
+    """Large levels are evaluated stage by stage in strips with halos; the result must be the whole-image
+    one, for odd sizes too (a pooling drops the last odd row), and for the grey image of keep_colors."""
     content, style = make_content(size), make_style()
     recipe = dataclasses.replace(StyleParams(preset=preset).recipe, tiled=True)
-    x = torch.rand(1, 3, size[1], size[0], generator=torch.Generator().manual_seed(0))
+    channels = 1 if keep_colors else 3
+    x = torch.rand(1, channels, size[1], size[0], generator=torch.Generator().manual_seed(0))
 
     monkeypatch.setattr(engine, "tile_px", None)
-    whole, _ = engine._objective(recipe, content, style, size, 1.0, 1e-3, False)
-    monkeypatch.setattr(engine, "tile_px", size[0] * 40)  # strips of 8 own rows + 2 x 16 halo rows
+    whole, _ = engine._objective(recipe, content, style, size, 1.0, 1e-3, keep_colors)
+    monkeypatch.setattr(engine, "tile_px", size[0] * rows)  # strips of `rows` rows, halo included
     monkeypatch.setattr(model, "TILE_ABOVE_PX", 0)
-    tiled, _ = engine._objective(recipe, content, style, size, 1.0, 1e-3, False)
-    assert len(tiled._plan(x)) > 5
+    tiled, _ = engine._objective(recipe, content, style, size, 1.0, 1e-3, keep_colors)
+    assert tiled._tiled(x) and len(tiled._strips(0, x, size[0])) > 5
 
     (l_whole, g_whole), (l_tiled, g_tiled) = whole.value_and_grad(x), tiled.value_and_grad(x)
     for a, b in zip(dataclasses.astuple(l_whole), dataclasses.astuple(l_tiled)):
         assert b == pytest.approx(a, rel=1e-5, abs=1e-9)
-    assert float((g_whole - g_tiled).abs().max()) < 1e-4 * float(g_whole.abs().max())
+    assert g_tiled.shape == g_whole.shape
+    if recipe.pool == "avg":  # the default preset, the one that runs tiled: exact everywhere
+        assert float((g_whole - g_tiled).abs().max()) < 1e-4 * float(g_whole.abs().max())
+    else:
+        # Max pooling routes the gradient to the argmax of each window; where two values are within
+        # rounding of each other (measured gaps down to 8e-5), a strip and the whole image may pick
+        # different ones, so a few pixels differ. The gradient as a whole must still agree.
+        assert float((g_whole - g_tiled).norm()) < 1e-2 * float(g_whole.norm())
     assert dataclasses.astuple(tiled.value(x)) == pytest.approx(dataclasses.astuple(l_whole), rel=1e-5, abs=1e-9)
