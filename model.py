@@ -451,26 +451,39 @@ def _resolve_device(device: str | torch.device) -> torch.device:
     return dev
 
 
-def _malloc_for(large_level: bool) -> None:
+def _mmap_threshold(pixels: int, tile_px: int | None) -> int:
+    """glibc's mmap threshold, in bytes, for a level of ``pixels`` pixels (see :func:`_malloc_for`)."""
+    if tile_px and pixels > TILE_ABOVE_PX:
+        # Just above one strip's feature map (64 channels x tile_px in fp32 at stage 0, the same bytes at
+        # the later stages): strip maps are reused from the heap, larger blocks are mmap-served.
+        return tile_px * 64 * 4 * 5 // 4
+    return 1 << 20 if pixels > MMAP_ABOVE_PX else 32 << 20
+
+
+def _malloc_for(pixels: int, tile_px: int | None) -> None:
     """Tune glibc for the level about to run (process-wide, Linux/glibc only; elsewhere a no-op).
 
-    Large (strip-tiled) levels: blocks >= 1 MB are served by mmap and given back on free, and the heap is
-    trimmed first. By default glibc raises its mmap threshold each time a big block is freed, after which
-    feature-map-sized blocks come from a heap that fragments: measured over 3 evaluations at 512²,
-    +256 MB peak above baseline by default versus +143 MB with the 1 MB threshold (malloc_trim between
-    evaluations does not help: +264 MB). Small levels: a fixed 32 MB threshold keeps blocks in the heap,
-    because every mmap-served block costs fresh page faults, which are expensive in this VM (sys time
-    10.2 s vs 2.5 s for those 3 evaluations; the 128 px level of a 512 job took 20 s instead of 8 s when
-    the 1 MB threshold applied to every level). Two jobs at different levels at once just share the
-    last setting; that changes memory and speed, never results.
+    ``pixels``: the level's size, 0 for a level that is not tuned (it gets the small-level setting).
+
+    Each block that glibc serves by mmap is returned on free and costs fresh page faults when the next
+    one is mapped, which are expensive in this VM; heap blocks are reused, but a heap fragments and
+    never shrinks past a live block. Measured on the 512 px default job (``/tmp`` harness, idle
+    machine, side by side):
+
+    * glibc's default (a threshold that rises to 32 MB): heap only, 27.5 s, +300 MB (over budget);
+    * 1 MB threshold at every level above MMAP_ABOVE_PX: 38.6 s, +198 MB, a quarter of the CPU time
+      in the kernel (page faults);
+    * per level, as here: small levels 32 MB (heap: the 128 px level took 20 s instead of 8 s under
+      1 MB), the untiled 256 px level 1 MB (its whole-image graph in the heap peaked at +260 MB),
+      strip-tiled levels just above a strip's feature map, with 8k px strips: 34.5 s, +218 MB.
+
+    Two jobs at different levels at once just share the last setting; that changes memory and speed,
+    never results.
     """
     try:
         libc = ctypes.CDLL("libc.so.6")
-        if large_level:
-            libc.malloc_trim(0)
-            libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
-        else:
-            libc.mallopt(-3, 32 << 20)
+        libc.malloc_trim(0)
+        libc.mallopt(-3, _mmap_threshold(pixels, tile_px))  # M_MMAP_THRESHOLD
     except (OSError, AttributeError):  # not glibc: nothing to tune
         pass
 
@@ -510,7 +523,7 @@ def _cpu_has_native_bf16() -> bool:
 _HALO = 2
 #: Strip budget on CPU, in pixels of the stage input (rows x width, halo included) at stage 0; later
 #: stages get the same number of rows (their maps have 2x the channels at 1/2 the width per stage).
-TILE_PX = 16 * 1024
+TILE_PX = 8 * 1024
 #: Levels up to this many pixels run in one piece: the 256 px level of a 512 px job takes 0.40-0.46 s an
 #: evaluation whole against 0.75 s in strips, and its peak (+195 MB over the imports, with glibc's 1 MB
 #: mmap threshold from MMAP_ABOVE_PX) stays below the 512 px level's (+212 MB). (With the first strip
@@ -550,10 +563,14 @@ def _flat(f: torch.Tensor) -> torch.Tensor:
     return f.permute(0, 2, 3, 1).reshape(-1, f.shape[1])
 
 
-def _unflat(flat: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`_flat`: (h·w, c) -> ``like``'s shape (1, c, h, w), channels-last strides."""
-    _, c, h, w = like.shape
-    return flat.view(1, h, w, c).permute(0, 3, 1, 2)
+def _mm_into(a: torch.Tensor, b: torch.Tensor, dst: torch.Tensor) -> None:
+    """dst (1, c, h, w) <- a @ b laid out as by :func:`_flat`; written in place when dst's layout allows."""
+    flat = _flat(dst)
+    if flat.dtype == a.dtype and flat.is_contiguous() and flat.data_ptr() == dst.data_ptr():
+        torch.mm(a, b, out=flat)
+    else:
+        _, c, h, w = dst.shape
+        dst.copy_((a @ b).view(1, h, w, c).permute(0, 3, 1, 2))
 
 
 class _Objective:
@@ -758,24 +775,28 @@ class _Objective:
         for strip in self._strips(s, inp, image_w):
             xc = inp[:, :, strip[2] : strip[3]].detach().requires_grad_(True)
             feats, out = self._stage(s, xc, whole=False)
-            tensors, grads = [], []
+            # Gradients for the whole computed maps, zero in the halo rows; each own part is written in
+            # place (the matrix product straight into it when the layout allows: no copies).
+            grads = []
             for i, f in zip(VGGFeatures.STAGES[s], feats):
                 own = _own(f, strip, h)
-                g = _flat(own.detach()).float() @ coeffs[i]
+                g = torch.zeros_like(f, dtype=torch.float32)
+                g_own = _own(g, strip, h)
+                _mm_into(_flat(own.detach()).float(), coeffs[i], g_own)
                 if i == cl:
                     err = own.detach().float() - target[:, :, strip[0] : strip[0] + own.shape[2]].float()
                     content[0] += float(err.square().sum())
-                    g = _unflat(g, own).add_(err, alpha=c_scale)
+                    g_own.add_(err, alpha=c_scale)
                     del err
-                else:
-                    g = _unflat(g, own)
-                tensors.append(own)
-                grads.append(g.to(own.dtype))
+                grads.append(g.to(f.dtype))
+            tensors = list(feats)
             if d_out is not None:
-                own = _own(out, strip, h, 2)
-                tensors.append(own)
-                grads.append(d_out[:, :, strip[0] // 2 : strip[0] // 2 + own.shape[2]].to(own.dtype))
-            del feats, out, own
+                g = torch.zeros_like(out)
+                g_own = _own(g, strip, h, 2)
+                g_own.copy_(d_out[:, :, strip[0] // 2 : strip[0] // 2 + g_own.shape[2]])
+                tensors.append(out)
+                grads.append(g)
+            del feats, out, own, g, g_own
             torch.autograd.backward(tensors, grads)
             del tensors, grads
             d_inp[:, :, strip[2] : strip[3]] += xc.grad
@@ -930,14 +951,16 @@ class Engine:
     ) -> Losses:
         """The objective of ``params`` (strength included) for ``image`` at its own size, in fp32.
 
-        The content is resized to the image and the style scaled as during :meth:`stylize`. The benchmark
-        evaluates outputs with ``StyleParams(preset="seed")`` at full, 1/2 and 1/4 size.
+        The content is resized to the image and the style scaled as during :meth:`stylize`; with
+        ``keep_colors`` it is the luminance objective that run minimised, on the image's luminance. The
+        benchmark evaluates outputs with ``StyleParams(preset="seed")`` at full, 1/2 and 1/4 size.
         """
         image, content, style = (im.convert("RGB") for im in (image, content, style))
         objective, _ = self._objective(
-            params.recipe, content, style, image.size, params.strength, params.tv_weight, False, exact=True
+            params.recipe, content, style, image.size, params.strength, params.tv_weight, params.keep_colors,
+            exact=True,
         )
-        return objective.value(_to_tensor(image, self.device))
+        return objective.value(_to_tensor(_luminance(image) if params.keep_colors else image, self.device))
 
     def stylize(
         self,
@@ -969,7 +992,7 @@ class Engine:
             if cancel is not None and cancel.is_set():
                 raise Cancelled()
             if self.low_memory:
-                _malloc_for(large_level=recipe.tiled and w * h > MMAP_ABOVE_PX)
+                _malloc_for(w * h if recipe.tiled else 0, self.tile_px)
             objective, content_t = self._objective(
                 recipe, content, style, (w, h), params.strength, params.tv_weight, params.keep_colors
             )
@@ -984,17 +1007,19 @@ class Engine:
             else:
                 x = F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False).clamp_(0, 1)
             del content_t
-            per_eval = w * h
             level_start = done_work
 
-            def evaluate(xk: torch.Tensor) -> tuple[float, torch.Tensor]:
+            # The level's values are bound as defaults: the function must not see the next level's.
+            def evaluate(
+                xk: torch.Tensor, objective=objective, level_end=level_start + work[level], scale=max(w, h)
+            ) -> tuple[float, torch.Tensor]:
                 """Loss and gradient at xk; counts the step, reports progress, honours cancel."""
                 nonlocal done_work, step
                 if cancel is not None and cancel.is_set():
                     raise Cancelled()
                 losses, grad = objective.value_and_grad(xk)
                 step += 1
-                done_work = min(done_work + per_eval, level_start + work[level])
+                done_work = min(done_work + xk.shape[-1] * xk.shape[-2], level_end)
                 if on_progress is not None:
                     elapsed = time.perf_counter() - t0
                     frac = done_work / total_work
@@ -1005,7 +1030,7 @@ class Engine:
                             eta=elapsed / frac * (1 - frac),
                             step=step,
                             total=total_evals,
-                            scale=max(w, h),
+                            scale=scale,
                             loss=losses.total,
                             render=lambda: self._render(snapshot, content, params.keep_colors),
                         )
@@ -1015,7 +1040,7 @@ class Engine:
             history = min(recipe.history, max(3, HISTORY_BYTES // (2 * x.element_size() * x.numel())))
             x = _minimize(evaluate, x, n_evals, history)
             done_work = level_start + work[level]
-            del objective
+            del objective, evaluate  # the next level's targets are built without this level's alive
 
         assert x is not None
         return self._render(x, content, params.keep_colors)

@@ -46,7 +46,6 @@ def _job(kind: str, size: int, evals: int, threads: int, out: str) -> dict:
     """Runs inside the subprocess: one job, timed; returns wall time and peak RSS."""
     import torch  # noqa: F401  (the baseline imports these too)
     import torchvision  # noqa: F401
-    from PIL import Image
 
     sys.path.insert(0, str(REPO))
     from model import Engine, StyleParams
@@ -83,7 +82,7 @@ def _original_recipe(engine, content, style, size: int, evals: int):
     """The tutorial's loop, as the original bot ran it, on the engine's exact seed objective."""
     import torch
 
-    from model import StyleParams, _to_image, _to_tensor
+    from model import StyleParams, _to_image
 
     recipe = StyleParams(preset="seed").recipe
     square = (size, size)
