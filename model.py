@@ -451,19 +451,21 @@ def _resolve_device(device: str | torch.device) -> torch.device:
     return dev
 
 
-def _mmap_threshold(pixels: int, tile_px: int | None) -> int:
-    """glibc's mmap threshold, in bytes, for a level of ``pixels`` pixels (see :func:`_malloc_for`)."""
-    if tile_px and pixels > TILE_ABOVE_PX:
-        # Just above one strip's feature map (64 channels x tile_px in fp32 at stage 0, the same bytes at
-        # the later stages): strip maps are reused from the heap, larger blocks are mmap-served.
-        return tile_px * 64 * 4 * 5 // 4
-    return 1 << 20 if pixels > MMAP_ABOVE_PX else 32 << 20
+def _mmap_threshold(size: tuple[int, int] | None, tile_px: int | None) -> int:
+    """glibc's mmap threshold, in bytes, for a level of ``size`` (w, h); None: not tuned, as a small level."""
+    if size is None:
+        return 32 << 20
+    w, h = size
+    if tile_px and w * h > TILE_ABOVE_PX:
+        # Just above one strip's feature map (64 channels x its rows x w in fp32 at stage 0, the same
+        # bytes at the later stages): strip maps are reused from the heap, larger blocks are mmap-served.
+        return _strip_rows(tile_px, w) * w * 64 * 4 * 5 // 4
+    return 1 << 20 if w * h > MMAP_ABOVE_PX else 32 << 20
 
 
-def _malloc_for(pixels: int, tile_px: int | None) -> None:
-    """Tune glibc for the level about to run (process-wide, Linux/glibc only; elsewhere a no-op).
-
-    ``pixels``: the level's size, 0 for a level that is not tuned (it gets the small-level setting).
+def _malloc_for(threshold: int) -> None:
+    """Trim the heap and set glibc's mmap threshold for the level about to run (process-wide,
+    Linux/glibc only; elsewhere a no-op). :func:`_mmap_threshold` chooses it, because:
 
     Each block that glibc serves by mmap is returned on free and costs fresh page faults when the next
     one is mapped, which are expensive in this VM; heap blocks are reused, but a heap fragments and
@@ -483,7 +485,7 @@ def _malloc_for(pixels: int, tile_px: int | None) -> None:
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.malloc_trim(0)
-        libc.mallopt(-3, _mmap_threshold(pixels, tile_px))  # M_MMAP_THRESHOLD
+        libc.mallopt(-3, threshold)  # M_MMAP_THRESHOLD
     except (OSError, AttributeError):  # not glibc: nothing to tune
         pass
 
@@ -538,6 +540,15 @@ _SCAN_FACTOR = 2
 HISTORY_BYTES = 20 << 20
 
 Strip = tuple[int, int, int, int]
+#: Strips have at least this many rows, halo included: with 8k px at 1024 px wide, 8 rows (4 of them
+#: halo) doubled the convolution work (12.1 s an evaluation at 1024² against 4x the 512² one's 2.0 s).
+_MIN_ROWS = 16
+
+
+def _strip_rows(tile_px: int, image_w: int) -> int:
+    """Rows per strip (halo included) for a level ``image_w`` pixels wide; every stage gets as many rows
+    of its own input (half the width, twice the channels: the same bytes)."""
+    return max(_MIN_ROWS, tile_px // image_w)
 
 
 def _strip_plan(h: int, rows: int) -> list[Strip]:
@@ -633,7 +644,7 @@ class _Objective:
         h = inp.shape[-2]
         if not self.tile_px:
             return [(0, h, 0, h)]
-        return _strip_plan(h, max(1, self.tile_px * factor // image_w))
+        return _strip_plan(h, _strip_rows(self.tile_px * factor, image_w))
 
     @torch.no_grad()
     def _scan(
@@ -992,7 +1003,7 @@ class Engine:
             if cancel is not None and cancel.is_set():
                 raise Cancelled()
             if self.low_memory:
-                _malloc_for(w * h if recipe.tiled else 0, self.tile_px)
+                _malloc_for(_mmap_threshold((w, h) if recipe.tiled else None, self.tile_px))
             objective, content_t = self._objective(
                 recipe, content, style, (w, h), params.strength, params.tv_weight, params.keep_colors
             )

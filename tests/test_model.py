@@ -288,6 +288,7 @@ def test_strips_give_the_same_loss_and_gradient(engine, monkeypatch, preset, siz
     whole, _ = engine._objective(recipe, content, style, size, 1.0, 1e-3, keep_colors)
     monkeypatch.setattr(engine, "tile_px", size[0] * rows)  # strips of `rows` rows, halo included
     monkeypatch.setattr(model, "TILE_ABOVE_PX", 0)
+    monkeypatch.setattr(model, "_MIN_ROWS", 1)
     tiled, _ = engine._objective(recipe, content, style, size, 1.0, 1e-3, keep_colors)
     assert tiled._tiled(x) and len(tiled._strips(0, x, size[0])) > 5
 
