@@ -211,6 +211,20 @@ def test_keep_colors_keeps_content_chroma(engine):
 
 
 @needs_weights
+def test_evaluate_scores_keep_colors_on_the_luminance_objective(engine):
+    """The CLI prints engine.evaluate(...) for the result: with keep_colors that must be the objective the
+    run minimised (on luminance), not the RGB one, which is worlds apart for a colour image."""
+    content, style = make_content((48, 40)), make_style()
+    params = StyleParams(size=48, keep_colors=True)
+    seen: list[float] = []
+    out = engine.stylize(content, style, params, on_progress=lambda p: seen.append(p.loss))
+    luminance = engine.evaluate(out, content, style, params).total
+    rgb = engine.evaluate(out, content, style, dataclasses.replace(params, keep_colors=False)).total
+    assert luminance == pytest.approx(min(seen), rel=0.25)  # the saved image is rounded to 8 bits
+    assert rgb > 10 * min(seen)
+
+
+@needs_weights
 def test_cancel_stops_within_one_evaluation(engine):
     cancel = threading.Event()
     steps: list[int] = []
