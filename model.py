@@ -114,21 +114,21 @@ class Recipe:
     tiled: bool  # evaluate large levels in strips on CPU (bounded memory, ~1.15x the time per evaluation)
 
 
-#: The two presets. Figures are from ``python bench/engine.py --quick`` on the shared 2-core dev machine
-#: (load average 2-8 from other people's jobs, so absolute times are inflated, ratios less so):
+#: The two presets. Figures from the full ``python bench/engine.py`` (2026-11-25, 2-core dev machine):
 #:
-#: * seed, 512 px: 100 evaluations at 128, 20 at 256, 10 at 512. With 100/20/5 it took 37 s against (a)'s
-#:   projected ~1900 s for the tutorial's 300 evaluations at 512² (~50x), with a seed-objective pyramid
-#:   style loss (full + 1/2 + 1/4 size) of 334 against 662 for the finished (a) (issue #3) and a content
-#:   loss 2.3x (a)'s: the coarse levels fix the large shapes that (a) never gets. Its weak point was the
-#:   full-size style term (138 vs (a)'s 0.34: fine texture), hence 10 rather than 5 evaluations at 512.
+#: * seed, 512 px: 100 evaluations at 128, 20 at 256, 10 at 512: 37.6 s against 800 s for (a), the
+#:   tutorial's 300 evaluations at 512² (21.3x), with a seed-objective pyramid style loss (full + 1/2 +
+#:   1/4 size) of 281 against (a)'s 854 and a content loss 2.9x (a)'s: the coarse levels fix the large
+#:   shapes that (a) never gets (its 1/4-size term: 695 against 122). Its weak point is the full-size term
+#:   (fine texture: 78 against 32); 5 evaluations at 512 instead of 10 left it at 138.
 #: * default: the same Gram/MSE normalisation and weights, but style on the ReLU outputs (in-place ReLUs),
 #:   average pooling (Gatys et al. found it gives smoother results; no int64 indices) and strips at large
-#:   levels, so 512 px fits the memory budget. 100/30/10 evaluations took 87 s at 512 and 291 s at 1024
-#:   under that load, over the 45 s / 3 min targets, so the counts were cut to 80/24/8 (4 at 1024). By eye
-#:   (bench/out/contact_sheet.jpg) it keeps the dancer crisper than the seed objective while the
-#:   background takes the cubist facets. With stage-wise strips (``_HALO``) the 512 px job takes 43 s at
-#:   +202 MB (``python bench/memory.py``, idle machine; the first strip tiling: 51 s at +219 MB).
+#:   levels, so 512 px fits the memory budget. With the first strip tiling, 100/30/10 evaluations took
+#:   87 s at 512 and 291 s at 1024 on the then busy machine, over the 45 s / 3 min targets, so the counts
+#:   were cut to 80/24/8 (4 at 1024). By eye (docs/contact_sheet.jpg) it keeps the dancer crisper than
+#:   the seed objective while the background takes the cubist facets. With stage-wise strips and the
+#:   per-level malloc setting (``_HALO``, ``_malloc_for``): 39.1 s at 512 px (+201 MB) and 83.4 s at 1024
+#:   in the full bench; pyramid style 386, content 5.1 (between (a) and (b) on both).
 PRESETS: dict[str, Recipe] = {
     # The tutorial objective exactly; only the solver differs (coarse-to-fine, short history). Not tiled:
     # it is the comparison preset, and one graph per evaluation is faster than strips.
