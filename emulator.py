@@ -34,6 +34,7 @@ import logging
 import mimetypes
 import queue
 import re
+import secrets
 import sys
 import threading
 import time
@@ -131,9 +132,13 @@ class BotAPIEmulator:
     Thread-safe: the HTTP handler threads, the webhook sender and the test thread share one lock.
     """
 
-    def __init__(self, token: str = "123456:TEST-TOKEN", host: str = "127.0.0.1", port: int = 0,
+    def __init__(self, token: str | None = None, host: str = "127.0.0.1", port: int = 0,
                  max_poll_timeout: float = 1.0, bot_name: str = "Style Bot",
                  bot_username: str = "style_test_bot", max_calls: int = 100_000):
+        # A fresh token per emulator by default: telebot's server URL is a process-wide global, so a bot
+        # still polling from an earlier test follows it to the next emulator, and with a shared token it
+        # took that emulator's updates (a playground test lost its /start that way in CI).
+        token = token or f"123456:TEST-{secrets.token_hex(8)}"
         self.token = token
         self.host, self.port = host, port
         self.max_poll_timeout = max_poll_timeout

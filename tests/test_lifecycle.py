@@ -53,7 +53,9 @@ def test_sigkill_mid_job_loses_nothing(emulator: BotAPIEmulator, tmp_path):
         # settings for speed (size is stored in the job, so the result keeps its 384 px).
         second = spawn_bot(emulator, tmp_path / "data", log, STYLEBOT_IMAGE_SIZE=SLOW_SIZE)
         try:
-            user.wait_text("your job is back in the queue", timeout=60)
+            # wait_seen, not wait_text: the worker edits this very message into its progress at once,
+            # so its first text can be gone before a poll sees it (CI hit that race).
+            user.wait_seen("your job is back in the queue", timeout=60)
             result = user.wait_result(timeout=240)
             assert user.result_image(result).size == (300, 200)  # smaller than 384: kept as is
             assert len(user.results()) == 1
