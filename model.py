@@ -28,8 +28,8 @@ How it works (and where it departs from the PyTorch tutorial recipe the original
 * **Memory.** One fp32 forward+backward at 512² keeps ~290 MB of activations and gradients, and the
   original recipe peaks above 2 GB. Here large levels are evaluated exactly, stage by stage, in horizontal
   strips (see ``_HALO``): a no-grad pass sums the Gram matrices, then each stage, from the last to the
-  first, back-propagates its strips' share; at 512² that costs ~1.15x the whole-image time per evaluation
-  for a sixth of its memory. The
+  first, back-propagates its strips' share; at 512² that costs 1.1-1.2x the whole-image time per
+  evaluation for an eighth of its memory (``python bench/strips.py``). The
   default preset takes the style from the ReLU outputs, so the ReLUs run in place; it uses average pooling
   (no int64 max-pool indices); the L-BFGS history is capped in bytes; the content target of a tiled level
   is stored in bfloat16; and at those levels glibc is told to give big blocks back to the OS (``_malloc_for``).
@@ -111,7 +111,7 @@ class Recipe:
     init_noise: float  # std of the Gaussian noise (seeded by StyleParams.seed) added to the content init
     bf16: bool  # bfloat16 autocast for the network (fp32 image, losses and optimiser)
     channels_last: bool
-    tiled: bool  # evaluate large levels in strips on CPU (bounded memory, ~1.15x the time per evaluation)
+    tiled: bool  # evaluate large levels in strips on CPU (bounded memory, 1.1-1.2x the time per evaluation)
 
 
 #: The two presets. Figures from the full ``python bench/engine.py`` (2026-11-25, 2-core dev machine):
@@ -505,7 +505,7 @@ def _cpu_has_native_bf16() -> bool:
 
 
 # Strip tiling (memory). One fp32 forward+backward keeps ~1.2 KB of activations and gradients per pixel
-# (measured: 465 MB above the pre-evaluation RSS for one evaluation at 512²), so a 512² level cannot be
+# (measured: +432-465 MB above the pre-evaluation RSS at 512²), so a 512² level cannot be
 # differentiated in one piece within the 230 MB budget. The losses allow an exact split: the Gram matrices
 # are sums over positions, and once the Grams are known the gradient of each position's features is local,
 # dL/dF = F·(dL/dG + dL/dGᵀ)/N. So a large level is evaluated stage by stage (``VGGFeatures.STAGES``):
@@ -908,8 +908,8 @@ class Engine:
         :param threads: torch intra-op threads; left to torch's default when None (it is process-wide).
         :param low_memory: on CPU, evaluate large levels in strips and give big blocks back to the OS, so a
             512 px job stays within ~200 MB above the torch baseline (a 512 MB dyno). Measured at 512²
-            (3 evaluations, 2 cores, side by side): 3.1 s an evaluation and +74 MB above the RSS before it
-            with strips, 2.7 s and +465 MB in one piece. Pass False on a machine with memory to spare.
+            (``python bench/strips.py``, 2 cores): 2.6-2.7 s an evaluation and +52 MB above the RSS before
+            it with strips, 2.3-2.4 s and +432 MB in one piece. Pass False on a machine with memory to spare.
         :raises WeightsError: missing, corrupt or foreign weights file.
         """
         self.device = _resolve_device(device)
@@ -1133,7 +1133,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS, help="VGG-19 cache (default %(default)s)")
     p.add_argument("--more-memory", action="store_true", help="CPU: no strips and no memory give-back; about "
-                   "1.15x faster per 512 px evaluation for about +390 MB peak")
+                   "1.1-1.2x faster per 512 px evaluation for about +380 MB peak")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
 
