@@ -268,7 +268,7 @@ class VGGFeatures(nn.Module):
     def stage(
         self, s: int, x: torch.Tensor, taps: str = "relu", pool: str = "avg"
     ) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """Stage ``s`` on ``x``: (its feature maps, its pooled output, the next stage's input).
+        """Stage ``s`` on ``x``: (its feature maps, its pooled output, which is the next stage's input).
 
         Stage 0 takes the image (1, 3, H, W) in 0..1 and normalises it as in training (3 channels: fp32 is
         free). The last stage has no pooling; its "output" is its last feature map.
@@ -469,8 +469,9 @@ def _malloc_for(threshold: int) -> None:
 
     Each block that glibc serves by mmap is returned on free and costs fresh page faults when the next
     one is mapped, which are expensive in this VM; heap blocks are reused, but a heap fragments and
-    never shrinks past a live block. Measured on the 512 px default job (``/tmp`` harness, idle
-    machine, side by side):
+    never shrinks past a live block. Measured on whole 512 px default jobs, one after the other on the
+    idle dev machine, with a per-level RSS sampler (not kept; ``bench/strips.py`` shows the
+    per-evaluation side of it):
 
     * glibc's default (a threshold that rises to 32 MB): heap only, 27.5 s, +300 MB (over budget);
     * 1 MB threshold at every level above MMAP_ABOVE_PX: 38.6 s, +198 MB, a quarter of the CPU time
@@ -621,7 +622,9 @@ class _Objective:
             if x.shape[1] == 1:  # luminance-only transfer: a grey image
                 x = x.expand(-1, 3, -1, -1)
             h, w = x.shape[-2:]
-            if whole and (h < 4 or w < 4):  # the two 2x2 poolings need 4 px: repeat the edge (the output keeps its size)
+            # The two 2x2 poolings need 4 px: repeat the edge (the output keeps its size). Strips are
+            # never padded: their short edge rows are halo or pooled away exactly as in the whole image.
+            if whole and (h < 4 or w < 4):
                 x = F.pad(x, (0, max(0, 4 - w), 0, max(0, 4 - h)), mode="replicate")
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
