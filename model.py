@@ -532,8 +532,10 @@ TILE_PX = 8 * 1024
 #: mmap threshold from MMAP_ABOVE_PX) stays below the 512 px level's (+212 MB). (With the first strip
 #: tiling and the heap left to grow at that level, 300² peaked at +255 MB.)
 TILE_ABOVE_PX = 300 * 300
-#: Levels above this many pixels get glibc's 1 MB mmap threshold (see ``_malloc_for``).
-MMAP_ABOVE_PX = 20_000
+#: Untiled levels above this many pixels get glibc's 1 MB mmap threshold (see ``_malloc_for``): the 256²
+#: level of a 512 px job does; a 200 px job's single 200² level keeps the heap (16.6-19.4 s against
+#: 22.0-26.2 s under 1 MB, for ~+50 MB; ``python model.py ... --size 200``, alternating).
+MMAP_ABOVE_PX = 40_000
 #: The no-grad pass keeps only two feature maps alive at a time, so its strips can be this much larger.
 _SCAN_FACTOR = 2
 #: Cap on the L-BFGS history's memory: at 512² a (s, y) pair is 6.3 MB, so 20 MB keeps 3 pairs there
