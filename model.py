@@ -451,12 +451,17 @@ def _resolve_device(device: str | torch.device) -> torch.device:
     return dev
 
 
+def _is_tiled(w: int, h: int, tile_px: int | None) -> bool:
+    """Whether a level of w x h pixels is evaluated in strips (``tile_px`` None: never)."""
+    return bool(tile_px) and w * h > TILE_ABOVE_PX and min(w, h) >= 4
+
+
 def _mmap_threshold(size: tuple[int, int] | None, tile_px: int | None) -> int:
     """glibc's mmap threshold, in bytes, for a level of ``size`` (w, h); None: not tuned, as a small level."""
     if size is None:
         return 32 << 20
     w, h = size
-    if tile_px and w * h > TILE_ABOVE_PX:
+    if _is_tiled(w, h, tile_px):
         # Just above one strip's feature map (64 channels x its rows x w in fp32 at stage 0, the same
         # bytes at the later stages): strip maps are reused from the heap, larger blocks are mmap-served.
         return _strip_rows(tile_px, w) * w * 64 * 4 * 5 // 4
@@ -642,14 +647,12 @@ class _Objective:
 
     def _tiled(self, x: torch.Tensor) -> bool:
         h, w = x.shape[-2:]
-        return bool(self.tile_px) and h * w > TILE_ABOVE_PX and min(h, w) >= 4
+        return _is_tiled(w, h, self.tile_px)
 
     def _strips(self, s: int, inp: torch.Tensor, image_w: int, factor: int = 1) -> list[Strip]:
-        """Strips over the rows of stage ``s``'s input; one strip when the level is not tiled."""
-        h = inp.shape[-2]
-        if not self.tile_px:
-            return [(0, h, 0, h)]
-        return _strip_plan(h, _strip_rows(self.tile_px * factor, image_w))
+        """Strips over the rows of stage ``s``'s input, for a tiled level (see :meth:`_tiled`)."""
+        assert self.tile_px
+        return _strip_plan(inp.shape[-2], _strip_rows(self.tile_px * factor, image_w))
 
     @torch.no_grad()
     def _scan(
@@ -691,10 +694,9 @@ class _Objective:
                                 content = f.new_empty((1, f.shape[1], h, f.shape[3]), dtype=content_dtype)
                             content[:, :, strip[0] : strip[0] + own.shape[2]] = own
                 del feats
-                if not last:
-                    if len(strips) == 1:
-                        nxt = out
-                        break
+                if not last and len(strips) == 1:
+                    nxt = out
+                elif not last:
                     if nxt is None:
                         layout = torch.channels_last if self.channels_last else torch.contiguous_format
                         nxt = torch.empty((1, out.shape[1], h // 2, out.shape[3]), dtype=out.dtype,

@@ -35,14 +35,17 @@ SAMPLES = REPO.parent / "shared" / "samples"
 
 _PEAK = """
 import json, resource
-def peak_mb():
+def status_mb(field):
     try:
         for line in open('/proc/self/status'):
-            if line.startswith('VmHWM:'):
+            if line.startswith(field + ':'):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return None
+def peak_mb():
+    peak = status_mb('VmHWM')
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 """
 
 BASELINE = _PEAK + """

@@ -31,20 +31,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO.parent / "shared" / "samples"
 
+from memory import _PEAK  # noqa: E402 - one RSS probe for all the benchmarks
+
 VARIANTS = ("whole", "strips", "strips-1mb", "strips-heap")
 
 JOB = """
-import ctypes, json, resource, sys, time
+import sys, time
 sys.path.insert(0, {repo!r})
 from PIL import Image
 import model
 from model import Engine, StyleParams
-
-def rss_mb(field):
-    for line in open('/proc/self/status'):
-        if line.startswith(field + ':'):
-            return int(line.split()[1]) / 1024
-    return float('nan')
 
 variant, size = {variant!r}, {size}
 engine = Engine(device="cpu", threads={threads}, low_memory=variant != "whole")
@@ -57,21 +53,21 @@ if engine.low_memory:
     model._malloc_for(threshold)
 objective, x = engine._objective(recipe, content, style, (size, size), 1.0, StyleParams().tv_weight, False)
 objective.value_and_grad(x)  # warm-up: oneDNN primitives, allocator
-before = rss_mb('VmRSS')
+before = status_mb('VmRSS')
 open('/proc/self/clear_refs', 'w').write('5')  # reset VmHWM to the current RSS
 r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
 for _ in range({evals}):
     losses, _ = objective.value_and_grad(x)
 wall = (time.perf_counter() - t0) / {evals}
 r1 = resource.getrusage(resource.RUSAGE_SELF)
-print(json.dumps({{"s_per_eval": wall, "peak_mb": rss_mb('VmHWM') - before, "loss": losses.total,
+print(json.dumps({{"s_per_eval": wall, "peak_mb": peak_mb() - before, "loss": losses.total,
                   "user_s": r1.ru_utime - r0.ru_utime, "sys_s": r1.ru_stime - r0.ru_stime,
                   "tiled": objective._tiled(x)}}))
 """
 
 
 def run(variant: str, args: argparse.Namespace) -> dict:
-    code = JOB.format(repo=str(REPO), variant=variant, size=args.size, threads=args.threads, evals=args.evals,
+    code = _PEAK + JOB.format(repo=str(REPO), variant=variant, size=args.size, threads=args.threads, evals=args.evals,
                       content=str(args.content), style=str(args.style))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
