@@ -17,6 +17,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -73,7 +74,7 @@ def is_image_document(document: types.Document) -> bool:
 
 
 class StepFilter(custom_filters.AdvancedCustomFilter):
-    """``step="style"``: the user's dialog is at that step (read from SQLite)."""
+    """``step="style"``: the user's dialog in this chat is at that step (read from the store)."""
 
     key = "step"
 
@@ -81,7 +82,7 @@ class StepFilter(custom_filters.AdvancedCustomFilter):
         self.store = store
 
     def check(self, message: types.Message, step: str) -> bool:
-        return self.store.get_dialog(message.from_user.id).step == step
+        return self.store.get_dialog(message.from_user.id, message.chat.id).step == step
 
 
 class ImageFilter(custom_filters.SimpleCustomFilter):
@@ -188,7 +189,7 @@ class Handlers:
 
     # --- commands ------------------------------------------------------
     def start(self, message: types.Message) -> None:
-        self.store.reset_dialog(message.from_user.id)
+        self.store.reset_dialog(message.from_user.id, message.chat.id)
         self.reply(message, "start")
 
     def help(self, message: types.Message) -> None:
@@ -196,10 +197,10 @@ class Handlers:
         self.reply(message, "help", size=size, hours=RESULT_HOURS)
 
     def cancel(self, message: types.Message) -> None:
-        user = message.from_user.id
-        job = self.store.active_job(user)
-        dialog = self.store.get_dialog(user)
-        self.store.reset_dialog(user)
+        user, chat = message.from_user.id, message.chat.id
+        job = self.store.active_job(user)  # one job per user, whichever chat it paints for
+        dialog = self.store.get_dialog(user, chat)
+        self.store.reset_dialog(user, chat)
         if job is not None and self.queue.cancel(job.id):
             self.reply(message, "cancelled_job")
         elif dialog.step != STEP_CONTENT or dialog.content_file_id:
@@ -208,10 +209,19 @@ class Handlers:
             self.reply(message, "nothing_to_cancel")
 
     def forget(self, message: types.Message) -> None:
+        """Delete the user's rows (all chats) and results before saying so.
+
+        A running job is cancelled and waited for (briefly), so its worker cannot
+        write a result file after it was deleted.
+        """
         user = message.from_user.id
         job = self.store.active_job(user)
         if job is not None:
             self.queue.cancel(job.id)
+            running = getattr(self.queue, "running_ids", None)
+            deadline = time.monotonic() + 15
+            while running is not None and job.id in running() and time.monotonic() < deadline:
+                time.sleep(0.05)
         for job_id in self.store.forget_user(user):
             result_path(self.results_dir, job_id).unlink(missing_ok=True)
         self.reply(message, "forgotten")
@@ -236,21 +246,21 @@ class Handlers:
         if not self.check_image(message, image):
             return
         user = message.from_user.id
-        self.store.set_dialog(Dialog(user, STEP_STYLE, image.file_id))
+        self.store.set_dialog(Dialog(user, STEP_STYLE, image.file_id, message.chat.id))
         self.ask_style(message.chat.id, message.from_user)
 
     def style(self, message: types.Message) -> None:
         image = incoming_image(message)
-        user = message.from_user.id
-        dialog = self.store.get_dialog(user)
+        user, chat = message.from_user.id, message.chat.id
+        dialog = self.store.get_dialog(user, chat)
         if not self.check_image(message, image):
             return
         if dialog.content_file_id is None:  # a stale step: treat this as the photo
             self.content(message)
             return
-        if self.submit(message.chat.id, message.from_user, dialog.content_file_id, image.file_id):
+        if self.submit(chat, message.from_user, dialog.content_file_id, image.file_id):
             self.store.remember_style(user, image.file_id, image.thumb_file_id)
-            self.store.reset_dialog(user)
+            self.store.reset_dialog(user, chat)
 
     def album(self, message: types.Message) -> None:
         """Two images sent together: the first is the photo, the second the style."""
@@ -260,15 +270,15 @@ class Handlers:
             return
         if not self.check_image(message, image):
             return
-        user = message.from_user.id
+        user, chat = message.from_user.id, message.chat.id
         items = self.store.add_album_item(
-            message.media_group_id, user, message.message_id, image.file_id, image.thumb_file_id
+            message.media_group_id, user, message.message_id, image.file_id, image.thumb_file_id, chat_id=chat
         )
         if len(items) == 2:
             content, style = items
-            if self.submit(message.chat.id, message.from_user, content.file_id, style.file_id):
+            if self.submit(chat, message.from_user, content.file_id, style.file_id):
                 self.store.remember_style(user, style.file_id, style.thumb_file_id)
-                self.store.reset_dialog(user)
+                self.store.reset_dialog(user, chat)
         elif len(items) == 3:
             self.reply(message, "album_extra")
 
@@ -310,6 +320,10 @@ class Handlers:
     ) -> bool:
         """Queue a job if the user may have one now; answer either way."""
         lang = self.lang(user)
+        health = getattr(self.queue, "health", None)  # jobs.Health: a full disk takes no new jobs
+        if health is not None and not health.ok:
+            self.tg.send_text(chat_id, texts.t(lang, "busy_try_later"))
+            return False
         if self.store.active_job(user.id) is not None:
             self.tg.send_text(chat_id, texts.t(lang, "already_queued"))
             return False
@@ -374,14 +388,15 @@ class Handlers:
         return markup
 
     def on_settings(self, call: types.CallbackQuery) -> None:
-        _, what, value = call.data.split(":", 2)
+        # "set:" or "set:size" (an old or forged button) falls through to the stale answer.
+        _, what, value = ((call.data or "").split(":", 2) + ["", ""])[:3]
         lang = self.lang(call.from_user)
         settings = self.settings_for(call.from_user.id)
         if what == "size" and value.isdigit() and int(value) in self.size_choices:
             settings.size = int(value)
         elif what == "strength" and value in NAMED_STRENGTHS:
             settings.strength = NAMED_STRENGTHS[value]
-        elif what == "colors":
+        elif what == "colors" and value in ("0", "1"):
             settings.keep_colors = value == "1"
         else:
             self.answer(call, texts.t(lang, "stale_button"))
@@ -397,14 +412,16 @@ class Handlers:
             )
 
     def on_result_button(self, call: types.CallbackQuery) -> None:
-        kind, _, rest = call.data.partition(":")
+        kind, _, rest = (call.data or "").partition(":")
         job_id, _, direction = rest.partition(":")
         lang = self.lang(call.from_user)
-        job = self.store.get_job(job_id)
-        if job is None or job.user_id != call.from_user.id:
+        job = self.store.get_job(job_id) if job_id else None
+        # Both the user and the chat must match: a button acts only where its job painted.
+        if job is None or job.user_id != call.from_user.id or call.message is None \
+                or job.chat_id != call.message.chat.id:
             self.answer(call, texts.t(lang, "stale_button"))
             return
-        chat_id = call.message.chat.id if call.message else job.chat_id
+        chat_id = job.chat_id
         if kind == "rerun":
             strength = next_strength(job.strength, +1 if direction == "stronger" else -1)
             if strength is None:
@@ -416,7 +433,7 @@ class Handlers:
                         strength=strength, size=job.size, keep_colors=job.keep_colors)
         elif kind == "restyle":
             self.answer(call)
-            self.store.set_dialog(Dialog(call.from_user.id, STEP_STYLE, job.content_file_id))
+            self.store.set_dialog(Dialog(call.from_user.id, STEP_STYLE, job.content_file_id, chat_id))
             if self.store.recent_styles(call.from_user.id):
                 self.ask_style(chat_id, call.from_user)
             else:
@@ -432,18 +449,22 @@ class Handlers:
     def on_recent_style(self, call: types.CallbackQuery) -> None:
         lang = self.lang(call.from_user)
         user = call.from_user.id
-        dialog = self.store.get_dialog(user)
+        if call.message is None:  # no chat to act in
+            self.answer(call, texts.t(lang, "stale_button"))
+            return
+        chat_id = call.message.chat.id
+        # Recent styles are the user's own; the photo comes from this chat's dialog only.
+        dialog = self.store.get_dialog(user, chat_id)
         recent = self.store.recent_styles(user)
-        n = call.data.partition(":")[2]
+        n = (call.data or "").partition(":")[2]
         if dialog.step != STEP_STYLE or not dialog.content_file_id or not n.isdigit() or not 1 <= int(n) <= len(recent):
             self.answer(call, texts.t(lang, "stale_button"))
             return
         self.answer(call)
         style = recent[int(n) - 1]
-        chat_id = call.message.chat.id if call.message else user
         if self.submit(chat_id, call.from_user, dialog.content_file_id, style.file_id):
             self.store.remember_style(user, style.file_id, style.thumb_file_id)
-            self.store.reset_dialog(user)
+            self.store.reset_dialog(user, chat_id)
 
     def answer(self, call: types.CallbackQuery, text: str | None = None) -> None:
         try:
@@ -453,45 +474,85 @@ class Handlers:
 
 
 class Dispatcher:
-    """Runs updates on a few threads, but each user's updates strictly in order.
+    """Runs each sender's updates strictly in order, and different senders in parallel.
 
     telebot's own thread pool would run a user's photo and style, sent a
     moment apart, at the same time, and both would see the dialog's old
-    step. Sharding by user id keeps every conversation sequential while
-    different users still proceed in parallel.
+    step. Fixed shards (user id modulo N) kept order but let one user's
+    stalled download hold up every user on the same shard. So each sender
+    (a user, whose dialog is one, in any chat) has its own FIFO, and a pool
+    of threads serves the senders that have work: a sender is taken by one
+    thread at a time (order), any free thread can take any sender, and the
+    pool grows up to ``max_threads`` when all threads are busy, so a stalled
+    sender holds only its own thread.
     """
 
-    def __init__(self, bot: telebot.TeleBot, shards: int = 4) -> None:
+    def __init__(self, bot: telebot.TeleBot, shards: int = 4, max_threads: int = 32) -> None:
         self.bot = bot
-        self._queues: list[queue.Queue] = [queue.Queue() for _ in range(shards)]
-        self._threads = [
-            threading.Thread(target=self._run, args=(q,), name=f"updates-{n}", daemon=True)
-            for n, q in enumerate(self._queues)
-        ]
-        for thread in self._threads:
-            thread.start()
+        self.max_threads = max(shards, max_threads)
+        self._lock = threading.Lock()
+        self._pending: dict[object, deque[types.Update]] = {}   # sender -> updates not yet run
+        self._ready: queue.Queue = queue.Queue()                   # senders with work, none taken yet
+        self._idle = 0
+        self._stopping = False
+        self._threads: list[threading.Thread] = []
+        with self._lock:
+            for _ in range(shards):
+                self._spawn()
 
     def dispatch(self, updates: list[types.Update]) -> None:
         for update in updates:
-            self._queues[_sender(update) % len(self._queues)].put(update)
+            key = _sender(update)
+            with self._lock:
+                if self._stopping:
+                    return
+                waiting = self._pending.get(key)
+                if waiting is not None:  # queued or being run: its thread will get to it
+                    waiting.append(update)
+                    continue
+                self._pending[key] = deque([update])
+                if self._idle == 0 and len(self._threads) < self.max_threads:
+                    self._spawn()
+                self._idle -= 1  # reserve a thread (may go negative: the work waits its turn)
+            self._ready.put(key)
 
     def stop(self) -> None:
-        for q in self._queues:
-            q.put(None)
+        """Updates already taken finish; threads then exit (updates not started are dropped)."""
+        with self._lock:
+            self._stopping = True
+            count = len(self._threads)
+        for _ in range(count):
+            self._ready.put(None)
 
-    def _run(self, q: queue.Queue) -> None:
-        while (update := q.get()) is not None:
-            try:
-                self.bot.process_new_updates([update])
-            except Exception:  # handlers are guarded; this is telebot itself failing
-                log.exception("update %s failed", update.update_id)
+    def _spawn(self) -> None:
+        """Start one more thread; the caller holds the lock."""
+        thread = threading.Thread(target=self._run, name=f"updates-{len(self._threads)}", daemon=True)
+        self._threads.append(thread)
+        self._idle += 1
+        thread.start()
+
+    def _run(self) -> None:
+        while (key := self._ready.get()) is not None:
+            while True:
+                with self._lock:
+                    waiting = self._pending[key]
+                    if not waiting or self._stopping:
+                        del self._pending[key]
+                        self._idle += 1
+                        break
+                    update = waiting.popleft()
+                try:
+                    self.bot.process_new_updates([update])
+                except Exception:  # handlers are guarded; this is telebot itself failing
+                    log.exception("update %s failed", update.update_id)
 
 
-def _sender(update: types.Update) -> int:
+def _sender(update: types.Update) -> object:
+    """Whose conversation an update belongs to: the user (their dialog is one across chats)."""
     for part in (update.message, update.callback_query, update.edited_message):
         if part is not None and part.from_user is not None:
             return part.from_user.id
-    return update.update_id
+    return ("update", update.update_id)  # no sender: nothing to keep in order
 
 
 def next_strength(current: float, direction: int) -> float | None:

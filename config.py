@@ -158,16 +158,7 @@ def _int(get, name: str, default: int | None, low: int, high: int) -> int | None
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
-    """Parse ``KEY=VALUE`` lines; ``#`` comments, blank lines, optional quotes, ``export ``."""
-    values: dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        key = key.strip().removeprefix("export ").strip()
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key] = value
-    return values
+    """``KEY=VALUE`` lines parsed by python-dotenv: comments (also after a value), quotes, ``export``."""
+    from dotenv import dotenv_values
+
+    return {key: value for key, value in dotenv_values(path).items() if value is not None}

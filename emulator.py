@@ -126,6 +126,18 @@ class _Fault:
     times: int
 
 
+@dataclass
+class _TransferFault:
+    """A broken transfer: ``stall`` waits ``seconds`` (after ``after`` body bytes, if set) before
+    answering; ``drop`` sends the headers with the full Content-Length, part of the body, and hangs up."""
+
+    kind: str
+    times: int
+    seconds: float = 0.0
+    after: int | None = None
+    file_id: str | None = None
+
+
 class BotAPIEmulator:
     """A Bot API server on 127.0.0.1 in a daemon thread, plus the user's side of the chats.
 
@@ -159,7 +171,11 @@ class BotAPIEmulator:
         self._next_message_id: dict[int, int] = {}
         self._users: dict[int, dict] = {}
         self._blocked: set[int] = set()
+        self._groups: dict[int, dict] = {}                # group chat_id -> its Chat object
         self._faults: dict[str, deque[_Fault]] = {}
+        self._transfer_faults: dict[str, deque[_TransferFault]] = {}   # "file" or a method, lowercase
+        self._unstall = threading.Event()                # set on close: stalled answers end at once
+        self._downloads: list[tuple[str, str]] = []       # (file_id, "ok" | "stall" | "drop"), in order
         self._updates: list[dict] = []                    # pending (unconfirmed) updates, oldest first
         self._allowed_updates: list[str] | None = None
         self._last_update: dict | None = None
@@ -194,6 +210,7 @@ class BotAPIEmulator:
         with self._lock:
             self._closing = True
             self._changed.notify_all()
+        self._unstall.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -209,52 +226,74 @@ class BotAPIEmulator:
 
     # ------------------------------------------------------------------ the user's side
 
-    def send_text(self, user_id: int, text: str, language_code: str = "en", first_name: str = "Ann") -> dict:
+    # ``chat_id``: by default the user's private chat (its id is the user's); a negative id is a group
+    # the user writes in (``"type": "group"`` with a title), the bot a member of it.
+
+    def send_text(self, user_id: int, text: str, language_code: str = "en", first_name: str = "Ann",
+                  chat_id: int | None = None) -> dict:
         """The user types ``text``; a leading ``/command`` gets a ``bot_command`` entity like in Telegram."""
         content: dict[str, Any] = {"text": text}
         command = re.match(r"/\w+(@\w+)?", text)
         if command:
             content["entities"] = [{"offset": 0, "length": command.end(), "type": "bot_command"}]
-        return self._user_message(user_id, content, language_code, first_name)
+        return self._user_message(user_id, content, language_code, first_name, chat_id=chat_id)
 
     def send_photo(self, user_id: int, image_bytes: bytes, caption: str | None = None,
-                   language_code: str = "en", media_group_id: str | None = None) -> dict:
+                   language_code: str = "en", media_group_id: str | None = None, chat_id: int | None = None) -> dict:
         """The user sends a picture as a photo: Telegram re-encodes it to JPEGs of several sizes."""
         content: dict[str, Any] = {"photo": self._store_photo(image_bytes, keep_original=False)}
         if caption:
             content["caption"] = caption
         if media_group_id:
             content["media_group_id"] = media_group_id
-        return self._user_message(user_id, content, language_code)
+        return self._user_message(user_id, content, language_code, chat_id=chat_id)
 
     def send_document(self, user_id: int, data: bytes, file_name: str, mime_type: str,
-                      language_code: str = "en", media_group_id: str | None = None) -> dict:
+                      language_code: str = "en", media_group_id: str | None = None,
+                      chat_id: int | None = None) -> dict:
         """The user sends a file as is (e.g. an image "as file", uncompressed)."""
         content: dict[str, Any] = {"document": self._store_document(data, file_name, mime_type)}
         if media_group_id:
             content["media_group_id"] = media_group_id
-        return self._user_message(user_id, content, language_code)
+        return self._user_message(user_id, content, language_code, chat_id=chat_id)
 
-    def send_album(self, user_id: int, images: list[bytes], language_code: str = "en") -> list[dict]:
+    def send_album(self, user_id: int, images: list[bytes], language_code: str = "en",
+                   chat_id: int | None = None) -> list[dict]:
         """The user sends several photos at once: one update per photo, sharing a ``media_group_id``."""
         group = f"album{next(self._ids)}"
-        return [self.send_photo(user_id, image, language_code=language_code, media_group_id=group)
+        return [self.send_photo(user_id, image, language_code=language_code, media_group_id=group, chat_id=chat_id)
                 for image in images]
 
-    def press_button(self, user_id: int, message_id: int, callback_data: str, language_code: str = "en") -> dict:
+    def press_button(self, user_id: int, message_id: int, callback_data: str, language_code: str = "en",
+                     chat_id: int | None = None) -> dict:
         """The user presses an inline button of a bot message; returns the ``callback_query`` update."""
+        chat = user_id if chat_id is None else chat_id
         with self._lock:
-            stored = self._messages.get(user_id, {}).get(message_id)
+            stored = self._messages.get(chat, {}).get(message_id)
             if stored is None or not stored.from_bot:
-                raise ValueError(f"no bot message {message_id} in chat {user_id}")
+                raise ValueError(f"no bot message {message_id} in chat {chat}")
             rows = stored.message.get("reply_markup", {}).get("inline_keyboard", [])
             if not any(b.get("callback_data") == callback_data for row in rows for b in row):
                 raise ValueError(f"message {message_id} has no button with callback_data {callback_data!r}")
-            query = {"id": str(next(self._ids) * 7919), "from": self._user(user_id, language_code),
-                     "message": dict(stored.message), "chat_instance": str(user_id * 31),
-                     "data": callback_data}
-            self._callback_queries[query["id"]] = query
-            return self._add_update({"callback_query": query})
+            return self._callback_update(user_id, stored, callback_data, language_code, chat)
+
+    def send_callback_query(self, user_id: int, message_id: int, data: str, language_code: str = "en",
+                            chat_id: int | None = None) -> dict:
+        """A ``callback_query`` with any ``data`` on a bot message, whether or not it has that button:
+        what an old client, a since-edited keyboard or a forged request delivers."""
+        chat = user_id if chat_id is None else chat_id
+        with self._lock:
+            stored = self._messages.get(chat, {}).get(message_id)
+            if stored is None or not stored.from_bot:
+                raise ValueError(f"no bot message {message_id} in chat {chat}")
+            return self._callback_update(user_id, stored, data, language_code, chat)
+
+    def _callback_update(self, user_id: int, stored: _StoredMessage, data: str, language_code: str,
+                         chat: int) -> dict:
+        query = {"id": str(next(self._ids) * 7919), "from": self._user(user_id, language_code),
+                 "message": dict(stored.message), "chat_instance": str(chat * 31), "data": data}
+        self._callback_queries[query["id"]] = query
+        return self._add_update({"callback_query": query})
 
     # ------------------------------------------------------------------ what the bot did
 
@@ -321,6 +360,52 @@ class BotAPIEmulator:
         with self._lock:
             self._faults.setdefault(method.lower(), deque()).append(_Fault(error, times))
 
+    def stall_next(self, target: str, seconds: float, times: int = 1, after: int | None = None,
+                   file_id: str | None = None) -> None:
+        """The next ``times`` requests to ``target`` wait ``seconds`` before answering.
+
+        ``target`` is ``"file"`` (a download) or a method name. With ``after``, the headers and that many
+        body bytes go out first and the stall is mid-body. ``file_id`` limits a ``"file"`` fault to that
+        file's downloads (others pass untouched). A stall ends early when the emulator closes. A stalled
+        method call still takes effect; only its answer is late, as when Telegram's reply is lost.
+        """
+        self._add_transfer_fault(target, _TransferFault("stall", times, seconds, after, file_id))
+
+    def drop_next(self, target: str, times: int = 1, after: int | None = None, file_id: str | None = None) -> None:
+        """The next ``times`` requests to ``target`` get the headers (with the full Content-Length) and
+        ``after`` bytes of the body (half by default), then the connection is closed: a transfer cut short."""
+        self._add_transfer_fault(target, _TransferFault("drop", times, 0.0, after, file_id))
+
+    def _add_transfer_fault(self, target: str, fault: _TransferFault) -> None:
+        key = target.lower()
+        if key != "file" and key not in _CANONICAL:
+            raise ValueError(f"{target!r} is neither 'file' nor a method this emulator serves")
+        if fault.file_id is not None and key != "file":
+            raise ValueError("file_id only applies to the 'file' target")
+        with self._lock:
+            self._transfer_faults.setdefault(key, deque()).append(fault)
+
+    def downloads(self, file_id: str | None = None) -> list[str]:
+        """How each file download went, in order: ``"ok"``, ``"stall"`` or ``"drop"`` (the fault it met)."""
+        with self._lock:
+            return [outcome for fid, outcome in self._downloads if file_id is None or fid == file_id]
+
+    def _take_transfer_fault(self, target: str, file_path: str | None = None) -> _TransferFault | None:
+        """The first pending fault for this request (matching its file, if the fault names one), used up."""
+        with self._lock:
+            file_id = self._paths.get(file_path or "")
+            taken = None
+            for fault in self._transfer_faults.get(target.lower(), ()):
+                if fault.file_id is None or fault.file_id == file_id:
+                    taken = fault
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self._transfer_faults[target.lower()].remove(fault)
+                    break
+            if file_path is not None and file_id is not None:
+                self._downloads.append((file_id, taken.kind if taken else "ok"))
+            return taken
+
     def block_user(self, chat_id: int) -> None:
         """The user blocks the bot: any send or edit to the chat gets 403 from now on."""
         with self._lock:
@@ -331,11 +416,22 @@ class BotAPIEmulator:
             self._blocked.discard(chat_id)
 
     def redeliver_last_update(self) -> int:
-        """POST the last update delivered to the webhook once more (Telegram may); returns the HTTP status."""
+        """Deliver the last delivered update once more, as Telegram may; returns the HTTP status.
+
+        With a webhook it is POSTed again. Without one it goes back in front of the pending updates,
+        as when the bot died before its next ``getUpdates`` confirmed it: a bot that polls with a
+        larger offset never gets it (that is the offset's job), one that lost its offset does.
+        Returns 200 in that case.
+        """
         with self._lock:
             webhook, update = self._webhook, self._last_update
-        if webhook is None or update is None:
-            raise RuntimeError("no webhook set or nothing delivered yet")
+            if update is None:
+                raise RuntimeError("nothing delivered yet")
+            if webhook is None:
+                if all(u["update_id"] != update["update_id"] for u in self._updates):
+                    self._updates.insert(0, update)
+                self._changed.notify_all()
+                return 200
         return self._post_update(webhook, update)
 
     # ------------------------------------------------------------------ live events (the playground)
@@ -415,6 +511,8 @@ class BotAPIEmulator:
         return user
 
     def _chat(self, chat_id: int) -> dict:
+        if chat_id in self._groups:
+            return dict(self._groups[chat_id])
         user = self._users.get(chat_id, {"first_name": "Ann"})
         return {"id": chat_id, "first_name": user["first_name"], "type": "private"}
 
@@ -428,9 +526,15 @@ class BotAPIEmulator:
         self._emit_message("message", chat_id, stored)
         return stored
 
-    def _user_message(self, user_id: int, content: dict, language_code: str, first_name: str = "Ann") -> dict:
+    def _user_message(self, user_id: int, content: dict, language_code: str, first_name: str = "Ann",
+                      chat_id: int | None = None) -> dict:
+        chat = user_id if chat_id is None else chat_id
+        if chat != user_id and chat >= 0:
+            raise ValueError("a group chat id is negative (a positive one is a user's private chat)")
         with self._lock:
-            stored = self._new_message(user_id, self._user(user_id, language_code, first_name), content, False)
+            if chat < 0:
+                self._groups.setdefault(chat, {"id": chat, "title": f"Group {-chat}", "type": "group"})
+            stored = self._new_message(chat, self._user(user_id, language_code, first_name), content, False)
             self._add_update({"message": stored.message})
             return dict(stored.message)
 
@@ -679,7 +783,7 @@ class BotAPIEmulator:
             chat_id = int(p.str("chat_id", ""))
         except ValueError:
             raise bad_request("chat not found") from None
-        if chat_id not in self._users:
+        if chat_id not in self._users and chat_id not in self._groups:
             raise bad_request("chat not found")
         if check_blocked and chat_id in self._blocked:
             raise ApiError(403, BLOCKED)
@@ -981,7 +1085,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         if path.startswith(f"/file/bot{token}/"):
-            data = self.emulator.download(path[len(f"/file/bot{token}/"):])
+            file_path = path[len(f"/file/bot{token}/"):]
+            self._fault = self.emulator._take_transfer_fault("file", file_path)
+            data = self.emulator.download(file_path)
             if data is None:
                 return self._reply(404, {"ok": False, "error_code": 404, "description": "Not Found"})
             return self._send(200, data, "application/octet-stream")
@@ -990,6 +1096,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._reply(404, {"ok": False, "error_code": 404, "description": "Not Found"})
         if match.group(1) != token:
             return self._reply(401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
+        if match.group(2).lower() in _CANONICAL:
+            self._fault = self.emulator._take_transfer_fault(match.group(2))
         params: dict[str, Any] = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query).items()}
         files: dict[str, tuple[str, bytes]] = {}
         content_type = self.headers.get("Content-Type", "")
@@ -1010,8 +1118,22 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(body).encode(), "application/json")
 
     def _send(self, status: int, data: bytes, content_type: str) -> None:
+        fault: _TransferFault | None = getattr(self, "_fault", None)
+        self._fault = None
+        if fault is not None and fault.kind == "stall" and fault.after is None:
+            self.emulator._unstall.wait(fault.seconds)
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        self.wfile.write(data)
+        if fault is None or (fault.kind == "stall" and fault.after is None):
+            self.wfile.write(data)
+            return
+        cut = len(data) // 2 if fault.after is None else max(0, min(fault.after, len(data) - 1))
+        self.wfile.write(data[:cut])
+        self.wfile.flush()
+        if fault.kind == "stall":
+            self.emulator._unstall.wait(fault.seconds)
+            self.wfile.write(data[cut:])
+            return
+        self.close_connection = True   # drop: the client sees the body end short of Content-Length

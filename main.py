@@ -16,16 +16,17 @@ import logging
 import signal
 import sys
 import threading
+import time
 from dataclasses import replace
-from typing import Any
+from typing import Any, Callable
 
 import telebot
 
 import bot as chat
 import texts
 from config import Config, ConfigError
-from jobs import Job, ThreadQueue
-from runner import Context, run_job, sweep_results
+from jobs import Health, Job, ThreadQueue
+from runner import Context, probe_disk, run_job, sweep_results
 from storage import Store
 from telegram import Telegram, TelegramError, UserGone, setup_logging, use_api_url
 
@@ -49,37 +50,122 @@ def engine_params(job: Job) -> Any:
     return model.StyleParams(size=job.size, strength=job.strength, keep_colors=job.keep_colors)
 
 
-class PositionWatcher:
-    """Edits waiting users' status messages when the queue moves, off the worker thread."""
+class TokenBucket:
+    """``rate`` calls per second on average, bursts up to ``burst``; ``take()`` waits its turn."""
 
-    def __init__(self, tg: Telegram) -> None:
+    def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.burst, self.clock = rate, burst, clock
+        self._tokens, self._at = burst, clock()
+        self._lock = threading.Lock()
+
+    def take(self) -> None:
+        while True:
+            with self._lock:
+                now = self.clock()
+                self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+                self._at = now
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    return
+                wait = (1 - self._tokens) / self.rate
+            time.sleep(wait)
+
+
+class PositionWatcher:
+    """Edits waiting users' "in the queue" messages when the queue moves, off the worker thread.
+
+    Issue 11: editing every waiting message on every claim made n queued jobs
+    cost n²/2 edits (50 users: 1,226 ``editMessageText``; Telegram answers 429).
+    Now, per job: an edit only when the text shown changes; exact positions
+    only near the front (``exact``), "more than N ahead" beyond; at least
+    ``min_interval`` s between a job's edits and at most ``max_edits`` in all,
+    the last kept for "you are next". All edits share one token bucket well
+    under Telegram's ~30 messages/s. The store is read here, at most once per
+    ``min_gap`` s, not on the worker thread.
+    """
+
+    exact = 4
+    thresholds = (3, 10, 20, 50, 100, 200, 500, 1000)
+
+    def __init__(self, tg: Telegram, min_interval: float = 15.0, max_edits: int = 3,
+                 rate: float = 20.0, min_gap: float = 1.0) -> None:
         self.tg = tg
-        self._latest: list[Job] | None = None
-        self._shown: dict[str, int] = {}
+        self.min_interval = min_interval
+        self.max_edits = max_edits
+        self.min_gap = min_gap
+        self.bucket = TokenBucket(rate, burst=rate)
+        self._latest: list[Job] | Callable[[], list[Job]] | None = None
+        self._source: Callable[[], list[Job]] | None = None
+        self._shown: dict[str, str] = {}
+        self._edits: dict[str, int] = {}
+        self._last: dict[str, float] = {}
+        self._recheck_at: float | None = None
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="positions", daemon=True)
         self._thread.start()
 
-    def notify(self, waiting: list[Job]) -> None:
+    def notify(self, waiting: list[Job] | Callable[[], list[Job]]) -> None:
+        """The queue moved: ``waiting`` is the queued jobs, or a callable that reads them."""
         with self._cond:
             self._latest = waiting
+            if callable(waiting):
+                self._source = waiting
             self._cond.notify()
+
+    def text(self, job: Job, position: int) -> str:
+        if position == 1:
+            return texts.t(job.lang, "queued_next")
+        if position <= self.exact:
+            return texts.t(job.lang, "queued", position=position)
+        ahead = max(t for t in self.thresholds if t < position - 1 or t == self.thresholds[0])
+        return texts.t(job.lang, "queued_many", ahead=ahead)
 
     def _run(self) -> None:
         while True:
             with self._cond:
                 while self._latest is None:
-                    self._cond.wait()
+                    timeout = None if self._recheck_at is None else max(0.0, self._recheck_at - time.monotonic())
+                    self._cond.wait(timeout)
+                    if self._latest is None and self._recheck_at is not None and self._source is not None \
+                            and time.monotonic() >= self._recheck_at:
+                        self._latest = self._source  # deferred edits are due: look again
                 waiting, self._latest = self._latest, None
-            for position, job in enumerate(waiting, 1):
-                if job.status_message_id is None or self._shown.get(job.id) == position:
+            try:
+                self._update(waiting() if callable(waiting) else waiting)
+            except Exception:
+                log.exception("position updates failed")
+            time.sleep(self.min_gap)  # coalesce bursts of claims into one look at the queue
+
+    def _update(self, waiting: list[Job]) -> None:
+        now = time.monotonic()
+        self._recheck_at = None
+        present = {job.id for job in waiting}
+        for gone in [j for j in self._last if j not in present]:
+            self._shown.pop(gone, None), self._edits.pop(gone, None), self._last.pop(gone, None)
+        for position, job in enumerate(waiting, 1):
+            if job.status_message_id is None:
+                continue
+            if job.id not in self._last:  # first sight: the handler's "queued" message was its first text
+                self._last[job.id] = now
+                self._edits[job.id] = 0
+                if position > 1:
                     continue
-                self._shown[job.id] = position
-                key = "queued_next" if position == 1 else "queued"
-                try:
-                    self.tg.edit_text(job.chat_id, job.status_message_id, texts.t(job.lang, key, position=position))
-                except (TelegramError, UserGone) as exc:
-                    log.info("position update for job %s failed: %s", job.id, exc)
+            text = self.text(job, position)
+            edits = self._edits[job.id]
+            if text == self._shown.get(job.id) or edits >= self.max_edits:
+                continue
+            if position > 1 and edits >= self.max_edits - 1:
+                continue  # the last edit is kept for "you are next"
+            due = self._last[job.id] + self.min_interval
+            if now < due and position > 1:
+                self._recheck_at = due if self._recheck_at is None else min(self._recheck_at, due)
+                continue
+            self.bucket.take()
+            self._shown[job.id], self._edits[job.id], self._last[job.id] = text, edits + 1, time.monotonic()
+            try:
+                self.tg.edit_text(job.chat_id, job.status_message_id, text)
+            except (TelegramError, UserGone) as exc:
+                log.info("position update for job %s failed: %s", job.id, exc)
 
 
 class App:
@@ -104,12 +190,17 @@ class App:
             results_dir=config.results_dir,
             **context_options,
         )
+        self.health = Health()
+        self.ctx.health = self.health
         self.positions = PositionWatcher(self.tg)
         self.queue = ThreadQueue(
             self.store,
             execute=lambda job, stop: run_job(job, stop, self.ctx),
             workers=config.workers,
             on_move=self.positions.notify,
+            health=self.health,
+            probe=lambda: probe_disk(config.data_dir),
+            job_timeout=self.ctx.job_timeout,
         )
         self.handlers = chat.Handlers.for_config(self.bot, self.store, self.queue, self.tg, config, gpu)
         chat.register(self.bot, self.handlers)
@@ -117,7 +208,10 @@ class App:
 
     # --- lifetime --------------------------------------------------------
     def start(self) -> "App":
-        sweep_results(self.config.results_dir)
+        try:
+            sweep_results(self.config.results_dir)
+        except OSError as exc:
+            log.warning("sweeping old results failed: %s", exc)
         self._resume_jobs()
         self.queue.start()
         self._poller.start()
@@ -138,17 +232,28 @@ class App:
             pass
 
     def _resume_jobs(self) -> None:
-        """Jobs that were waiting or running when we last stopped: queue them and say so."""
+        """Jobs that were waiting or running when we last stopped: queue them and say so.
+
+        The old status message goes (it may be a half-painted preview, which can't
+        turn back into text); a fresh "back in the queue" message takes its place.
+        """
         for position, job in enumerate(self.store.recover(), 1):
             try:
+                if job.status_message_id is not None:
+                    self.tg.delete(job.chat_id, job.status_message_id)
                 message = self.tg.send_text(job.chat_id, texts.t(job.lang, "resumed", position=position))
                 self.store.set_status_message(job.id, message.message_id)
             except (TelegramError, UserGone) as exc:
                 log.info("could not tell user about resumed job %s: %s", job.id, exc)
 
     def _poll(self) -> None:
-        """Long polling that survives anything the network or Telegram throws at it."""
-        offset: int | None = None
+        """Long polling that survives anything the network or Telegram throws at it.
+
+        The offset is saved with the ids of the updates taken, before they are handled:
+        a restart (even after SIGKILL) resumes after them, and an update Telegram sends
+        again is recognised and ignored, so no photo or button press acts twice.
+        """
+        offset: int | None = self.store.poll_offset()
         delay = 1.0
         try:
             self.bot.remove_webhook()
@@ -173,12 +278,31 @@ class App:
                 continue
             delay = 1.0
             if raw and not self.stopping.is_set():
-                offset = raw[-1]["update_id"] + 1
-                self.dispatcher.dispatch(parse_updates(raw))
+                next_offset = raw[-1]["update_id"] + 1
+                try:
+                    updates = parse_updates(raw, self.store, next_offset)
+                except Exception as exc:  # the database is busy or broken: fetch the batch again
+                    log.error("recording updates failed: %s; retrying", type(exc).__name__)
+                    if self.stopping.wait(1.0):
+                        break
+                    continue
+                offset = next_offset
+                self.dispatcher.dispatch(updates)
 
 
-def parse_updates(raw: list[dict]) -> list[telebot.types.Update]:
-    """Parse each update on its own; one that telebot can't read is logged and skipped."""
+def parse_updates(raw: list[dict], store: Store | None = None, offset: int | None = None) -> list[telebot.types.Update]:
+    """Parse each update on its own; one that telebot can't read is logged and skipped.
+
+    With ``store``, updates already handled (re-sent by Telegram) are dropped and the new
+    ones recorded, with ``offset`` as the next polling offset, before any is handled.
+    """
+    if store is not None:
+        ids = [item.get("update_id") for item in raw if isinstance(item.get("update_id"), int)]
+        fresh = set(store.accept_updates(ids, offset))
+        for update_id in ids:
+            if update_id not in fresh:
+                log.info("update %s: already handled; ignored", update_id)
+        raw = [item for item in raw if item.get("update_id") in fresh]
     updates = []
     for item in raw:
         try:

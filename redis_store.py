@@ -22,12 +22,17 @@ Schema (``P`` is the key prefix, ``stylebot`` by default):
 ``P:owners``                   hash: running job id -> "host:pid" of its worker
 ``P:user:<uid>:jobs``          sorted set: all of a user's job ids by ``seq``
 ``P:user:<uid>:active``        sorted set: queued + running job ids by ``seq``
-``P:dialog:<uid>``             hash: step, content_file_id, updated_at
+``P:dialog:<chat>:<uid>``      hash: step, content_file_id, updated_at (one per chat)
+``P:user:<uid>:chats``         set: chats where the user has a dialog (for /forget)
 ``P:settings:<uid>``           hash: size, strength, keep_colors
 ``P:styles:<uid>``             sorted set: style file ids by last use
 ``P:thumbs:<uid>``             hash: style file id -> thumbnail file id
-``P:album:<group>``            hash: message id -> JSON item; expires in 1 h
-``P:user:<uid>:albums``        set: the user's album groups (for /forget)
+``P:album:<chat>:<group>``     hash: message id -> JSON item; expires in 1 h
+``P:user:<uid>:albums``        set: the user's "<chat>:<group>" albums (for /forget)
+``P:rate_salt``                string: random salt of the rate-limit keys
+``P:rate:<hmac>``              sorted set: job creation times of one user, keyed by
+                               HMAC(salt, user id), so it outlives /forget
+                               without naming the user; expires in 1 h
 ``P:update:<update_id>``       string: the webhook saw this update (1 day)
 ``P:cancel:<id>``              string: the user cancelled this running job
 ``P:result:<id>``              bytes: the full-quality PNG (24 h)
@@ -43,7 +48,10 @@ Redis Cluster is not supported.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import os
 import time
 from collections.abc import Iterable
 from dataclasses import fields
@@ -66,6 +74,8 @@ UPDATE_TTL = 24 * 3600
 ALBUM_TTL = 3600
 #: A cancel request outlives any job's step by far.
 CANCEL_TTL = 3600
+#: Rate-limit events are counted over one hour.
+RATE_TTL = 3600
 
 _JOB_FIELDS = [f.name for f in fields(Job)]
 
@@ -239,6 +249,7 @@ class RedisStore:
         self.prefix = prefix
         self.r = client if client is not None else connect(url)
         self._raw: redis.Redis | None = None  # bytes client for PNG results, made on first use
+        self._salt: bytes | None = None  # rate-limit salt, read (or made) on first use
         self._scripts = {
             name: self.r.register_script(source)
             for name, source in {
@@ -260,6 +271,13 @@ class RedisStore:
 
     def _run(self, script: str, *args: object) -> Any:
         return self._scripts[script](args=[self.prefix, JOB_TTL, *args])
+
+    def _rate_key(self, user_id: int) -> str:
+        """``P:rate:<HMAC(salt, user id)>``: the salt is made once per Redis (``SET NX``), shared by all."""
+        if self._salt is None:
+            self.r.set(self.key("rate_salt"), os.urandom(32).hex(), nx=True)
+            self._salt = bytes.fromhex(self.r.get(self.key("rate_salt")))
+        return self.key("rate", hmac.new(self._salt, str(int(user_id)).encode(), hashlib.sha256).hexdigest())
 
     def _jobs(self, ids: Iterable[str]) -> list[Job]:
         ids = list(ids)
@@ -284,7 +302,11 @@ class RedisStore:
         """Store ``job`` and put it in line (one ``MULTI``: all of it or none)."""
         job.seq = int(self.r.incr(self.key("seq")))
         mapping = {name: _encode(getattr(job, name)) for name in _JOB_FIELDS}
+        rate = self._rate_key(job.user_id)
         with self.r.pipeline(transaction=True) as pipe:
+            pipe.zadd(rate, {os.urandom(8).hex(): job.created_at})
+            pipe.zremrangebyscore(rate, "-inf", time.time() - RATE_TTL)
+            pipe.expire(rate, RATE_TTL)
             pipe.hset(self.key("job", job.id), mapping=mapping)
             pipe.zadd(self.key("user", job.user_id, "jobs"), {job.id: job.seq})
             if job.status == JobStatus.QUEUED:
@@ -347,8 +369,8 @@ class RedisStore:
         return self.queued_jobs()
 
     def jobs_created_since(self, user_id: int, since: float) -> list[float]:
-        jobs = self._user_jobs(user_id)
-        return sorted(j.created_at for j in jobs if j.created_at >= since)
+        """Creation times of the user's jobs since ``since``, from the hashed rate key (survives /forget)."""
+        return [score for _, score in self.r.zrangebyscore(self._rate_key(user_id), since, "+inf", withscores=True)]
 
     def last_job(self, user_id: int) -> Job | None:
         for job_id in self.r.zrevrange(self.key("user", user_id, "jobs"), 0, -1):
@@ -424,24 +446,27 @@ class RedisStore:
         return self._bytes_client().get(self.key("result", job_id))
 
     # --- dialog --------------------------------------------------------
-    def get_dialog(self, user_id: int) -> Dialog:
-        raw = self.r.hgetall(self.key("dialog", user_id))
+    def get_dialog(self, user_id: int, chat_id: int | None = None) -> Dialog:
+        chat = user_id if chat_id is None else chat_id
+        raw = self.r.hgetall(self.key("dialog", chat, user_id))
         if not raw:
-            return Dialog(user_id)
-        return Dialog(user_id, raw.get("step", STEP_CONTENT), raw.get("content_file_id") or None)
+            return Dialog(user_id, chat_id=chat)
+        return Dialog(user_id, raw.get("step", STEP_CONTENT), raw.get("content_file_id") or None, chat)
 
     def set_dialog(self, dialog: Dialog) -> None:
-        key = self.key("dialog", dialog.user_id)
+        key = self.key("dialog", dialog.chat_id, dialog.user_id)
         with self.r.pipeline(transaction=True) as pipe:
             pipe.delete(key)
             mapping = {"step": dialog.step, "updated_at": repr(time.time())}
             if dialog.content_file_id is not None:
                 mapping["content_file_id"] = dialog.content_file_id
             pipe.hset(key, mapping=mapping)
+            pipe.sadd(self.key("user", dialog.user_id, "chats"), str(dialog.chat_id))
             pipe.execute()
 
-    def reset_dialog(self, user_id: int) -> None:
-        self.r.delete(self.key("dialog", user_id))
+    def reset_dialog(self, user_id: int, chat_id: int | None = None) -> None:
+        chat = user_id if chat_id is None else chat_id
+        self.r.delete(self.key("dialog", chat, user_id))
 
     # --- settings ------------------------------------------------------
     def get_settings(self, user_id: int) -> UserSettings:
@@ -489,7 +514,8 @@ class RedisStore:
 
     # --- albums --------------------------------------------------------
     def add_album_item(
-        self, group_id: str, user_id: int, message_id: int, file_id: str, thumb_file_id: str | None
+        self, group_id: str, user_id: int, message_id: int, file_id: str, thumb_file_id: str | None,
+        chat_id: int | None = None,
     ) -> list[AlbumItem]:
         """Record one image of an album; return all seen so far, in message order.
 
@@ -497,12 +523,13 @@ class RedisStore:
         possibly by different web processes: ``HSETNX`` and ``HGETALL`` run in
         one ``MULTI``, so exactly one of them sees the second item arrive.
         """
-        key = self.key("album", group_id)
+        album = f"{user_id if chat_id is None else chat_id}:{group_id}"
+        key = self.key("album", album)
         item = json.dumps([file_id, thumb_file_id])
         with self.r.pipeline(transaction=True) as pipe:
             pipe.hsetnx(key, str(message_id), item)
             pipe.expire(key, ALBUM_TTL)
-            pipe.sadd(self.key("user", user_id, "albums"), group_id)
+            pipe.sadd(self.key("user", user_id, "albums"), album)
             pipe.expire(self.key("user", user_id, "albums"), ALBUM_TTL)
             pipe.hgetall(key)
             *_, raw = pipe.execute()
@@ -514,9 +541,13 @@ class RedisStore:
 
     # --- privacy -------------------------------------------------------
     def forget_user(self, user_id: int) -> list[str]:
-        """Delete every key about ``user_id``; return the ids of the jobs deleted."""
+        """Delete every key about ``user_id`` (all chats); return the ids of the jobs deleted.
+
+        The hashed rate key stays (timestamps only), so /forget does not reset the limit.
+        """
         ids = list(self.r.zrange(self.key("user", user_id, "jobs"), 0, -1))
         albums = self.r.smembers(self.key("user", user_id, "albums"))
+        chats = self.r.smembers(self.key("user", user_id, "chats")) | {str(user_id)}
         with self.r.pipeline(transaction=True) as pipe:
             for job_id in ids:
                 pipe.delete(self.key("job", job_id), self.key("result", job_id), self.key("cancel", job_id))
@@ -525,9 +556,11 @@ class RedisStore:
                 pipe.hdel(self.key("owners"), job_id)
             for group in albums:
                 pipe.delete(self.key("album", group))
-            for name in ("jobs", "active", "albums"):
+            for chat in chats:
+                pipe.delete(self.key("dialog", chat, user_id))
+            for name in ("jobs", "active", "albums", "chats"):
                 pipe.delete(self.key("user", user_id, name))
-            for name in ("dialog", "settings", "styles", "thumbs"):
+            for name in ("settings", "styles", "thumbs"):
                 pipe.delete(self.key(name, user_id))
             pipe.execute()
         return ids

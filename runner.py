@@ -27,7 +27,7 @@ from telebot import types
 import images
 import texts
 from images import BadImage
-from jobs import Job, JobStatus, Stop
+from jobs import JOB_TIMEOUT, MAX_CRASHES, Health, Job, JobStatus, OutcomeNotRecorded, Stop, crashes, resource_trouble
 from storage import STEP_STYLE, Dialog, Store
 from telegram import Telegram, TelegramError, UserGone
 
@@ -35,6 +35,11 @@ log = logging.getLogger(__name__)
 
 #: How long the full-quality PNG is kept for the "Full quality file" button.
 RESULT_HOURS = 24
+#: Old results are swept at most this often (seconds): globbing the folder after
+#: every job cost each queued job a directory scan for nothing (issue 11).
+SWEEP_EVERY = 600.0
+_last_sweep: dict[Path, float] = {}
+_sweep_lock = threading.Lock()
 
 
 @dataclass
@@ -54,6 +59,10 @@ class Context:
     edit_every: float = 3.0
     preview_every: float = 10.0
     preview_step: float = 0.2
+    #: Wall-clock bound on one job (seconds); past it the job is stopped and its user told.
+    job_timeout: float = JOB_TIMEOUT
+    #: Told when the disk refuses the result file (the worker then probes until it takes writes).
+    health: Health | None = None
 
 
 def strength_label(lang: str, strength: float) -> str:
@@ -74,18 +83,21 @@ def result_caption(job: Job, size: tuple[int, int]) -> str:
     )
 
 
-def result_buttons(job: Job) -> types.InlineKeyboardMarkup:
-    """Buttons under the result; callback data carries the job id, nothing else."""
+def result_buttons(job: Job, full: bool = True) -> types.InlineKeyboardMarkup:
+    """Buttons under the result; callback data carries the job id, nothing else.
+
+    ``full=False`` (the PNG could not be saved) leaves out "Full quality file".
+    """
     t = lambda key: texts.t(job.lang, key)  # noqa: E731
     markup = types.InlineKeyboardMarkup(row_width=2)
     markup.add(
         types.InlineKeyboardButton(t("btn_stronger"), callback_data=f"rerun:{job.id}:stronger"),
         types.InlineKeyboardButton(t("btn_weaker"), callback_data=f"rerun:{job.id}:weaker"),
     )
-    markup.add(
-        types.InlineKeyboardButton(t("btn_another_style"), callback_data=f"restyle:{job.id}"),
-        types.InlineKeyboardButton(t("btn_full_quality"), callback_data=f"full:{job.id}"),
-    )
+    row = [types.InlineKeyboardButton(t("btn_another_style"), callback_data=f"restyle:{job.id}")]
+    if full:
+        row.append(types.InlineKeyboardButton(t("btn_full_quality"), callback_data=f"full:{job.id}"))
+    markup.add(*row)
     return markup
 
 
@@ -107,6 +119,46 @@ def sweep_results(results_dir: Path, hours: float = RESULT_HOURS) -> int:
         except FileNotFoundError:
             pass
     return removed
+
+
+def sweep_now_and_then(results_dir: Path, every: float = SWEEP_EVERY) -> None:
+    """:func:`sweep_results` at most once per ``every`` seconds per folder; never raises."""
+    now = time.monotonic()
+    with _sweep_lock:
+        if now - _last_sweep.get(results_dir, -every) < every:
+            return
+        _last_sweep[results_dir] = now
+    try:
+        sweep_results(results_dir)
+    except OSError as exc:
+        log.warning("sweeping old results failed: %s", exc)
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file, then rename).
+
+    Every file the worker writes goes through here: it is the seam where a
+    full disk (``OSError`` ENOSPC) shows up, and where tests inject one.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+#: Size of the probe file: large enough that a disk with no room refuses it.
+PROBE_BYTES = 64 * 1024
+
+
+def probe_disk(directory: Path) -> None:
+    """Raise ``OSError`` unless ``directory`` takes a small write now (the health probe)."""
+    path = Path(directory) / ".probe"
+    write_file(path, b"\0" * PROBE_BYTES)
+    path.unlink(missing_ok=True)
 
 
 class StatusReporter:
@@ -202,13 +254,22 @@ class StatusReporter:
             return
         job, tg = self.job, self.ctx.tg
         self._last_edit = time.monotonic()
-        if self.message_id is None:
-            message = tg.send_text(job.chat_id, text)
-            self._set_message(message.message_id)
-        elif self.is_photo:
-            tg.edit_caption(job.chat_id, self.message_id, text)
-        else:
-            tg.edit_text(job.chat_id, self.message_id, text)
+        if self.message_id is not None:
+            try:
+                if self.is_photo:
+                    tg.edit_caption(job.chat_id, self.message_id, text)
+                else:
+                    tg.edit_text(job.chat_id, self.message_id, text)
+                self._shown = text
+                return
+            except UserGone:
+                raise
+            except TelegramError as exc:
+                # Deleted by the user, or a resumed job's old message: say it in a new one.
+                log.info("job %s: status edit failed (%s); sending a new message", job.id, exc.description)
+                self.is_photo = False
+        message = tg.send_text(job.chat_id, text)
+        self._set_message(message.message_id)
         self._shown = text
 
     def _show_preview(self, jpeg: bytes, caption: str) -> None:
@@ -227,8 +288,14 @@ class StatusReporter:
         self._shown = caption
 
     def _set_message(self, message_id: int) -> None:
+        """Remember the status message; the store's copy is only for a restart, so its failure is not the job's."""
         self.message_id = message_id
-        self.ctx.store.set_status_message(self.job.id, message_id)
+        try:
+            self.ctx.store.set_status_message(self.job.id, message_id)
+        except Exception as exc:
+            if resource_trouble(exc) is None:
+                raise
+            log.warning("job %s: status message id not saved: %s", self.job.id, exc)
 
     def finish(self, text: str | None) -> None:
         """Leave the status message in its final state (or remove it)."""
@@ -248,8 +315,13 @@ def run_job(job: Job, stop: Stop, ctx: Context) -> None:
 
     The job is marked ``DONE`` only after the result reached Telegram, so a
     crash at any point before that means the job runs again after restart.
+    Every ending the user can act on is told to them, and no store failure
+    escapes as anything but :class:`jobs.OutcomeNotRecorded` (the worker
+    writes it later), so the worker always survives the job.
     """
-    store = ctx.store
+    if crashes(job) >= MAX_CRASHES:
+        _give_up(ctx, job)
+        return
     reporter = StatusReporter(ctx, job)
     started = time.monotonic()
     try:
@@ -268,37 +340,88 @@ def run_job(job: Job, stop: Stop, ctx: Context) -> None:
         if reporter.error is not None:
             raise reporter.error
         _deliver(ctx, job, result)
-        store.set_status(job.id, JobStatus.DONE)
-        reporter.finish(None)
-        log.info("job %s done in %.1f s", job.id, time.monotonic() - started)
     except Exception as exc:
         reporter.close()
         _ended_badly(ctx, job, stop, reporter, exc)
+        return
     finally:
         reporter.close()
-        sweep_results(ctx.results_dir)
+        sweep_now_and_then(ctx.results_dir)
+    reporter.finish(None)
+    _record(job, lambda: ctx.store.set_status(job.id, JobStatus.DONE))
+    log.info("job %s done in %.1f s", job.id, time.monotonic() - started)
+
+
+def _record(job: Job, write: Callable[[], None]) -> None:
+    """Write a job's outcome; a store that refuses for the machine's reasons becomes ``OutcomeNotRecorded``."""
+    try:
+        write()
+    except Exception as exc:
+        if resource_trouble(exc) is None:
+            raise
+        log.warning("job %s: outcome not recorded yet: %s", job.id, exc)
+        raise OutcomeNotRecorded(job.id, write, exc) from exc
+
+
+def _tell(ctx: Context, job: Job, key: str, **values: Any) -> None:
+    """A message to the job's user that must not turn one failure into two."""
+    try:
+        ctx.tg.send_text(job.chat_id, texts.t(job.lang, key, **values))
+    except TelegramError as exc:
+        log.info("job %s: could not tell the user (%s): %s", job.id, key, exc.description)
+
+
+def _give_up(ctx: Context, job: Job) -> None:
+    """The process died during this job too often: stop retrying, clear its status message, say why."""
+    times = crashes(job)
+    log.error("job %s: the process stopped during it %d times; giving up", job.id, times)
+    if job.status_message_id is not None:
+        ctx.tg.delete(job.chat_id, job.status_message_id)
+    _tell(ctx, job, "gave_up_crashes", times=times)
+    _record(job, lambda: ctx.store.set_status(job.id, JobStatus.FAILED, error=f"gave up after {times} crashes"))
 
 
 def _ended_badly(ctx: Context, job: Job, stop: Stop, reporter: StatusReporter, exc: Exception) -> None:
     from_engine_cancel = type(exc).__name__ == "Cancelled"
+    store = ctx.store
+    trouble = resource_trouble(exc)
     if from_engine_cancel and stop.shutdown:
-        ctx.store.requeue(job.id)
+        _record(job, lambda: store.requeue(job.id))
         log.info("job %s interrupted by shutdown; back in the queue", job.id)
+    elif from_engine_cancel and stop.timed_out:
+        log.warning("job %s stopped: over its %.0f s limit", job.id, ctx.job_timeout)
+        _finish_quietly(reporter, None)
+        _tell(ctx, job, "job_timed_out", limit=texts.duration(job.lang, ctx.job_timeout))
+        _record(job, lambda: store.set_status(job.id, JobStatus.FAILED, error=f"timed out after {ctx.job_timeout:.0f} s"))
     elif from_engine_cancel:
-        ctx.store.set_status(job.id, JobStatus.CANCELLED)
-        reporter.finish(texts.t(job.lang, "job_cancelled_status"))
+        _finish_quietly(reporter, texts.t(job.lang, "job_cancelled_status"))
+        _record(job, lambda: store.set_status(job.id, JobStatus.CANCELLED))
         log.info("job %s cancelled", job.id)
     elif isinstance(exc, UserGone):
-        ctx.store.set_status(job.id, JobStatus.FAILED, error=f"user gone: {exc.description}")
+        _record(job, lambda: store.set_status(job.id, JobStatus.FAILED, error=f"user gone: {exc.description}"))
         log.info("job %s: user blocked the bot; dropped", job.id)
+    elif trouble is not None:
+        # The machine's fault, not the job's: it waits in the queue (attempt not counted)
+        # while the worker waits for the trouble to clear.
+        log.warning("job %s: %s; back in the queue", job.id, trouble)
+        if ctx.health is not None:
+            ctx.health.degrade(trouble)
+        _finish_quietly(reporter, None)
+        _tell(ctx, job, "trouble_retry")
+        _record(job, lambda: store.requeue(job.id))
     else:
         log.error("job %s failed: %s", job.id, exc, exc_info=exc)
-        ctx.store.set_status(job.id, JobStatus.FAILED, error=traceback.format_exc())
-        try:
-            reporter.finish(None)
-            ctx.tg.send_text(job.chat_id, texts.t(job.lang, "failed"))
-        except TelegramError:
-            pass
+        error = "".join(traceback.format_exception(exc))
+        _finish_quietly(reporter, None)
+        _tell(ctx, job, "failed")
+        _record(job, lambda: store.set_status(job.id, JobStatus.FAILED, error=error))
+
+
+def _finish_quietly(reporter: StatusReporter, text: str | None) -> None:
+    try:
+        reporter.finish(text)
+    except TelegramError as exc:
+        log.info("job %s: final status update failed: %s", reporter.job.id, exc.description)
 
 
 def _fetch(ctx: Context, job: Job, file_id: str, failure_key: str):
@@ -318,24 +441,32 @@ def _fetch(ctx: Context, job: Job, file_id: str, failure_key: str):
         ctx.store.set_status(job.id, JobStatus.FAILED, error=f"bad input: {exc}")
         if failure_key == "bad_style_later":
             # Keep the photo: the user only needs to send another style.
-            ctx.store.set_dialog(Dialog(job.user_id, STEP_STYLE, job.content_file_id))
+            ctx.store.set_dialog(Dialog(job.user_id, STEP_STYLE, job.content_file_id, job.chat_id))
         else:
-            ctx.store.reset_dialog(job.user_id)
+            ctx.store.reset_dialog(job.user_id, job.chat_id)
         ctx.tg.send_text(job.chat_id, texts.t(job.lang, failure_key, reason=reason))
         return None
 
 
 def _deliver(ctx: Context, job: Job, result) -> None:
-    """Send the result as a photo (or a document if it's beyond sendPhoto's limits)."""
+    """Send the result as a photo (or a document if it's beyond sendPhoto's limits).
+
+    The PNG for "Full quality file" is a bonus: when the disk refuses it, the
+    result is still sent (from memory, without that button) and health says why.
+    """
     png = images.to_png(result)
-    ctx.results_dir.mkdir(parents=True, exist_ok=True)
-    path = result_path(ctx.results_dir, job.id)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(png)
-    tmp.replace(path)
+    saved = True
+    try:
+        write_file(result_path(ctx.results_dir, job.id), png)
+    except OSError as exc:
+        saved = False
+        trouble = resource_trouble(exc) or f"cannot save results ({type(exc).__name__})"
+        log.warning("job %s: result file not saved (%s); sending it from memory", job.id, exc)
+        if ctx.health is not None:
+            ctx.health.degrade(trouble)
     jpeg = images.to_jpeg(result)
     caption = result_caption(job, result.size)
-    markup = result_buttons(job)
+    markup = result_buttons(job, full=saved)
     if images.fits_send_photo(result.size, len(jpeg)):
         ctx.tg.send_photo(job.chat_id, jpeg, caption=caption, markup=markup)
     else:

@@ -8,21 +8,37 @@ Thread safety: each thread gets its own connection (``sqlite3`` connections
 must not be shared), the database runs in WAL mode so readers never block the
 writer, and the one read-modify-write that races (claiming the next job) runs
 in a ``BEGIN IMMEDIATE`` transaction.
+
+Schema versions: ``PRAGMA user_version`` says which of :data:`MIGRATIONS` have
+run; opening a database applies the missing ones in order, each in one
+transaction, so a file written by an older release is upgraded in place (its
+queued jobs included). A database of the first release has version 0 and
+today's tables: migration 1 (``CREATE ... IF NOT EXISTS``) is a no-op there.
+
+Privacy: ``secure_delete`` is on for every connection, so deleted rows are
+zeroed in the pages, and :meth:`Store.forget_user` checkpoints the WAL so no
+old page copy survives either. Rate limits live apart from users: a keyed hash
+of the user id and bare timestamps, so they outlast /forget without naming
+anyone.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
 import sqlite3
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from jobs import Job, JobStatus
 
-SCHEMA = """
+#: Version 1: the schema of the first release, verbatim (its databases have user_version 0).
+SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS jobs (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT UNIQUE NOT NULL,
@@ -74,6 +90,84 @@ CREATE TABLE IF NOT EXISTS album_items (
 );
 """
 
+#: Version 2: dialogs and albums per (chat, user); handled update ids and the polling
+#: offset; rate limits by keyed hash. Dialogs and album items of version 1 are dropped:
+#: they do not say which chat their photo came from, and using it in another chat is
+#: exactly the leak this version fixes (albums live an hour anyway).
+SCHEMA_V2 = """
+DROP TABLE dialogs;
+CREATE TABLE dialogs (
+    chat_id INTEGER NOT NULL,
+    user_id INTEGER NOT NULL,
+    step TEXT NOT NULL,
+    content_file_id TEXT,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (chat_id, user_id)
+);
+CREATE INDEX dialogs_user ON dialogs (user_id);
+DROP TABLE album_items;
+CREATE TABLE album_items (
+    chat_id INTEGER NOT NULL,
+    group_id TEXT NOT NULL,
+    user_id INTEGER NOT NULL,
+    message_id INTEGER NOT NULL,
+    file_id TEXT NOT NULL,
+    thumb_file_id TEXT,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (chat_id, group_id, message_id)
+);
+CREATE INDEX album_items_user ON album_items (user_id);
+CREATE TABLE meta (
+    key TEXT PRIMARY KEY,
+    value BLOB
+);
+CREATE TABLE updates (
+    update_id INTEGER PRIMARY KEY,
+    seen_at REAL NOT NULL
+);
+CREATE TABLE rate_events (
+    who TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX rate_events_who ON rate_events (who, at);
+"""
+
+#: Handled update ids are kept this long (Telegram keeps an unconfirmed update for a day).
+UPDATES_KEEP = 2 * 24 * 3600
+#: Rate-limit timestamps older than this are dropped (the limit counts one hour).
+RATE_KEEP = 3600
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def _migrate_v1(db: sqlite3.Connection) -> None:
+    for statement in _statements(SCHEMA_V1):
+        db.execute(statement)
+
+
+def _migrate_v2(db: sqlite3.Connection) -> None:
+    for statement in _statements(SCHEMA_V2):
+        db.execute(statement)
+    salt = os.urandom(32)
+    db.execute("INSERT INTO meta (key, value) VALUES ('rate_salt', ?)", (salt,))
+    # The last hour's jobs keep counting against their users after the upgrade.
+    rows = db.execute("SELECT user_id, created_at FROM jobs WHERE created_at >= ?", (time.time() - RATE_KEEP,))
+    db.executemany("INSERT INTO rate_events (who, at) VALUES (?, ?)",
+                   [(_who(salt, r[0]), r[1]) for r in rows.fetchall()])
+
+
+#: Ordered: ``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``.
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_v1, _migrate_v2]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _who(salt: bytes, user_id: int) -> str:
+    """The rate-limit key of a user: HMAC-SHA256 of the id with this database's salt."""
+    return hmac.new(salt, str(int(user_id)).encode(), hashlib.sha256).hexdigest()
+
+
 #: Dialog steps: waiting for the photo to repaint, or for the style picture.
 STEP_CONTENT = "content"
 STEP_STYLE = "style"
@@ -81,9 +175,20 @@ STEP_STYLE = "style"
 
 @dataclass
 class Dialog:
+    """One user's dialog in one chat; ``chat_id=None`` means their private chat (id = user id).
+
+    Keyed by both because a photo sent in a private chat must never be painted into a
+    group the user is in, nor the other way round.
+    """
+
     user_id: int
     step: str = STEP_CONTENT
     content_file_id: str | None = None
+    chat_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.chat_id is None:
+            self.chat_id = self.user_id
 
 
 @dataclass
@@ -119,7 +224,26 @@ class Store:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._db().executescript(SCHEMA)  # executescript manages its own transaction
+        self._migrate()
+        self._salt: bytes = self._db().execute("SELECT value FROM meta WHERE key = 'rate_salt'").fetchone()[0]
+
+    def _migrate(self) -> None:
+        """Apply the missing :data:`MIGRATIONS`, each with its version bump in one transaction.
+
+        ``BEGIN IMMEDIATE`` and re-reading the version inside it make two processes
+        opening one old file at once upgrade it exactly once.
+        """
+        db = self._db()
+        while True:
+            with self._tx(immediate=True) as tx:
+                version = tx.execute("PRAGMA user_version").fetchone()[0]
+                if version >= SCHEMA_VERSION:
+                    return
+                MIGRATIONS[version](tx)
+                tx.execute(f"PRAGMA user_version = {version + 1}")
+
+    def schema_version(self) -> int:
+        return self._db().execute("PRAGMA user_version").fetchone()[0]
 
     # --- plumbing ------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
@@ -130,6 +254,7 @@ class Store:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=30000")
+            db.execute("PRAGMA secure_delete=ON")  # deleted rows are zeroed, not left in free space
             self._local.db = db
         return db
 
@@ -154,7 +279,9 @@ class Store:
     def _job(row: sqlite3.Row | None) -> Job | None:
         if row is None:
             return None
-        values = {name: row[name] for name in _JOB_COLUMNS}
+        # Known fields only: a newer release may have added columns this one ignores.
+        present = set(row.keys())
+        values = {name: row[name] for name in _JOB_COLUMNS if name in present}
         values["status"] = JobStatus(values["status"])
         values["keep_colors"] = bool(values["keep_colors"])
         return Job(**values)
@@ -172,6 +299,8 @@ class Store:
                 values,
             )
             job.seq = cursor.lastrowid
+            db.execute("INSERT INTO rate_events (who, at) VALUES (?, ?)", (_who(self._salt, job.user_id), job.created_at))
+            db.execute("DELETE FROM rate_events WHERE at < ?", (time.time() - RATE_KEEP,))
         return job
 
     def get_job(self, job_id: str) -> Job | None:
@@ -260,9 +389,13 @@ class Store:
         return self.queued_jobs()
 
     def jobs_created_since(self, user_id: int, since: float) -> list[float]:
+        """Creation times of the user's jobs since ``since`` (the rate limit; survives /forget).
+
+        Read from ``rate_events``, which names users only by keyed hash and is kept one hour.
+        """
         rows = self._db().execute(
-            "SELECT created_at FROM jobs WHERE user_id = ? AND created_at >= ? ORDER BY created_at",
-            (user_id, since),
+            "SELECT at FROM rate_events WHERE who = ? AND at >= ? ORDER BY at",
+            (_who(self._salt, user_id), since),
         ).fetchall()
         return [r[0] for r in rows]
 
@@ -272,25 +405,29 @@ class Store:
         ).fetchone()
         return self._job(row)
 
-    # --- dialog --------------------------------------------------------
-    def get_dialog(self, user_id: int) -> Dialog:
-        row = self._db().execute("SELECT * FROM dialogs WHERE user_id = ?", (user_id,)).fetchone()
+    # --- dialog (per chat and user; ``chat_id=None``: the private chat) ---
+    def get_dialog(self, user_id: int, chat_id: int | None = None) -> Dialog:
+        chat = user_id if chat_id is None else chat_id
+        row = self._db().execute(
+            "SELECT * FROM dialogs WHERE chat_id = ? AND user_id = ?", (chat, user_id)
+        ).fetchone()
         if row is None:
-            return Dialog(user_id)
-        return Dialog(user_id, row["step"], row["content_file_id"])
+            return Dialog(user_id, chat_id=chat)
+        return Dialog(user_id, row["step"], row["content_file_id"], chat)
 
     def set_dialog(self, dialog: Dialog) -> None:
         with self._tx() as db:
             db.execute(
-                "INSERT INTO dialogs (user_id, step, content_file_id, updated_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (user_id) DO UPDATE SET step = excluded.step, "
+                "INSERT INTO dialogs (chat_id, user_id, step, content_file_id, updated_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (chat_id, user_id) DO UPDATE SET step = excluded.step, "
                 "content_file_id = excluded.content_file_id, updated_at = excluded.updated_at",
-                (dialog.user_id, dialog.step, dialog.content_file_id, time.time()),
+                (dialog.chat_id, dialog.user_id, dialog.step, dialog.content_file_id, time.time()),
             )
 
-    def reset_dialog(self, user_id: int) -> None:
+    def reset_dialog(self, user_id: int, chat_id: int | None = None) -> None:
+        chat = user_id if chat_id is None else chat_id
         with self._tx() as db:
-            db.execute("DELETE FROM dialogs WHERE user_id = ?", (user_id,))
+            db.execute("DELETE FROM dialogs WHERE chat_id = ? AND user_id = ?", (chat, user_id))
 
     # --- settings ------------------------------------------------------
     def get_settings(self, user_id: int) -> UserSettings:
@@ -332,31 +469,99 @@ class Store:
 
     # --- albums --------------------------------------------------------
     def add_album_item(
-        self, group_id: str, user_id: int, message_id: int, file_id: str, thumb_file_id: str | None
+        self, group_id: str, user_id: int, message_id: int, file_id: str, thumb_file_id: str | None,
+        chat_id: int | None = None,
     ) -> list[AlbumItem]:
-        """Record one image of an album; return all seen so far, in message order.
+        """Record one image of an album; return all seen so far (in this chat), in message order.
 
         Telegram delivers an album as separate updates that our handler
         threads see concurrently; the immediate transaction makes exactly one
         of them observe the second item arriving.
         """
+        chat = user_id if chat_id is None else chat_id
         with self._tx(immediate=True) as db:
             db.execute(
-                "INSERT OR IGNORE INTO album_items VALUES (?, ?, ?, ?, ?, ?)",
-                (group_id, user_id, message_id, file_id, thumb_file_id, time.time()),
+                "INSERT OR IGNORE INTO album_items (chat_id, group_id, user_id, message_id, file_id, thumb_file_id, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (chat, group_id, user_id, message_id, file_id, thumb_file_id, time.time()),
             )
             db.execute("DELETE FROM album_items WHERE created_at < ?", (time.time() - 3600,))
             rows = db.execute(
-                "SELECT message_id, file_id, thumb_file_id FROM album_items WHERE group_id = ? ORDER BY message_id",
-                (group_id,),
+                "SELECT message_id, file_id, thumb_file_id FROM album_items WHERE chat_id = ? AND group_id = ? "
+                "ORDER BY message_id",
+                (chat, group_id),
             ).fetchall()
         return [AlbumItem(r["message_id"], r["file_id"], r["thumb_file_id"]) for r in rows]
 
     # --- privacy -------------------------------------------------------
     def forget_user(self, user_id: int) -> list[str]:
-        """Delete every row about ``user_id``; return the ids of the jobs deleted."""
+        """Delete every row about ``user_id`` (all chats); return the ids of the jobs deleted.
+
+        With ``secure_delete`` the rows are zeroed in the database pages; the WAL still
+        holds older copies of those pages until a checkpoint, so one runs (TRUNCATE:
+        the WAL file is emptied) before this returns. Rate-limit events stay: they
+        carry a keyed hash and timestamps only.
+        """
         with self._tx(immediate=True) as db:
             ids = [r[0] for r in db.execute("SELECT id FROM jobs WHERE user_id = ?", (user_id,))]
+            # Group dialogs with the user's photo are keyed by chat too, but user_id covers them.
             for table in ("jobs", "dialogs", "settings", "styles", "album_items"):
                 db.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
+        self.checkpoint()
         return ids
+
+    def checkpoint(self, attempts: int = 50) -> bool:
+        """Copy the WAL into the database and truncate it to zero bytes.
+
+        TRUNCATE waits for readers through the busy handler, but a reader that holds a
+        snapshot makes it report "busy" (1 in the first column): retried briefly.
+        """
+        db = self._db()
+        for _ in range(attempts):
+            busy = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            if not busy:
+                return True
+            time.sleep(0.05)
+        return False
+
+    # --- updates: exactly-once handling ------------------------------
+    def accept_updates(self, update_ids: list[int], offset: int | None = None) -> list[int]:
+        """Record ``update_ids`` as handled; return those not seen before, in the given order.
+
+        Called before an update's effects can happen (like the webhook's ``SET NX``): a
+        re-sent update (Telegram after a crash, a repeated delivery) has no second effect.
+        ``offset``, when given, is saved in the same transaction as the next polling offset.
+        """
+        now = time.time()
+        fresh: list[int] = []
+        with self._tx(immediate=True) as db:
+            for update_id in update_ids:
+                cursor = db.execute("INSERT OR IGNORE INTO updates (update_id, seen_at) VALUES (?, ?)",
+                                    (int(update_id), now))
+                if cursor.rowcount == 1:
+                    fresh.append(update_id)
+            if offset is not None:
+                db.execute("INSERT INTO meta (key, value) VALUES ('poll_offset', ?) "
+                           "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (int(offset),))
+            db.execute("DELETE FROM updates WHERE seen_at < ?", (now - UPDATES_KEEP,))
+        return fresh
+
+    def seen_update(self, update_id: int) -> bool:
+        """``True`` if the update was handled before (else it is recorded now): RedisStore's API."""
+        return not self.accept_updates([update_id])
+
+    def poll_offset(self) -> int | None:
+        """The ``getUpdates`` offset saved by the last poll (``None`` on a new database)."""
+        row = self._db().execute("SELECT value FROM meta WHERE key = 'poll_offset'").fetchone()
+        return None if row is None else int(row[0])
+
+    # --- worker reliability (jobs.ThreadQueue) ---------------------------
+    def release(self, job_id: str) -> None:
+        """Put a running job back in line after the worker itself failed, keeping the attempt.
+
+        Unlike :meth:`requeue` (a graceful stop, not counted), the attempt stays
+        counted, so a job that keeps breaking its worker is given up on in the end.
+        """
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET status = 'queued', started_at = NULL WHERE id = ? AND status = 'running'",
+                       (job_id,))

@@ -3,11 +3,18 @@
 Every outgoing call from the worker goes through :meth:`Telegram.call`:
 
 * 429 Too Many Requests: wait ``retry_after`` seconds, then retry;
-* 5xx, timeouts and dropped connections: retry with exponential backoff;
+* 5xx, timeouts and dropped connections (a body cut short included): retry
+  with exponential backoff;
 * 403 (the user blocked the bot, or left): :class:`UserGone`, so the job
   ends quietly instead of failing loudly;
 * 400 "message is not modified": not an error at all, returns ``None``;
 * anything else: :class:`TelegramError` with Telegram's description.
+
+Every request has connect and read timeouts: method calls get telebot's
+``apihelper.CONNECT_TIMEOUT``/``READ_TIMEOUT``; file downloads, which telebot
+sends with no timeout at all, are done here (:meth:`Telegram.download`) with
+their own timeouts, a wall-clock deadline and a size cap, so a stalled or
+dropped transfer ends in a retry or a :class:`TelegramError`, never a hang.
 
 It also installs the logging filter that keeps the token out of every log
 line: telebot and requests put request URLs (which contain it) into errors.
@@ -15,13 +22,16 @@ line: telebot and requests put request URLs (which contain it) into errors.
 
 from __future__ import annotations
 
+import http.client
 import logging
 import re
 import threading
+import time
 from typing import Any, Callable, TypeVar
 
 import requests
 import telebot
+import urllib3
 from telebot import apihelper, types
 
 log = logging.getLogger(__name__)
@@ -39,6 +49,24 @@ class TelegramError(Exception):
 
 class UserGone(TelegramError):
     """403: the user blocked the bot or deleted their account."""
+
+
+#: A transfer that broke or stalled on the way: worth another try.
+TRANSIENT = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+    urllib3.exceptions.HTTPError,
+    http.client.IncompleteRead,
+)
+
+#: Telegram's getFile limit for bots; a larger answer is not a file we asked for.
+DOWNLOAD_MAX_BYTES = 20 * 1024 * 1024
+
+
+class _Dropped(Exception):
+    """A download that ended early, stalled past its deadline, or got a 5xx/429: retry it."""
 
 
 def use_api_url(base: str | None) -> None:
@@ -106,12 +134,25 @@ class Telegram:
         backoff: float = 0.5,
         max_wait: float = 60.0,
         stop: threading.Event | None = None,
+        connect_timeout: float = 15.0,
+        read_timeout: float = 30.0,
+        download_total: float = 120.0,
+        download_attempts: int = 4,
+        download_max_bytes: int = DOWNLOAD_MAX_BYTES,
     ) -> None:
         self.bot = bot
         self.attempts = attempts
         self.backoff = backoff
         self.max_wait = max_wait
         self.stop = stop or threading.Event()
+        # Downloads only (method calls use telebot's globals); plain attributes, so a
+        # test can shorten them on a running bot's ``tg``.
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.download_total = download_total
+        self.download_attempts = download_attempts
+        self.download_max_bytes = download_max_bytes
+        self._sessions = threading.local()
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
         delay = self.backoff
@@ -133,7 +174,7 @@ class Telegram:
                     log.warning("%s: %s %s, retry %d", _name(fn), code, text, attempt)
                 else:
                     raise TelegramError(text, code) from None
-            except (requests.ConnectionError, requests.Timeout, apihelper.ApiHTTPException) as exc:
+            except (*TRANSIENT, apihelper.ApiHTTPException) as exc:
                 status = getattr(getattr(exc, "result", None), "status_code", None)
                 if status is not None and status < 500 and status != 429:
                     raise TelegramError(f"HTTP {status}", status) from None
@@ -185,8 +226,83 @@ class Telegram:
             pass  # cosmetic; never worth failing a job over
 
     def download(self, file_id: str) -> bytes:
+        """The file's bytes, or :class:`TelegramError` within about ``download_total`` seconds.
+
+        telebot's ``download_file`` has no timeout (a stalled server hung a
+        worker for good) and lets a body cut short escape as
+        ``ChunkedEncodingError``. Here every attempt has (connect, read)
+        timeouts, the whole download a wall-clock deadline (overrun by at most
+        one read timeout) and a size cap; a dropped, short or stalled transfer
+        is retried with backoff up to ``download_attempts`` times. A file over
+        the cap fails at once with "file is too big".
+        """
+        deadline = time.monotonic() + self.download_total
         info = self.call(self.bot.get_file, file_id)
-        return self.call(self.bot.download_file, info.file_path)
+        if info.file_size and info.file_size > self.download_max_bytes:
+            raise TelegramError("Bad Request: file is too big", 400)
+        url = _file_url(self.bot.token, info.file_path)
+        delay = self.backoff
+        attempt = 0
+        while attempt < self.download_attempts:
+            attempt += 1
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                return self._download_once(url, min(self.read_timeout, left), deadline)
+            except (*TRANSIENT, _Dropped) as exc:
+                # The type only: requests' messages carry the URL, and the URL the token.
+                log.warning("download: %s, attempt %d of %d", type(exc).__name__, attempt, self.download_attempts)
+            if attempt == self.download_attempts:
+                break
+            if self.stop.wait(min(delay, max(0.0, deadline - time.monotonic()))):
+                break
+            delay = min(delay * 2, self.max_wait)
+        raise TelegramError(f"download failed after {attempt} attempts")
+
+    def _download_once(self, url: str, read_timeout: float, deadline: float) -> bytes:
+        session = getattr(self._sessions, "session", None)
+        if session is None:
+            session = self._sessions.session = requests.Session()
+        # identity: Content-Length must be the length of what we count.
+        with session.get(
+            url,
+            stream=True,
+            timeout=(self.connect_timeout, read_timeout),
+            headers={"Accept-Encoding": "identity"},
+            proxies=apihelper.proxy,
+        ) as response:
+            status = response.status_code
+            if status == 429 or status >= 500:
+                raise _Dropped(f"HTTP {status}")
+            if status != 200:
+                raise TelegramError(f"HTTP {status}", status)
+            expected = _content_length(response)
+            if expected is not None and expected > self.download_max_bytes:
+                raise TelegramError("Bad Request: file is too big", 400)
+            data = bytearray()
+            for chunk in response.iter_content(64 * 1024):
+                data += chunk
+                if len(data) > self.download_max_bytes:
+                    raise TelegramError("Bad Request: file is too big", 400)
+                if time.monotonic() > deadline:
+                    raise _Dropped("download deadline passed")
+            if expected is not None and len(data) != expected:
+                raise _Dropped(f"short body: {len(data)} of {expected} bytes")
+            return bytes(data)
+
+
+def _file_url(token: str, file_path: str) -> str:
+    template = apihelper.FILE_URL or "https://api.telegram.org/file/bot{0}/{1}"
+    return template.format(token, file_path)
+
+
+def _content_length(response: requests.Response) -> int | None:
+    try:
+        value = int(response.headers.get("Content-Length", ""))
+    except ValueError:
+        return None
+    return value if value >= 0 else None
 
 
 def _name(fn: Callable[..., Any]) -> str:

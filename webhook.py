@@ -25,8 +25,10 @@ import hashlib
 import hmac
 import json
 import logging
+import socket
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -47,6 +49,13 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 #: An update is a few KB; anything far bigger is not from Telegram.
 MAX_BODY = 1024 * 1024
 ALLOWED_UPDATES = ["message", "callback_query"]
+#: Seconds one socket read may wait: a client that goes quiet mid-request is cut off.
+READ_TIMEOUT = 10.0
+#: Seconds a client has for one whole request (headers and body, or an idle keep-alive), however
+#: it dribbles them: a byte every few seconds never trips the read timeout, this does.
+REQUEST_DEADLINE = 30.0
+#: Connections served at once (one thread each); beyond this a new one is closed at once.
+MAX_CONNECTIONS = 1000
 
 
 def webhook_secret(config: Any) -> str:
@@ -93,7 +102,14 @@ class SharedResultHandlers(chat.Handlers):
 class WebhookApp:
     """One web process: HTTP server, dispatcher and handlers over Redis."""
 
-    def __init__(self, config: Any, host: str = "0.0.0.0") -> None:
+    def __init__(
+        self,
+        config: Any,
+        host: str = "0.0.0.0",
+        read_timeout: float = READ_TIMEOUT,
+        request_deadline: float = REQUEST_DEADLINE,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> None:
         self.config = config
         use_api_url(config.api_url)
         self.secret = webhook_secret(config)
@@ -108,8 +124,8 @@ class WebhookApp:
         gpu = config.device == "cuda"
         self.handlers = SharedResultHandlers.for_config(self.bot, self.store, self.queue, self.tg, config, gpu)
         chat.register(self.bot, self.handlers)
-        self.server = ThreadingHTTPServer((host, config.port), _handler_for(self))
-        self.server.daemon_threads = True
+        self.read_timeout = read_timeout
+        self.server = _Server((host, config.port), _handler_for(self), request_deadline, max_connections)
         self._serving = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.25},
                                          name="http", daemon=True)
 
@@ -160,6 +176,20 @@ class WebhookApp:
         while not self.stopping.wait(0.5):
             pass
 
+    #: ``GET`` here answers 200 "ok" or 503 with the reason (for uptime checks; issue 11).
+    health_path = "/healthz"
+
+    def healthz(self) -> tuple[int, bytes]:
+        """200 while Redis answers and nothing reported trouble; 503 with the reason otherwise."""
+        try:
+            self.store.ping()
+        except Exception as exc:  # noqa: BLE001 - any failure means "not healthy", with its name
+            return 503, f"unavailable: redis ({type(exc).__name__})\n".encode()
+        health = getattr(self, "health", None)  # a jobs.Health, where one is attached
+        if health is not None and not health.ok:
+            return 503, f"degraded: {health.reason}\n".encode()
+        return 200, b"ok\n"
+
     def stop(self, timeout: float = 5.0) -> None:
         """Stop accepting updates, let the ones already taken finish (briefly), and return."""
         log.info("stopping")
@@ -175,24 +205,134 @@ class WebhookApp:
         log.info("stopped")
 
 
+class _Server(ThreadingHTTPServer):
+    """A thread per connection, with limits so slow or hostile clients cannot pin it.
+
+    Each socket read has the handler's ``timeout``; on top of that a connection
+    still sending its request after ``request_deadline`` seconds is shut down
+    by the serving loop (``service_actions`` runs every poll interval), and at
+    most ``max_connections`` are served at once. A large listen backlog keeps a
+    burst of connections from pushing Telegram's into SYN retries.
+    """
+
+    daemon_threads = True
+    request_queue_size = 1024
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
+                 request_deadline: float, max_connections: int) -> None:
+        self.request_deadline = request_deadline
+        self.max_connections = max_connections
+        self._limits = threading.Lock()
+        self._active = 0
+        self._reading: dict[socket.socket, float] = {}   # connection -> when its request must be in
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._limits:
+            if self._active >= self.max_connections:
+                full = True
+            else:
+                full = False
+                self._active += 1
+        if full:
+            log.warning("webhook: %d connections open; one more refused", self.max_connections)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._finished()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.end_read(request)
+            self._finished()
+
+    def _finished(self) -> None:
+        with self._limits:
+            self._active -= 1
+
+    def begin_read(self, connection: socket.socket) -> None:
+        with self._limits:
+            self._reading[connection] = time.monotonic() + self.request_deadline
+
+    def end_read(self, connection: socket.socket) -> None:
+        with self._limits:
+            self._reading.pop(connection, None)
+
+    def service_actions(self) -> None:
+        """Cut off connections whose request is overdue: their blocked read sees end of stream."""
+        super().service_actions()
+        now = time.monotonic()
+        with self._limits:
+            overdue = [conn for conn, deadline in self._reading.items() if deadline < now]
+            for conn in overdue:
+                del self._reading[conn]
+        for conn in overdue:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed by its thread
+
+
 def _handler_for(app: WebhookApp) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        timeout = app.read_timeout  # every socket read and write (StreamRequestHandler.setup)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
+        def handle_one_request(self) -> None:
+            self.server.begin_read(self.connection)
+            try:
+                super().handle_one_request()
+            finally:
+                self.server.end_read(self.connection)
+
         def do_GET(self) -> None:
+            self.server.end_read(self.connection)
+            if urlsplit(self.path).path == app.health_path:
+                self._reply(*app.healthz())
+                return
             self._reply(200, b"ok\n")  # a health check for the platform's router
 
         def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                self._reply(413, b"too large\n")
+            raw_length = self.headers.get("Content-Length")
+            if self.headers.get("Transfer-Encoding"):
+                self._refuse(411, b"length required\n")  # Telegram always sends Content-Length
+                return
+            try:
+                length = int(raw_length or 0)
+            except ValueError:
+                length = -1
+            if length < 0:
+                self._refuse(400, b"bad content-length\n")
+                return
+            if length > MAX_BODY:  # refused before a byte of it is read
+                self._refuse(413, b"too large\n")
                 return
             body = self.rfile.read(length)
+            if len(body) < length:  # the client hung up, or was cut off, short of its Content-Length
+                self.close_connection = True
+                return
+            self.server.end_read(self.connection)
             status = app.handle(self.path, self.headers.get(SECRET_HEADER), body)
             self._reply(status, b"" if status == 200 else f"{status}\n".encode())
+
+        def _refuse(self, status: int, body: bytes) -> None:
+            """Answer without reading the body, and close: what's left of it is not a next request."""
+            self.close_connection = True
+            self.server.end_read(self.connection)
+            self.send_response(status)
+            self.send_header("Connection", "close")
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
         def _reply(self, status: int, body: bytes) -> None:
             self.send_response(status)

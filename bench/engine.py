@@ -82,7 +82,8 @@ def _original_recipe(engine, content, style, size: int, evals: int):
     """The tutorial's loop, as the original bot ran it, on the engine's exact seed objective."""
     import torch
 
-    from model import StyleParams, _to_image
+    from model import StyleParams
+    from stylebot.engine.imaging import to_image as _to_image
 
     recipe = StyleParams(preset="seed").recipe
     square = (size, size)

@@ -39,8 +39,8 @@ JOB = """
 import sys, time
 sys.path.insert(0, {repo!r})
 from PIL import Image
-import model
 from model import Engine, StyleParams
+from stylebot.engine import platform, strips
 
 variant, size = {variant!r}, {size}
 engine = Engine(device="cpu", threads={threads}, low_memory=variant != "whole")
@@ -48,9 +48,9 @@ content = Image.open({content!r}).convert("RGB").resize((size, size), Image.Resa
 style = Image.open({style!r}).convert("RGB")
 recipe = StyleParams().recipe
 if engine.low_memory:
-    threshold = {{"strips": model._mmap_threshold((size, size), engine.tile_px),
+    threshold = {{"strips": strips.mmap_threshold((size, size), engine.tile_px),
                  "strips-1mb": 1 << 20, "strips-heap": 32 << 20}}[variant]
-    model._malloc_for(threshold)
+    platform.malloc_for(threshold)
 objective, x = engine._objective(recipe, content, style, (size, size), 1.0, StyleParams().tv_weight, False)
 objective.value_and_grad(x)  # warm-up: oneDNN primitives, allocator
 before = status_mb('VmRSS')

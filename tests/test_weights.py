@@ -7,14 +7,16 @@ import hashlib
 import io
 import os
 import pickle
+import subprocess
+import sys
 import urllib.error
 from pathlib import Path
 
 import pytest
 import torch
 
-import weights
-from weights import LAYER_SHAPES, WeightsError, build_cache, convert, load_state_dict, state_digest
+from stylebot.engine import weights
+from stylebot.engine.weights import LAYER_SHAPES, WeightsError, build_cache, convert, load_state_dict, state_digest
 
 REPO = Path(__file__).resolve().parents[1]
 LEGACY = Path(os.environ.get("STYLEBOT_WEIGHTS") or REPO.parent / "shared" / "weights" / "vgg19_cache.pth")
@@ -72,6 +74,18 @@ def test_convert_cli_round_trip(tmp_path, state_file, capsys):
     assert weights.main(["convert", str(state_file), str(out)]) == 0
     assert weights.main(["check", str(out)]) == 0
     assert state_digest(load_state_dict(out)) in capsys.readouterr().out
+
+
+def test_top_level_weights_py_is_still_the_command_line(tmp_path, state_file):
+    """``python weights.py ...`` is what bin/post_compile and the docs run; the code moved into the package."""
+    out = tmp_path / "again.pth"
+    run = [sys.executable, str(REPO / "weights.py")]
+    assert subprocess.run([*run, "convert", str(state_file), str(out)], cwd=REPO, timeout=300).returncode == 0
+    check = subprocess.run([*run, "check", str(out)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert check.returncode == 0 and state_digest(load_state_dict(out)) in check.stdout
+    missing = subprocess.run([*run, "check", str(tmp_path / "nope.pth")], cwd=REPO, capture_output=True, text=True,
+                             timeout=300)
+    assert missing.returncode == 1 and "weights.py build" in missing.stderr
 
 
 # --- clear errors ------------------------------------------------------------------------------------------

@@ -1,0 +1,233 @@
+"""The engine: the network loaded once, :meth:`Engine.stylize` solving one job coarse-to-fine, and the
+module-level :func:`stylize` for one-off calls.
+
+Coarse-to-fine: five VGG convs see only a 24 px window, so the image is solved first at a small size,
+upsampled, and refined at 2x, 4x ... up to the requested size, with most evaluations spent where they are
+cheap (see :data:`.params.PRESETS`). Thread safety: the network's weights are read-only and every per-call
+tensor (targets, the image, the optimiser's history) lives inside :meth:`Engine.stylize`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from ..errors import Cancelled
+from . import imaging, platform, strips
+from .network import load_network
+from .objective import Objective
+from .optim import history_for, minimize
+from .params import Losses, Progress, Recipe, StyleParams, output_size
+
+__all__ = ["DEFAULT_WEIGHTS", "Engine", "stylize"]
+
+log = logging.getLogger(__name__)
+
+#: The weights file next to the top-level ``model.py`` (the repository root).
+DEFAULT_WEIGHTS = Path(__file__).parents[2] / "vgg19_cache.pth"
+#: What a job gets when the caller passes no params (frozen, so one shared default is safe).
+DEFAULT_PARAMS = StyleParams()
+
+
+class Engine:
+    """The VGG slice loaded once; :meth:`stylize` runs one job and may be called from several threads."""
+
+    def __init__(
+        self,
+        weights: str | os.PathLike[str] = DEFAULT_WEIGHTS,
+        device: str = "auto",
+        threads: int | None = None,
+        *,
+        low_memory: bool = True,
+    ) -> None:
+        """
+        :param weights: ``vgg19_cache.pth`` (state dict or the legacy pickle; see ``weights.py``).
+        :param device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+        :param threads: torch intra-op threads; left to torch's default when None (it is process-wide).
+        :param low_memory: on CPU, evaluate large levels in strips and give big blocks back to the OS, so a
+            512 px job fits a 512 MB dyno (figures: DESIGN.md, ``bench/strips.py``). Pass False on a
+            machine with memory to spare: a little faster per evaluation, several times the peak.
+        :raises WeightsError: missing, corrupt or foreign weights file.
+        """
+        self.device = platform.resolve_device(device)
+        low_memory = low_memory and self.device.type == "cpu"  # a GPU has the memory for any level
+        self.low_memory = low_memory
+        n_threads = platform.set_threads(threads)
+        self.net = load_network(weights, self.device)
+        self._bf16_ok = self.device.type == "cuda" or platform.cpu_has_native_bf16()
+        #: Levels with more pixels than this are evaluated in strips to bound memory (see strips.py).
+        self.tile_px: int | None = strips.TILE_PX if low_memory else None
+        log.info("engine ready on %s (threads=%d)", self.device, n_threads)
+
+    # -- helpers -------------------------------------------------------------------------------------------
+
+    def _autocast_factory(self, recipe: Recipe, exact: bool = False) -> Callable[[], torch.autocast]:
+        enabled = recipe.bf16 and self._bf16_ok and not exact
+        dev = self.device.type
+        return lambda: torch.autocast(dev, dtype=torch.bfloat16, enabled=enabled)
+
+    def _objective(
+        self,
+        recipe: Recipe,
+        content_img: Image.Image,
+        style_img: Image.Image,
+        size: tuple[int, int],
+        strength: float,
+        tv_weight: float,
+        keep_colors: bool,
+        exact: bool = False,
+    ) -> tuple[Objective, torch.Tensor]:
+        """Targets for one level of ``size`` (w, h): the content resized, the style scaled to the level."""
+        content_lvl = imaging.resize(content_img, size)
+        style_lvl = imaging.resize(style_img, imaging.style_size(style_img, max(size)))
+        content_t = imaging.to_tensor(content_lvl, self.device)
+        style_t = imaging.to_tensor(style_lvl, self.device)
+        if keep_colors:
+            content_t = imaging.to_tensor(imaging.luminance(content_lvl), self.device)
+            style_t = imaging.match_luminance(imaging.to_tensor(imaging.luminance(style_lvl), self.device), content_t)
+        objective = Objective(
+            self.net,
+            recipe,
+            content_t,
+            style_t,
+            strength,
+            tv_weight,
+            self._autocast_factory(recipe, exact),
+            recipe.channels_last and not exact,
+            self.tile_px if recipe.tiled else None,
+            # The content target is the largest buffer of a level; when memory is the point (tiled) it is
+            # kept in bfloat16 (its rounding error is far below the content loss).
+            torch.bfloat16 if recipe.tiled and not exact else torch.float32,
+        )
+        return objective, content_t
+
+    # -- public --------------------------------------------------------------------------------------------
+
+    def evaluate(
+        self, image: Image.Image, content: Image.Image, style: Image.Image, params: StyleParams = DEFAULT_PARAMS
+    ) -> Losses:
+        """The objective of ``params`` (strength included) for ``image`` at its own size, in fp32.
+
+        The content is resized to the image and the style scaled as during :meth:`stylize`; with
+        ``keep_colors`` it is the luminance objective that run minimised, on the image's luminance. The
+        benchmark evaluates outputs with ``StyleParams(preset="seed")`` at full, 1/2 and 1/4 size.
+        """
+        image, content, style = (im.convert("RGB") for im in (image, content, style))
+        objective, _ = self._objective(
+            params.recipe, content, style, image.size, params.strength, params.tv_weight, params.keep_colors,
+            exact=True,
+        )
+        x = imaging.to_tensor(imaging.luminance(image) if params.keep_colors else image, self.device)
+        return objective.value(x)
+
+    def stylize(
+        self,
+        content: Image.Image,
+        style: Image.Image,
+        params: StyleParams = DEFAULT_PARAMS,
+        on_progress: Callable[[Progress], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Image.Image:
+        """Render ``content`` in the style of ``style``; returns an RGB image of :func:`output_size`.
+
+        :param on_progress: called once per objective evaluation with a :class:`Progress`.
+        :param cancel: when set, :class:`Cancelled` is raised within one evaluation.
+        """
+        recipe = params.recipe
+        content, style = content.convert("RGB"), style.convert("RGB")
+        levels = imaging.levels(output_size(content.size, params.size), recipe.min_side)
+        plan = [recipe.coarse_evals] + [
+            next(n for bound, n in recipe.refine_evals if max(size) <= bound) for size in levels[1:]
+        ]
+        # Work per evaluation is about proportional to the pixel count; used for fraction and ETA.
+        work = [n * w * h for n, (w, h) in zip(plan, levels)]
+        total_work, total_evals = float(sum(work)), sum(plan)
+        done_work, step = 0.0, 0
+        t0 = time.perf_counter()
+        x: torch.Tensor | None = None
+
+        for level, ((w, h), n_evals) in enumerate(zip(levels, plan)):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled()
+            if self.low_memory:
+                platform.malloc_for(strips.mmap_threshold((w, h) if recipe.tiled else None, self.tile_px))
+            objective, content_t = self._objective(
+                recipe, content, style, (w, h), params.strength, params.tv_weight, params.keep_colors
+            )
+            # Content init (the content is in place from the first step), then each finer level starts
+            # from the coarser result, upsampled.
+            if x is None:
+                x = content_t.clone()
+            else:
+                x = F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False).clamp_(0, 1)
+            del content_t
+            level_start = done_work
+
+            # The level's values are bound as defaults: the function must not see the next level's.
+            def evaluate(
+                xk: torch.Tensor,
+                objective: Objective = objective,
+                level_end: float = level_start + work[level],
+                scale: int = max(w, h),
+            ) -> tuple[float, torch.Tensor]:
+                """Loss and gradient at xk; counts the step, reports progress, honours cancel."""
+                nonlocal done_work, step
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled()
+                losses, grad = objective.value_and_grad(xk)
+                step += 1
+                done_work = min(done_work + xk.shape[-1] * xk.shape[-2], level_end)
+                if on_progress is not None:
+                    elapsed = time.perf_counter() - t0
+                    frac = done_work / total_work
+                    snapshot = xk.detach()
+                    on_progress(
+                        Progress(
+                            fraction=frac,
+                            eta=elapsed / frac * (1 - frac),
+                            step=step,
+                            total=total_evals,
+                            scale=scale,
+                            loss=losses.total,
+                            render=lambda: imaging.render(snapshot, content, params.keep_colors),
+                        )
+                    )
+                return losses.total, grad
+
+            x = minimize(evaluate, x, n_evals, history_for(x, recipe.history))
+            done_work = level_start + work[level]
+            del objective, evaluate  # the next level's targets are built without this level's alive
+
+        assert x is not None
+        return imaging.render(x, content, params.keep_colors)
+
+
+_engines: dict[tuple[str, str], Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def stylize(
+    content: Image.Image,
+    style: Image.Image,
+    params: StyleParams = DEFAULT_PARAMS,
+    on_progress: Callable[[Progress], None] | None = None,
+    cancel: threading.Event | None = None,
+    *,
+    weights: str | os.PathLike[str] = DEFAULT_WEIGHTS,
+    device: str = "auto",
+) -> Image.Image:
+    """:meth:`Engine.stylize` on an engine cached per (weights file, device), loaded on first use."""
+    key = (str(Path(weights).resolve()), str(platform.resolve_device(device)))
+    with _engines_lock:
+        engine = _engines.get(key)
+        if engine is None:
+            engine = _engines[key] = Engine(weights, device)
+    return engine.stylize(content, style, params, on_progress, cancel)

@@ -1,0 +1,153 @@
+"""What a caller chooses (:class:`StyleParams`), what it is told (:class:`Progress`, :class:`Losses`) and the
+presets' internal tuning (:class:`Recipe`, :data:`PRESETS`).
+
+Torch-free on purpose: the bot builds :class:`StyleParams` and reads their defaults without loading torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+__all__ = ["PRESETS", "Losses", "Progress", "Recipe", "StyleParams", "output_size"]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything a preset fixes. Internal tuning; callers choose a preset by name in :class:`StyleParams`.
+
+    The pyramid's coarsest level (long side in [min_side, 2·min_side), or the output itself when it is
+    smaller) gets ``coarse_evals`` objective evaluations; each finer level gets the count of the first
+    ``(max_long_side, evals)`` pair of ``refine_evals`` whose bound it does not exceed.
+    """
+
+    taps: str  # "conv": features before ReLU (tutorial); "relu": after it (allows in-place ReLU)
+    pool: str  # "max" | "avg"
+    style_weight: float  # multiplied by StyleParams.strength
+    layer_weights: tuple[float, float, float, float, float]  # style weight of conv_1..conv_5
+    content_weight: float
+    content_layer: int  # index into conv_1..conv_5 (3 = conv_4 = conv2_2)
+    tv_scale: float  # multiplies StyleParams.tv_weight (0 disables TV, as the seed objective has none)
+    min_side: int  # long side of the coarsest level
+    coarse_evals: int
+    refine_evals: tuple[tuple[int, int], ...]
+    history: int  # L-BFGS history size
+    bf16: bool  # bfloat16 autocast for the network (fp32 image, losses and optimiser)
+    channels_last: bool
+    tiled: bool  # evaluate large levels in strips on CPU (bounded memory, 1.1-1.2x the time per evaluation)
+
+
+# The tutorial objective exactly; only the solver differs (coarse-to-fine, short history). Not tiled: it is
+# the comparison preset, and one graph per evaluation is faster than strips. Both start from the content.
+_SEED = Recipe(
+    taps="conv",
+    pool="max",
+    style_weight=1e6,
+    layer_weights=(1.0, 1.0, 1.0, 1.0, 1.0),
+    content_weight=1.0,
+    content_layer=3,
+    tv_scale=0.0,
+    min_side=128,
+    coarse_evals=100,
+    refine_evals=((320, 20), (640, 10), (1 << 30, 4)),
+    history=10,
+    bf16=True,
+    channels_last=True,
+    tiled=False,
+)
+
+#: The two presets. Figures from the full ``python bench/engine.py`` (2026-11-25, 2-core dev machine):
+#:
+#: * seed, 512 px: 100 evaluations at 128, 20 at 256, 10 at 512: 37.6 s against 800 s for (a), the
+#:   tutorial's 300 evaluations at 512² (21.3x), with a seed-objective pyramid style loss (full + 1/2 +
+#:   1/4 size) of 281 against (a)'s 854 and a content loss 2.9x (a)'s: the coarse levels fix the large
+#:   shapes that (a) never gets (its 1/4-size term: 695 against 122). Its weak point is the full-size term
+#:   (fine texture: 78 against 32); 5 evaluations at 512 instead of 10 left it at 138.
+#: * default: the same Gram/MSE normalisation and weights, but style on the ReLU outputs (in-place ReLUs),
+#:   average pooling (Gatys et al. found it gives smoother results; no int64 indices) and strips at large
+#:   levels, so 512 px fits the memory budget. With the first strip tiling, 100/30/10 evaluations took
+#:   87 s at 512 and 291 s at 1024 on the then busy machine, over the 45 s / 3 min targets, so the counts
+#:   were cut to 80/24/8 (4 at 1024). By eye (docs/contact_sheet.jpg) it keeps the dancer crisper than
+#:   the seed objective while the background takes the cubist facets. With stage-wise strips and the
+#:   per-level malloc setting (see ``strips.py`` and ``platform.py``): 39.1 s at 512 px (+201 MB) and
+#:   83.4 s at 1024 in the full bench; pyramid style 386, content 5.1 (between (a) and (b) on both).
+PRESETS: dict[str, Recipe] = {
+    "seed": _SEED,
+    "default": dataclasses.replace(
+        _SEED,
+        taps="relu",
+        pool="avg",
+        tv_scale=1.0,
+        coarse_evals=80,
+        refine_evals=((320, 24), (640, 8), (1 << 30, 4)),
+        tiled=True,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class StyleParams:
+    """What a caller may choose for one job. Defaults live here only (the CLI reads them back).
+
+    There is no random seed: both presets start from the content image, so a job is deterministic.
+    """
+
+    size: int = 512  # long side of the output, px; never more than the content's own long side
+    strength: float = 1.0  # multiplier on the style weight
+    keep_colors: bool = False  # luminance-only transfer; chroma from the content
+    tv_weight: float = 1e-3  # total variation weight (smoothness); ignored by preset "seed"
+    preset: str = "default"  # "default" | "seed" (the original bot's objective, exactly)
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset must be one of {', '.join(map(repr, PRESETS))}, not {self.preset!r}")
+        if self.size < 1:
+            raise ValueError(f"size must be a positive number of pixels, not {self.size}")
+        if not (self.strength >= 0 and math.isfinite(self.strength)):
+            raise ValueError(f"strength must be a finite number >= 0, not {self.strength}")
+        if not (self.tv_weight >= 0 and math.isfinite(self.tv_weight)):
+            raise ValueError(f"tv_weight must be a finite number >= 0, not {self.tv_weight}")
+
+    @property
+    def recipe(self) -> Recipe:
+        return PRESETS[self.preset]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Passed to ``on_progress`` once per objective evaluation."""
+
+    fraction: float  # 0..1 of the whole job (by estimated work, not by count)
+    eta: float  # seconds left (estimate from the speed so far)
+    step: int  # evaluations done, all levels
+    total: int  # evaluations planned, all levels
+    scale: int  # long side of the level being optimised
+    loss: float  # objective at this evaluation
+    render: Callable[[], Image.Image] = field(repr=False)  # image of this evaluation; call inside the callback
+
+
+@dataclass(frozen=True)
+class Losses:
+    """One objective evaluation, unweighted by strength; ``total`` is what the optimiser minimises."""
+
+    style: float  # style_weight * sum_l layer_weight_l * MSE(Gram_l)
+    content: float  # content_weight * MSE(features at the content layer)
+    tv: float
+    total: float
+
+
+def output_size(content_size: tuple[int, int], size: int) -> tuple[int, int]:
+    """(width, height) of the output: long side ``min(size, content long side)``, aspect ratio kept."""
+    w, h = content_size
+    long_side = max(w, h)
+    target = min(size, long_side)
+    scale = target / long_side
+    if w >= h:
+        return target, max(1, round(h * scale))
+    return max(1, round(w * scale)), target

@@ -1,0 +1,236 @@
+"""Issue 11: workers that never die, jobs that never vanish silently, queue edits within limits.
+
+The real bot (``main.App``: handlers, SQLite, worker threads, the real engine)
+talks HTTP to the emulator. A full disk is injected at the I/O seams (a small
+tmpfs needs privileges): the store's write transaction raises SQLite's
+"database or disk is full" and ``runner.write_file`` raises ``OSError(ENOSPC)``.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import sqlite3
+import threading
+from contextlib import contextmanager
+
+import pytest
+import telebot
+from botkit import User, picture
+
+import runner
+from jobs import MAX_CRASHES, Job, JobStatus
+from storage import Store
+from telegram import use_api_url
+
+QUEUE_TEXTS = ("In the queue", "You are next")
+
+
+class DiskFull:
+    """Makes the worker's store writes and file writes fail while ``on`` is set.
+
+    Store writes fail on the worker threads only: the poller records each update
+    in SQLite before handling it, so a store refusing everyone would keep the
+    "busy" reply from ever being sent (the poller's own full-disk handling is its
+    owner's to test).
+    """
+
+    def __init__(self, app, monkeypatch) -> None:
+        self.on = threading.Event()
+        real_tx, real_write = app.store._tx, runner.write_file
+
+        @contextmanager
+        def tx(*args, **kwargs):
+            if self.on.is_set() and threading.current_thread().name.startswith("worker"):
+                raise sqlite3.OperationalError("database or disk is full")
+            with real_tx(*args, **kwargs) as db:
+                yield db
+
+        def write_file(path, data):
+            if self.on.is_set():
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real_write(path, data)
+
+        monkeypatch.setattr(app.store, "_tx", tx)
+        monkeypatch.setattr(runner, "write_file", write_file)
+
+
+class Engine:
+    """The real engine, with a hook that runs as a job starts painting (to place a fault exactly)."""
+
+    def __init__(self, engine, before=None) -> None:
+        self.engine, self.before = engine, before
+        self.device = engine.device
+
+    def stylize(self, *args, **kwargs):
+        if self.before is not None:
+            before, self.before = self.before, None
+            before()
+        return self.engine.stylize(*args, **kwargs)
+
+
+def send_pair(user: User, content=(120, 80), style=(64, 64)) -> None:
+    user.photo(picture(content))
+    user.wait_seen("Now send", timeout=60)
+    user.photo(picture(style, (20, 20, 220)))
+
+
+def test_full_disk_does_not_kill_the_worker_and_work_resumes_when_space_returns(
+        make_bot, emulator, engine, monkeypatch, caplog):
+    caplog.set_level(logging.INFO)
+    app = make_bot()
+    app.queue.retry_max = 0.5
+    disk = DiskFull(app, monkeypatch)
+    first, second, third = User(emulator, 5101), User(emulator, 5102), User(emulator, 5103)
+    second_queued = threading.Event()
+
+    def fill_disk() -> None:  # while the first job paints, the second waits; then the disk fills
+        assert second_queued.wait(60)
+        disk.on.set()
+
+    app.ctx.engine = Engine(engine, before=fill_disk)
+    send_pair(first)
+    first.wait_seen("Painting", timeout=60)
+    send_pair(second)
+    second.wait_seen("queue", timeout=60)
+    second_queued.set()
+
+    # The result is still delivered (from memory: the PNG could not be saved, so no "Full quality" button).
+    result = first.wait_result(timeout=90)
+    assert not any(b.get("callback_data", "").startswith("full:")
+                   for row in result["reply_markup"]["inline_keyboard"] for b in row)
+    emulator.wait_for(lambda: not app.health.ok, timeout=30, what="health to turn degraded")
+    assert app.health.reason == "disk full"
+    assert app.queue.alive_workers() == 1
+    # New requests are refused politely while the disk is full (no job is stored).
+    send_pair(third)
+    third.wait_text("try again in a few minutes", timeout=60)
+    assert not second.results()
+
+    disk.on.clear()
+    emulator.wait_for(lambda: app.health.ok, timeout=60, what="health to come back")
+    second.wait_result(timeout=90)  # the queued job ran after space returned, without a restart
+    store = Store(app.config.db_path)
+    emulator.wait_for(lambda: store.last_job(first.id).status == JobStatus.DONE, timeout=30,
+                      what="the first job's DONE to be recorded once the store took writes again")
+    assert len(first.results()) == 1  # recorded late, not run twice
+    assert app.queue.alive_workers() == 1
+    log = caplog.text
+    assert "health: degraded: disk full" in log and "health: back to normal" in log
+
+
+def test_job_over_the_time_limit_is_stopped_reported_and_the_worker_moves_on(make_bot, emulator):
+    app = make_bot(image_size=256, job_timeout=1.5, preview_every=0.3)
+    first, second = User(emulator, 5201), User(emulator, 5202)
+    send_pair(first, content=(300, 200))
+    first.wait_seen("Painting", timeout=60)
+    send_pair(second, content=(300, 200))
+    first.wait_text("took longer than 2 s", timeout=90)
+    second.wait_text("took longer than 2 s", timeout=90)  # the worker went on to the next job
+    store = Store(app.config.db_path)
+    for user in (first, second):
+        job = store.last_job(user.id)
+        assert job.status == JobStatus.FAILED and job.error.startswith("timed out")
+        # No half-painted preview or stale "Painting" left behind.
+        assert not any(m.get("photo") for m in user.messages())
+        assert not any("Painting" in t for t in user.texts())
+    assert app.queue.alive_workers() == 1
+
+
+def _old_message(emulator, chat_id: int, text: str) -> int:
+    """A message the bot sent in an earlier life (through the real client, before the app starts)."""
+    use_api_url(emulator.base_url)
+    return telebot.TeleBot(emulator.token, threaded=False).send_message(chat_id, text).message_id
+
+
+def test_crash_looping_job_is_given_up_with_a_reason_and_resumed_jobs_lose_their_old_preview(
+        make_bot, emulator, tmp_path):
+    doomed, survivor = User(emulator, 5301), User(emulator, 5302)
+    # Files the users really sent (the resumed job downloads them by file_id).
+    emulator.send_text(doomed.id, "hello")  # the chat exists: the bot wrote there in its earlier life
+    photo = emulator.send_photo(survivor.id, picture((120, 80)))["photo"][-1]["file_id"]
+    style = emulator.send_photo(survivor.id, picture((64, 64), (20, 20, 220)))["photo"][-1]["file_id"]
+    store = Store(tmp_path / "data" / "stylebot.sqlite3")
+    jobs = {}
+    for user, attempts in ((doomed, MAX_CRASHES), (survivor, 2)):
+        preview = _old_message(emulator, user.id, "Painting… 40% (old preview)")
+        job = Job(user_id=user.id, chat_id=user.id, content_file_id=photo, style_file_id=style, size=48,
+                  status=JobStatus.RUNNING, attempts=attempts, status_message_id=preview)
+        store.create_job(job)
+        jobs[user.id] = job
+    store.close()
+
+    app = make_bot()
+    gave_up = doomed.wait_text("I gave up on your job", timeout=60)
+    assert f"{MAX_CRASHES} times" in gave_up["text"]
+    survivor.wait_result(timeout=90)
+    for user in (doomed, survivor):
+        assert not any("old preview" in t for t in user.texts())  # the stale preview was removed
+    assert app.store.get_job(jobs[doomed.id].id).status == JobStatus.FAILED
+    emulator.wait_for(lambda: app.store.get_job(jobs[survivor.id].id).status == JobStatus.DONE, timeout=30,
+                      what="the resumed job to be recorded done")
+
+
+def test_fifty_queued_users_get_at_most_three_position_edits_each(make_bot, emulator, engine):
+    users = [User(emulator, 6000 + n) for n in range(50)]
+    all_queued = threading.Event()
+    app = make_bot(image_size=16)
+    app.positions.min_interval = 0.5  # short, so that edits do happen within the test
+    app.ctx.engine = Engine(engine, before=lambda: all_queued.wait(180))
+    for user in users:
+        user.photo(picture((40, 30)))
+    for user in users:
+        user.wait_seen("Now send", timeout=120)
+    for user in users:
+        user.photo(picture((32, 32), (20, 20, 220)))
+    for user in users:
+        user.wait_seen("queue", timeout=120)
+    all_queued.set()
+    for user in users:
+        user.wait_result(timeout=300)
+
+    edits: dict[str, int] = {}
+    for call in emulator.calls("editMessageText"):
+        if call.params.get("text", "").startswith(QUEUE_TEXTS):
+            chat = str(call.params.get("chat_id"))
+            edits[chat] = edits.get(chat, 0) + 1
+    assert edits, "no position edits at all: the queue never told anyone it moved"
+    assert max(edits.values()) <= 3, edits
+    assert sum(edits.values()) <= 3 * len(users)
+    # The ones near the front still learn they are next.
+    assert any(t.startswith("You are next") for u in users[2:6] for t in u.seen())
+
+
+@pytest.mark.parametrize("redis_up", [True, False])
+def test_webhook_healthz_says_ok_or_503_with_the_reason(emulator, tmp_path, redis_up):
+    from config import Config
+    from rediskit import free_port, redis_server
+    from webhook import WebhookApp
+
+    from jobs import Health
+
+    with redis_server(tmp_path / "redis") as url:
+        port = free_port()
+        config = Config(token=emulator.token, api_url=emulator.base_url, data_dir=tmp_path / "data",
+                        mode="webhook", redis_url=url, webhook_url=f"http://127.0.0.1:{port}/telegram", port=port)
+        app = WebhookApp(config, host="127.0.0.1").start()
+        try:
+            import requests
+            health = f"http://127.0.0.1:{port}/healthz"
+            assert requests.get(health, timeout=10).status_code == 200
+            if redis_up:
+                app.health = Health()
+                app.health.degrade("disk full")
+                answer = requests.get(health, timeout=10)
+                assert answer.status_code == 503 and "disk full" in answer.text
+                app.health.recover()
+                assert requests.get(health, timeout=10).status_code == 200
+            else:
+                app.store.r.shutdown(nosave=True)
+                answer = requests.get(health, timeout=30)
+                assert answer.status_code == 503 and "redis" in answer.text
+        finally:
+            try:
+                app.stop(timeout=2)
+            except Exception:
+                pass
