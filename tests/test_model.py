@@ -281,6 +281,18 @@ def test_two_threads_at_once_match_one_at_a_time(engine):
 
 
 @needs_weights
+def test_seed_zero_is_deterministic_and_another_seed_is_a_variation(engine):
+    content, style = make_content((48, 36)), make_style()
+    first = engine.stylize(content, style, StyleParams(size=48, preset="quick"))
+    again = engine.stylize(content, style, StyleParams(size=48, preset="quick", seed=0))
+    seeded = engine.stylize(content, style, StyleParams(size=48, preset="quick", seed=7))
+    seeded_again = engine.stylize(content, style, StyleParams(size=48, preset="quick", seed=7))
+    assert torch.equal(pixels(first), pixels(again))
+    assert torch.equal(pixels(seeded), pixels(seeded_again))
+    assert (pixels(seeded) - pixels(first)).abs().mean() > 1e-3
+
+
+@needs_weights
 def test_module_stylize_caches_one_engine(monkeypatch):
     monkeypatch.setattr(engine_module, "_engines", {})
     a = model.stylize(make_content((32, 24)), make_style(), StyleParams(size=32, preset="quick"), weights=WEIGHTS, device="cpu")
@@ -391,3 +403,15 @@ def test_ctrl_c_in_model_py_saves_the_partial_result(tmp_path):
     saved = Image.open(out)
     assert saved.size == (96, 80)
     assert abs(brightness(saved) - brightness(make_content((96, 80)))) < 40, brightness(saved)
+
+
+@needs_weights
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine: the GPU path runs only where one is")
+def test_cuda_path_paints_with_falling_losses_and_the_exact_size():
+    gpu = Engine(WEIGHTS, device="cuda")
+    assert gpu.device.type == "cuda"
+    content, style = make_content((96, 64)), make_style()
+    losses: list[float] = []
+    out = gpu.stylize(content, style, StyleParams(size=96), on_progress=lambda p: losses.append(p.loss))
+    assert out.size == (96, 64) and out.mode == "RGB"
+    assert losses[-1] < losses[0]

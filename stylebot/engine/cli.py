@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-colors", action="store_true", help="transfer luminance only; keep the content's colours")
     p.add_argument("--tv-weight", type=float, default=defaults["tv_weight"],
                    help="total-variation weight, smooths noise (default %(default)s; the seed preset has none)")
+    p.add_argument("--seed", type=int, default=defaults["seed"],
+                   help="0: start from the content exactly; another number: a seeded variation (default %(default)s)")
     p.add_argument("--preset", choices=sorted(PRESETS), default=defaults["preset"],
                    help="'default': best result per second; 'seed': the original bot's objective exactly")
     p.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu' or 'cuda'")
@@ -73,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     params = StyleParams(size=args.size, strength=args.strength, keep_colors=args.keep_colors,
-                         tv_weight=args.tv_weight, preset=args.preset)
+                         tv_weight=args.tv_weight, preset=args.preset, seed=args.seed)
     try:
         engine = Engine(args.weights, args.device, args.threads, low_memory=not args.more_memory)
         content, style = Image.open(args.content), Image.open(args.style)

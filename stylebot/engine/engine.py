@@ -166,6 +166,8 @@ class Engine:
             # from the coarser result, upsampled.
             if x is None:
                 x = content_t.clone()
+                if params.seed:
+                    x = _seeded_variation(x, params.seed)
             else:
                 x = F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False).clamp_(0, 1)
             del content_t
@@ -231,3 +233,14 @@ def stylize(
         if engine is None:
             engine = _engines[key] = Engine(weights, device)
     return engine.stylize(content, style, params, on_progress, cancel)
+
+
+#: Std of the noise a non-zero seed adds to the coarsest start: enough to move the strokes, not the picture.
+SEED_NOISE = 0.1
+
+
+def _seeded_variation(x: torch.Tensor, seed: int) -> torch.Tensor:
+    """The start image plus Gaussian noise from a local generator (same seed, same picture, any thread)."""
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    noise = torch.randn(x.shape, generator=gen).to(x.device, x.dtype)
+    return x.add(noise, alpha=SEED_NOISE).clamp_(0, 1)

@@ -95,7 +95,8 @@ PRESETS: dict[str, Recipe] = {
 class StyleParams:
     """What a caller may choose for one job. Defaults live here only (the CLI reads them back).
 
-    There is no random seed: both presets start from the content image, so a job is deterministic.
+    ``seed`` 0 starts from the content image exactly, so a job is deterministic; another seed adds a
+    little seeded noise to the coarsest level's start, for a variation of the same picture.
     """
 
     size: int = 512  # long side of the output, px; never more than the content's own long side
@@ -103,6 +104,7 @@ class StyleParams:
     keep_colors: bool = False  # luminance-only transfer; chroma from the content
     tv_weight: float = 1e-3  # total variation weight (smoothness); ignored by preset "seed"
     preset: str = "default"  # "default" | "seed" (the original bot's objective, exactly)
+    seed: int = 0  # 0: start from the content exactly; other values: a seeded variation
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -113,6 +115,8 @@ class StyleParams:
             raise ValueError(f"strength must be a finite number >= 0, not {self.strength}")
         if not (self.tv_weight >= 0 and math.isfinite(self.tv_weight)):
             raise ValueError(f"tv_weight must be a finite number >= 0, not {self.tv_weight}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be 0 (no noise) or a positive number, not {self.seed}")
 
     @property
     def recipe(self) -> Recipe:
