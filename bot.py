@@ -28,7 +28,7 @@ from telebot import custom_filters, types
 import images
 import texts
 from images import BadImage
-from jobs import Job, JobQueue
+from jobs import Job, JobQueue, resource_trouble
 from runner import RESULT_HOURS, result_path
 from storage import STEP_CONTENT, STEP_STYLE, Dialog, Store, UserSettings
 from telegram import Telegram, TelegramError, UserGone
@@ -480,7 +480,8 @@ class Dispatcher:
     moment apart, at the same time, and both would see the dialog's old
     step. Fixed shards (user id modulo N) kept order but let one user's
     stalled download hold up every user on the same shard. So each sender
-    (a user, whose dialog is one, in any chat) has its own FIFO, and a pool
+    has its own FIFO (keyed by user: that orders each (chat, user) dialog and
+    also the per-user state, active job and rate limit, across chats), and a pool
     of threads serves the senders that have work: a sender is taken by one
     thread at a time (order), any free thread can take any sender, and the
     pool grows up to ``max_threads`` when all threads are busy, so a stalled
@@ -548,7 +549,7 @@ class Dispatcher:
 
 
 def _sender(update: types.Update) -> object:
-    """Whose conversation an update belongs to: the user (their dialog is one across chats)."""
+    """Whose updates must stay in order: the user's (per-user state spans their chats)."""
     for part in (update.message, update.callback_query, update.edited_message):
         if part is not None and part.from_user is not None:
             return part.from_user.id
@@ -576,14 +577,18 @@ def guarded(handler: Callable[..., None], tg: Telegram) -> Callable[..., None]:
             handler(update, *args, **kwargs)
         except UserGone:
             log.info("%s: user blocked the bot", getattr(handler, "__name__", "handler"))
-        except Exception:
-            log.exception("%s failed", getattr(handler, "__name__", "handler"))
+        except Exception as exc:
+            trouble = resource_trouble(exc)  # a full disk or a lost database: not the user's fault
+            if trouble:
+                log.warning("%s: %s; told the user to try later", getattr(handler, "__name__", "handler"), trouble)
+            else:
+                log.exception("%s failed", getattr(handler, "__name__", "handler"))
             message = update.message if isinstance(update, types.CallbackQuery) else update
             if message is None:
                 return
             lang = texts.lang_of(update.from_user.language_code if update.from_user else None)
             try:
-                tg.send_text(message.chat.id, texts.t(lang, "handler_failed"))
+                tg.send_text(message.chat.id, texts.t(lang, "busy_try_later" if trouble else "handler_failed"))
             except Exception:
                 log.exception("could not report the failure")
 

@@ -45,6 +45,7 @@ class Config:
     webhook_url: str | None = None
     webhook_secret: str | None = field(default=None, repr=False)
     port: int = 8080
+    job_timeout: int = 900  # seconds a job may paint before it is stopped and its user told
 
     @property
     def db_path(self) -> Path:
@@ -130,6 +131,7 @@ class Config:
             webhook_url=get("STYLEBOT_WEBHOOK_URL"),
             webhook_secret=get("STYLEBOT_WEBHOOK_SECRET"),
             port=_int(get, "PORT", 8080, low=1, high=65535),
+            job_timeout=_int(get, "STYLEBOT_JOB_TIMEOUT", 900, low=10, high=86400),
         )
 
     def describe(self) -> str:

@@ -25,7 +25,7 @@ import telebot
 import bot as chat
 import texts
 from config import Config, ConfigError
-from jobs import Health, Job, ThreadQueue
+from jobs import Health, Job, ThreadQueue, resource_trouble
 from runner import Context, probe_disk, run_job, sweep_results
 from storage import Store
 from telegram import Telegram, TelegramError, UserGone, setup_logging, use_api_url
@@ -188,7 +188,7 @@ class App:
             engine=self.engine,
             params=engine_params,
             results_dir=config.results_dir,
-            **context_options,
+            **{"job_timeout": float(config.job_timeout), **context_options},
         )
         self.health = Health()
         self.ctx.health = self.health
@@ -281,11 +281,19 @@ class App:
                 next_offset = raw[-1]["update_id"] + 1
                 try:
                     updates = parse_updates(raw, self.store, next_offset)
-                except Exception as exc:  # the database is busy or broken: fetch the batch again
-                    log.error("recording updates failed: %s; retrying", type(exc).__name__)
-                    if self.stopping.wait(1.0):
-                        break
-                    continue
+                except Exception as exc:
+                    trouble = resource_trouble(exc)
+                    if trouble is None:  # a passing hiccup: fetch the batch again
+                        log.error("recording updates failed: %s; retrying", type(exc).__name__)
+                        if self.stopping.wait(1.0):
+                            break
+                        continue
+                    # Full disk: the ids cannot be saved, but the users must still hear
+                    # "busy, try later" (handlers see the same trouble); the offset is kept in memory.
+                    self.health.degrade(trouble)
+                    log.warning("recording updates failed (%s); handling them without redelivery protection",
+                                trouble)
+                    updates = parse_updates(raw)
                 offset = next_offset
                 self.dispatcher.dispatch(updates)
 

@@ -273,6 +273,7 @@ class WorkerRuntime:
             engine=self.engine,
             params=main.engine_params,
             results_dir=config.results_dir,
+            job_timeout=float(config.job_timeout),
         )
         self.positions = main.PositionWatcher(self.tg)
         self._lock = threading.Lock()

@@ -392,7 +392,8 @@ def _ended_badly(ctx: Context, job: Job, stop: Stop, reporter: StatusReporter, e
         log.warning("job %s stopped: over its %.0f s limit", job.id, ctx.job_timeout)
         _finish_quietly(reporter, None)
         _tell(ctx, job, "job_timed_out", limit=texts.duration(job.lang, ctx.job_timeout))
-        _record(job, lambda: store.set_status(job.id, JobStatus.FAILED, error=f"timed out after {ctx.job_timeout:.0f} s"))
+        error = f"timed out after {ctx.job_timeout:.0f} s"
+        _record(job, lambda: store.set_status(job.id, JobStatus.FAILED, error=error))
     elif from_engine_cancel:
         _finish_quietly(reporter, texts.t(job.lang, "job_cancelled_status"))
         _record(job, lambda: store.set_status(job.id, JobStatus.CANCELLED))

@@ -174,6 +174,10 @@ class Telegram:
                     log.warning("%s: %s %s, retry %d", _name(fn), code, text, attempt)
                 else:
                     raise TelegramError(text, code) from None
+            except apihelper.ApiInvalidJSONException:
+                # A 200 whose JSON ended early: the connection dropped mid-answer.
+                wait = delay
+                log.warning("%s: answer cut short, retry %d", _name(fn), attempt)
             except (*TRANSIENT, apihelper.ApiHTTPException) as exc:
                 status = getattr(getattr(exc, "result", None), "status_code", None)
                 if status is not None and status < 500 and status != 429:

@@ -62,6 +62,23 @@ def test_download_drop_stall_and_size_cap(emulator: BotAPIEmulator) -> None:
         tg.download(fid)
 
 
+def test_method_answer_cut_short_or_stalled_is_retried(emulator: BotAPIEmulator, monkeypatch) -> None:
+    """A Bot API answer cut mid-body (ChunkedEncodingError) or stalled (read timeout) is retried, not fatal."""
+    import telebot
+    from telebot import apihelper
+
+    from telegram import use_api_url
+
+    use_api_url(emulator.base_url)
+    monkeypatch.setattr(apihelper, "READ_TIMEOUT", 1)   # telebot's (process-wide) read timeout for methods
+    tg = Telegram(telebot.TeleBot(emulator.token, threaded=False), backoff=0.05)
+    emulator.drop_next("getMe")
+    assert tg.call(tg.bot.get_me).id == emulator.bot_user["id"]
+    emulator.stall_next("getMe", 100)
+    assert tg.call(tg.bot.get_me).id == emulator.bot_user["id"]
+    assert [c.method for c in emulator.calls()] == ["getMe"] * 4
+
+
 def test_stall_at_receipt_does_not_hold_up_another_user(emulator: BotAPIEmulator, make_bot) -> None:
     # 1001 and 1005 shared a shard of the old ``user % 4`` dispatcher, and the download had no timeout.
     app = make_bot()

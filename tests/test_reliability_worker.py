@@ -203,11 +203,11 @@ def test_fifty_queued_users_get_at_most_three_position_edits_each(make_bot, emul
 
 @pytest.mark.parametrize("redis_up", [True, False])
 def test_webhook_healthz_says_ok_or_503_with_the_reason(emulator, tmp_path, redis_up):
-    from config import Config
     from rediskit import free_port, redis_server
-    from webhook import WebhookApp
 
+    from config import Config
     from jobs import Health
+    from webhook import WebhookApp
 
     with redis_server(tmp_path / "redis") as url:
         port = free_port()
