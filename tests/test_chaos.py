@@ -1,0 +1,327 @@
+"""Issue 11, "Done when": a chaos run over five users.
+
+The real bot runs as its own process (``python main.py``) against the emulator,
+and a seeded random schedule throws at it: SIGKILLs with a restart on the same
+data dir, stalled and dropped file downloads, and a full disk for a while.
+Afterwards every user must have exactly one result or a clear failure message,
+never nothing and never two, and each result must be that user's own picture.
+
+The full disk is real: the data dir is a small tmpfs (root may mount one here)
+filled to the last page by a filler file, then freed by deleting it. Where
+mounting is not permitted, the bot's ``RLIMIT_FSIZE`` is lowered instead, with
+``prlimit`` on the running process: its writes past the limit then fail with
+EFBIG (Python ignores SIGXFSZ), which is close to, but not quite, a full disk.
+``STYLEBOT_CHAOS_DISK=fsize`` forces that fallback; ``STYLEBOT_CHAOS_SEED``
+replays a schedule (the seed is in every failure message).
+
+SIGKILLs never fall inside the full-disk window: a restart on a full disk is its
+own scenario, and mixing the two would make some seeds test it and others not.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import resource
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pytest
+from botkit import User, picture, spawn_bot, weights_path
+
+import texts
+from emulator import BotAPIEmulator
+from storage import Store
+
+pytestmark = pytest.mark.skipif(weights_path() is None, reason="VGG weights not found (see README)")
+
+#: Long side of results: a job takes a few seconds, long enough for a SIGKILL to land mid-job.
+SIZE = 128
+#: Each user's photo has its own aspect, so a result in the wrong chat shows in its size.
+CONTENTS: list[tuple[tuple[int, int], tuple[int, int, int]]] = [
+    ((200, 120), (200, 40, 40)),
+    ((120, 200), (40, 160, 40)),
+    ((160, 160), (40, 40, 200)),
+    ((240, 80), (200, 160, 40)),
+    ((90, 180), (160, 40, 160)),
+]
+#: Seconds a user waits for an answer to one message before counting it as unanswered.
+ANSWER_TIMEOUT = 75.0
+#: From the first user's message: when every user must have their outcome.
+SETTLE_BY = 170.0
+#: Failure messages that end a user's attempt; "trouble_retry" is not one (the job stays queued).
+FAILURE_KEYS = ("failed", "handler_failed", "busy_try_later", "job_timed_out", "gave_up_crashes",
+                "bad_download", "bad_content_later", "bad_style_later")
+
+
+def _fixed_part(key: str) -> str:
+    """The English text of ``key`` up to its first placeholder (what every variant starts with)."""
+    return texts.t(texts.EN, key).split("{")[0]
+
+
+FAILURES = {key: _fixed_part(key) for key in FAILURE_KEYS}
+START_PROMPT = _fixed_part("start").split("\n")[0]
+STYLE_PROMPT = os.path.commonprefix([_fixed_part("ask_style"), _fixed_part("ask_style_recent")])
+
+
+def expected_size(content: tuple[int, int], size: int = SIZE) -> tuple[int, int]:
+    """The engine's contract: the content's aspect, long side ``min(size, content's long side)``."""
+    width, height = content
+    long_side = min(size, max(width, height))
+    if width >= height:
+        return long_side, round(height * long_side / width)
+    return round(width * long_side / height), long_side
+
+
+# --- the disk that fills up -------------------------------------------------------
+
+
+class TmpfsDisk:
+    """A small tmpfs at ``path``; ``fill`` takes every free page, ``free`` gives them back."""
+
+    def __init__(self, path: Path, megabytes: int = 32) -> None:
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(path)],
+                       check=True, capture_output=True, timeout=30)
+        self.filler = path / "filler.bin"
+
+    def fill(self, pid: int) -> None:
+        with open(self.filler, "ab", buffering=0) as out:
+            for chunk in (1 << 20, 4096):  # big steps, then page by page to the last one
+                while True:
+                    try:
+                        out.write(b"\0" * chunk)
+                    except OSError as exc:
+                        if exc.errno != errno.ENOSPC:
+                            raise
+                        break
+
+    def free(self, pid: int) -> None:
+        self.filler.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        done = subprocess.run(["umount", str(self.path)], capture_output=True, timeout=30)
+        if done.returncode != 0:
+            subprocess.run(["umount", "-l", str(self.path)], capture_output=True, timeout=30)
+
+
+class FileSizeLimit:
+    """The fallback: the bot's ``RLIMIT_FSIZE`` drops to one byte while "full" (no file may grow)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+
+    def fill(self, pid: int) -> None:
+        resource.prlimit(pid, resource.RLIMIT_FSIZE, (1, resource.RLIM_INFINITY))
+
+    def free(self, pid: int) -> None:
+        try:
+            resource.prlimit(pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        except ProcessLookupError:
+            pass
+
+    def close(self) -> None:
+        pass
+
+
+def small_disk(path: Path) -> TmpfsDisk | FileSizeLimit:
+    if os.environ.get("STYLEBOT_CHAOS_DISK") != "fsize":
+        try:
+            return TmpfsDisk(path)
+        except (OSError, subprocess.SubprocessError):
+            pass  # not root, or no CAP_SYS_ADMIN in this container
+    return FileSizeLimit(path)
+
+
+# --- the schedule -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Event:
+    at: float          # seconds after the first user may start
+    kind: str          # "kill", "stall", "drop", "fill", "free"
+    seconds: float = 0.0
+    after: int | None = None
+
+
+@dataclass
+class Schedule:
+    seed: int
+    starts: list[float]                      # each user's first message, seconds after t0
+    events: list[Event] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        users = ", ".join(f"{s:.1f}" for s in self.starts)
+        events = "; ".join(f"{e.at:.1f} {e.kind}" + (f" {e.seconds:.1f}s" if e.seconds else "")
+                           + (f" after={e.after}" if e.after is not None else "") for e in self.events)
+        return f"seed={self.seed} user starts=[{users}] events=[{events}]"
+
+
+def make_schedule(seed: int, users: int) -> Schedule:
+    """Users start within 20 s; 2-3 kills, two stalls, a drop and one full-disk window within ~45 s."""
+    rng = random.Random(seed)
+    schedule = Schedule(seed, [rng.uniform(0, 20) for _ in range(users)])
+    full_at = rng.uniform(6, 30)
+    full_for = rng.uniform(6, 12)
+    schedule.events += [Event(full_at, "fill"), Event(full_at + full_for, "free")]
+    kills: list[float] = []
+    while len(kills) < rng.choice((2, 3)):
+        at = rng.uniform(2, 45)
+        if full_at - 2 <= at <= full_at + full_for + 4 or any(abs(at - k) < 7 for k in kills):
+            continue
+        kills.append(at)
+    schedule.events += [Event(at, "kill", seconds=rng.uniform(0, 3)) for at in kills]
+    for _ in range(2):
+        schedule.events.append(Event(rng.uniform(0, 40), "stall", seconds=rng.uniform(2, 6),
+                                     after=rng.choice((None, rng.randint(64, 600)))))
+    schedule.events.append(Event(rng.uniform(0, 40), "drop", after=rng.choice((None, rng.randint(64, 600)))))
+    schedule.events.sort(key=lambda e: e.at)
+    return schedule
+
+
+# --- the users --------------------------------------------------------------------
+
+
+@dataclass
+class Conversation:
+    """One user's chat, run on its own thread: /start, the photo, the style, as a person would."""
+
+    user: User
+    content: tuple[int, int]
+    color: tuple[int, int, int]
+    start_at: float
+    unanswered: str | None = None   # the message that got no answer at all
+    stopped_by: str | None = None   # the failure message that ended the attempt
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def run(self, t0: float) -> None:
+        try:
+            time.sleep(max(0.0, t0 + self.start_at - time.monotonic()))
+            for what, send, prompt in (
+                ("/start", lambda: self.user.say("/start"), START_PROMPT),
+                ("the photo", lambda: self.user.photo(picture(self.content, self.color)), STYLE_PROMPT),
+                ("the style", lambda: self.user.photo(picture((64, 64), self.color[::-1])), None),
+            ):
+                if not self._exchange(what, send, prompt):
+                    return
+        finally:
+            self.done.set()
+
+    def _exchange(self, what: str, send: Callable[[], dict], prompt: str | None) -> bool:
+        """Send, then wait for ``prompt`` (or, with none, a result); ``False`` when the attempt ends here."""
+        before = len(self.user.messages())
+        send()
+        deadline = time.monotonic() + ANSWER_TIMEOUT
+        while time.monotonic() < deadline:
+            new = [m.get("text") or m.get("caption") or "" for m in self.user.messages()[before:]]
+            if prompt is not None and any(t.startswith(prompt) for t in new):
+                return True
+            if prompt is None and self.user.results():
+                return True
+            failure = self.failure()
+            if failure is not None:
+                self.stopped_by = failure
+                return False
+            time.sleep(0.1)
+        self.unanswered = what
+        return False
+
+    def failure(self) -> str | None:
+        """The first failure message the bot sent this user, if any."""
+        return next((t for t in self.user.texts() if t.startswith(tuple(FAILURES.values()))), None)
+
+    def outcome(self) -> str:
+        results = self.user.results()
+        sizes = [self.user.result_image(m).size for m in results]
+        return (f"user {self.user.id} (photo {self.content}, expects {expected_size(self.content)}): "
+                f"results={sizes} failure={self.stopped_by or self.failure()!r} unanswered={self.unanswered!r}")
+
+
+# --- the test ---------------------------------------------------------------------
+
+
+def _seed() -> int:
+    value = os.environ.get("STYLEBOT_CHAOS_SEED")
+    return int(value) if value else random.SystemRandom().randrange(1_000_000)
+
+
+@pytest.mark.timeout(300)
+def test_chaos_every_user_gets_exactly_one_result_or_a_clear_failure(emulator: BotAPIEmulator, tmp_path):
+    seed = _seed()
+    users = [User(emulator, 8101 + n) for n in range(len(CONTENTS))]
+    schedule = make_schedule(seed, len(users))
+    chats = [Conversation(u, size, color, start) for u, (size, color), start in zip(users, CONTENTS, schedule.starts)]
+    data, log = tmp_path / "data", tmp_path / "bot.log"
+    disk = small_disk(data)
+    happened: list[str] = []
+    bot: subprocess.Popen | None = None
+
+    def spawn() -> subprocess.Popen:
+        return spawn_bot(emulator, data, log, STYLEBOT_IMAGE_SIZE=str(SIZE))
+
+    def context() -> str:
+        tail = log.read_text(errors="replace")[-4000:].replace(emulator.token, "<TOKEN>") if log.exists() else ""
+        return (f"\n{schedule}\ndisk: {type(disk).__name__}\nhappened: {'; '.join(happened)}\n"
+                + "\n".join(c.outcome() for c in chats) + f"\n--- bot log (tail) ---\n{tail}")
+
+    try:
+        bot = spawn()
+        t0 = time.monotonic()
+        threads = [threading.Thread(target=c.run, args=(t0,), name=f"user-{c.user.id}", daemon=True) for c in chats]
+        for thread in threads:
+            thread.start()
+        for event in schedule.events:
+            time.sleep(max(0.0, t0 + event.at - time.monotonic()))
+            happened.append(f"{time.monotonic() - t0:.1f} {event.kind}")
+            if event.kind == "kill":
+                bot.send_signal(signal.SIGKILL)
+                bot.wait(30)
+                time.sleep(event.seconds)  # the supervisor's restart delay
+                bot = spawn()
+            elif event.kind == "stall":
+                emulator.stall_next("file", event.seconds, after=event.after)
+            elif event.kind == "drop":
+                emulator.drop_next("file", after=event.after)
+            elif event.kind == "fill":
+                disk.fill(bot.pid)
+            elif event.kind == "free":
+                disk.free(bot.pid)
+
+        # Settled: every user has an outcome (or gave up waiting) and no job is left waiting or running,
+        # so a job run twice would already have delivered its second result.
+        store = Store(data / "stylebot.sqlite3")
+        try:
+            def settled() -> bool:
+                return all(c.done.is_set() for c in chats) and all(
+                    (c.unanswered or c.failure() or c.user.results()) and store.active_job(c.user.id) is None
+                    for c in chats)
+
+            emulator.wait_for(settled, timeout=max(1.0, t0 + SETTLE_BY - time.monotonic()),
+                              what=f"every user to get an outcome{context()}")
+        finally:
+            store.close()
+
+        assert bot.poll() is None, f"the bot exited by itself (code {bot.returncode}){context()}"
+        for chat in chats:
+            results = chat.user.results()
+            assert chat.unanswered is None, f"user {chat.user.id} got no answer to {chat.unanswered}{context()}"
+            assert len(results) <= 1, f"user {chat.user.id} got {len(results)} results{context()}"
+            assert results or chat.failure(), f"user {chat.user.id}: neither a result nor a failure{context()}"
+            for message in results:
+                size = chat.user.result_image(message).size
+                assert size == expected_size(chat.content), \
+                    f"user {chat.user.id} got a {size} result, not their own picture's{context()}"
+        assert emulator.token not in log.read_text(errors="replace"), f"the token is in the bot log{context()}"
+    finally:
+        if bot is not None and bot.poll() is None:
+            bot.kill()
+            bot.wait(30)
+        disk.close()
