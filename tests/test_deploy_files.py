@@ -183,6 +183,7 @@ def _app_copy(tmp_path: Path, with_weights_py: bool = True) -> Path:
     shutil.copy2(ROOT / "bin" / "post_compile", app / "bin" / "post_compile")
     if with_weights_py:
         shutil.copy2(ROOT / "weights.py", app / "weights.py")
+        shutil.copytree(ROOT / "stylebot", app / "stylebot", ignore=shutil.ignore_patterns("__pycache__"))
     return app
 
 
