@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 
 from botkit import User, picture, weights_path  # noqa: E402
-from emulator import BotAPIEmulator  # noqa: E402
+from stylebot.playground.emulator import BotAPIEmulator  # noqa: E402
 
 SAMPLES = ROOT.parent / "shared" / "samples"
 
@@ -63,8 +63,8 @@ def main() -> int:
         print("VGG weights not found: set STYLEBOT_WEIGHTS", file=sys.stderr)
         return 2
 
-    import main as bot_main
-    from config import Config
+    from stylebot import app as bot_main
+    from stylebot.config import Config
 
     with BotAPIEmulator() as api, tempfile.TemporaryDirectory() as data:
         config = Config(token=api.token, api_url=api.base_url, data_dir=Path(data),

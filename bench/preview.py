@@ -25,7 +25,7 @@ import telebot  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from botkit import picture, decode, weights_path  # noqa: E402
-from emulator import BotAPIEmulator  # noqa: E402
+from stylebot.playground.emulator import BotAPIEmulator  # noqa: E402
 
 SAMPLES = ROOT.parent / "shared" / "samples"
 
@@ -45,10 +45,10 @@ def main() -> int:
         return 2
 
     import model
-    from jobs import Job
-    from runner import Context, StatusReporter
-    from storage import Store
-    from telegram import Telegram, use_api_url
+    from stylebot.jobs.job import Job
+    from stylebot.jobs.run import Context, StatusReporter
+    from stylebot.store.sqlite_store import Store
+    from stylebot.tg import Telegram, use_api_url
 
     engine = model.Engine(weights_path())
     content = load("content_ballerina.jpg", picture((640, 480)))

@@ -3,7 +3,7 @@
     python bench/queue_throughput.py                 # 128 px, 3 single jobs, 20 queued
     python bench/queue_throughput.py --size 48 --queued 10 --singles 2
 
-The real bot (``main.App``) against the emulator, the real engine on the CPU.
+The real bot (``stylebot.app.App``) against the emulator, the real engine on the CPU.
 "single": one job at a time, submit to result. "queued": N users' jobs are all
 queued behind a held first job, then released; per job = (last result - release) / N.
 Prints both means and their ratio side by side (target: ratio <= 1.25).
@@ -23,9 +23,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from botkit import User, picture, weights_path  # noqa: E402
 
-import main  # noqa: E402
-from config import Config  # noqa: E402
-from emulator import BotAPIEmulator  # noqa: E402
+from stylebot import app as main  # noqa: E402
+from stylebot.config import Config  # noqa: E402
+from stylebot.playground.emulator import BotAPIEmulator  # noqa: E402
 
 
 class Held:

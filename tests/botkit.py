@@ -1,6 +1,6 @@
 """Helpers for bot tests: images made with Pillow, a running bot, a chatting user.
 
-The bot under test is the real one (``main.App``: handlers, SQLite, worker
+The bot under test is the real one (``stylebot.app.App``: handlers, SQLite, worker
 threads, the real engine at a tiny size) talking HTTP to the emulator.
 """
 

@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from emulator import BotAPIEmulator  # noqa: E402
+from stylebot.playground.emulator import BotAPIEmulator  # noqa: E402
 
 
 @pytest.fixture
@@ -43,13 +43,13 @@ def engine():
 
 @pytest.fixture
 def make_bot(emulator, tmp_path, engine):
-    """Start ``main.App`` against the emulator; ``make_bot(workers=2, edit_every=0.5, ...)``.
+    """Start ``stylebot.app.App`` against the emulator; ``make_bot(workers=2, edit_every=0.5, ...)``.
 
     Keyword arguments that are ``Config`` fields override the config; the rest
     go to ``runner.Context`` (progress/preview timing).
     """
-    import main
-    from config import Config
+    from stylebot import app as main
+    from stylebot.config import Config
 
     apps = []
 

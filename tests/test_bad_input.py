@@ -1,6 +1,6 @@
 """Bad input, end to end: whatever a user sends, the bot answers kindly and the dialog stays put.
 
-The real bot (``main.App`` at ``STYLEBOT_IMAGE_SIZE=48``) talks HTTP to the
+The real bot (``stylebot.app.App`` at ``STYLEBOT_IMAGE_SIZE=48``) talks HTTP to the
 emulator; the user sends broken, huge, tiny, thin and non-image things, as
 the photo and as the style, and then something good to show that the dialog
 is still where it was. Odd-but-valid images (CMYK, 16-bit, alpha, palette,
@@ -19,8 +19,8 @@ import pytest
 from botkit import TEST_SIZE, User, picture
 from PIL import Image
 
-import images
-from emulator import BotAPIEmulator
+from stylebot import images
+from stylebot.playground.emulator import BotAPIEmulator
 
 REPLY_WITHIN = 10.0  # "a clear, friendly reply within seconds"
 

@@ -1,6 +1,6 @@
 """Whole conversations with the real bot over HTTP (telebot → emulator).
 
-Each test starts ``main.App`` (handlers, SQLite store, worker threads, the
+Each test starts ``stylebot.app.App`` (handlers, SQLite store, worker threads, the
 real engine at a tiny size) against a fresh local Bot API server and chats
 with it as a Telegram user would.
 """
@@ -13,7 +13,7 @@ import logging
 import pytest
 from botkit import TEST_SIZE, User, picture
 
-from emulator import BotAPIEmulator
+from stylebot.playground.emulator import BotAPIEmulator
 
 
 def run_job(user: User, content: bytes, style: bytes) -> dict:
@@ -222,7 +222,7 @@ def test_first_get_updates_502_does_not_kill_polling(make_bot, emulator: BotAPIE
 
 
 def test_token_never_logged(make_bot, emulator: BotAPIEmulator, user: User, caplog):
-    from telegram import RedactToken
+    from stylebot.tg import RedactToken
 
     handler = logging.StreamHandler(stream := io.StringIO())
     handler.addFilter(RedactToken(emulator.token))
@@ -242,7 +242,6 @@ def test_token_never_logged(make_bot, emulator: BotAPIEmulator, user: User, capl
 
 @pytest.mark.parametrize("lang", ["en", "ru"])
 def test_every_text_key_exists_in_both_languages(lang):
-    import texts
-
+    from stylebot import texts
     missing = texts.keys("en") - texts.keys(lang)
     assert missing <= {"strength_custom"}, missing

@@ -35,9 +35,9 @@ from typing import Callable
 import pytest
 from botkit import User, picture, spawn_bot, weights_path
 
-import texts
-from emulator import BotAPIEmulator
-from storage import Store
+from stylebot import texts
+from stylebot.playground.emulator import BotAPIEmulator
+from stylebot.store.sqlite_store import Store
 
 pytestmark = pytest.mark.skipif(weights_path() is None, reason="VGG weights not found (see README)")
 

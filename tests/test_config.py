@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from config import Config, ConfigError
+from stylebot.config import Config, ConfigError
 
 TOKEN = "123456:ABCdefGHIjklMNOpqrSTUvwxYZ012345"
 

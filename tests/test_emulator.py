@@ -21,7 +21,7 @@ from PIL import Image
 from telebot import apihelper, types
 from telebot.apihelper import ApiTelegramException
 
-from emulator import NOT_MODIFIED, BotAPIEmulator
+from stylebot.playground.emulator import NOT_MODIFIED, BotAPIEmulator
 
 USER = 1000
 

@@ -6,7 +6,7 @@ import json
 
 from botkit import TEST_SIZE, User, decode, picture
 
-from emulator import BotAPIEmulator
+from stylebot.playground.emulator import BotAPIEmulator
 
 
 def first_job(user: User, content: bytes | None = None, style: bytes | None = None) -> dict:

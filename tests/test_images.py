@@ -14,9 +14,9 @@ import zlib
 import pytest
 from PIL import Image
 
-import images
-import texts
-from images import BadImage
+from stylebot import images
+from stylebot import texts
+from stylebot.images import BadImage
 
 
 def encode(image: Image.Image, fmt: str, **options) -> bytes:

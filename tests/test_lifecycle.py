@@ -15,9 +15,9 @@ import time
 import pytest
 from botkit import ROOT, User, picture, spawn_bot, weights_path
 
-from emulator import BotAPIEmulator
-from jobs import JobStatus
-from storage import Store
+from stylebot.playground.emulator import BotAPIEmulator
+from stylebot.jobs.job import JobStatus
+from stylebot.store.sqlite_store import Store
 
 pytestmark = pytest.mark.skipif(weights_path() is None, reason="VGG weights not found (see README)")
 

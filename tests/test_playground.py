@@ -25,7 +25,7 @@ import telebot
 from PIL import Image, ImageDraw
 from telebot import apihelper, types
 
-from playground import USER_ID, Playground
+from stylebot.playground.server import USER_ID, Playground
 
 try:
     from playwright import sync_api

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from rediskit import redis_server
 
-from jobs import Job, JobStatus
-from storage import STEP_STYLE, Dialog, Store, UserSettings
+from stylebot.jobs.job import Job, JobStatus
+from stylebot.store.sqlite_store import STEP_STYLE, Dialog, Store, UserSettings
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def redis_url(tmp_path_factory) -> str:
 
 @pytest.fixture
 def redis_store(redis_url):
-    from redis_store import RedisStore
+    from stylebot.store.redis_store import RedisStore
 
     store = RedisStore(redis_url, prefix=f"test-{uuid.uuid4().hex[:8]}")
     yield store
@@ -203,9 +203,10 @@ def test_default_mode_imports_nothing_about_redis() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, main, bot, runner, jobs, storage, config, telegram; "
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('rq', 'redis_store', "
-            "'rq_queue', 'webhook')); print(bad); sys.exit(1 if bad else 0)")
+    code = ("import sys, main, stylebot.app, stylebot.config; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'rq' "
+            "or m.startswith(('stylebot.scaleout', 'stylebot.store.redis_store'))); "
+            "print(bad); sys.exit(1 if bad else 0)")
     root = Path(__file__).resolve().parents[1]
     done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120,
                           check=False)

@@ -1,6 +1,6 @@
 """Issue 11: chats keyed by (chat, user), exactly-once updates, /forget privacy, schema versions.
 
-End to end: the real bot (``main.App``) against the emulator, the real SQLite file and,
+End to end: the real bot (``stylebot.app.App``) against the emulator, the real SQLite file and,
 for the scale-out mirror, a real ``redis-server``.
 """
 
@@ -15,10 +15,10 @@ import pytest
 from botkit import TEST_SIZE, User, picture
 from rediskit import redis_server
 
-import main
-from emulator import BotAPIEmulator
-from jobs import Job, JobStatus
-from storage import SCHEMA_VERSION, STEP_STYLE, Dialog, Store
+from stylebot import app as main
+from stylebot.playground.emulator import BotAPIEmulator
+from stylebot.jobs.job import Job, JobStatus
+from stylebot.store.sqlite_store import SCHEMA_VERSION, STEP_STYLE, Dialog, Store
 
 GROUP = -100123
 STALE = "out of date"
@@ -357,7 +357,7 @@ def chats_and_privacy(store) -> list:
 
 
 def test_redis_store_mirrors_chats_forget_and_updates(redis_url, tmp_path: Path):
-    from redis_store import RedisStore
+    from stylebot.store.redis_store import RedisStore
 
     expected = chats_and_privacy(Store(tmp_path / "db.sqlite3"))
     store = RedisStore(redis_url, prefix=f"test-{uuid.uuid4().hex[:8]}")

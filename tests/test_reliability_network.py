@@ -1,6 +1,6 @@
 """Stalled and dropped transfers (issue 11): nobody waits on someone else's broken download.
 
-The real bot (``main.App``) or the real webhook app talks to the emulator over HTTP; the emulator
+The real bot (``stylebot.app.App``) or the real webhook app talks to the emulator over HTTP; the emulator
 stalls or cuts file downloads on request (``stall_next``/``drop_next``). Timeouts are shortened on
 the running bot's ``tg`` (production: read 30 s, 120 s per download) so the tests take seconds.
 """
@@ -20,9 +20,9 @@ import pytest
 from botkit import User, picture, weights_path
 from rediskit import free_port, redis_server
 
-import texts
-from emulator import BotAPIEmulator
-from telegram import Telegram, TelegramError
+from stylebot import texts
+from stylebot.playground.emulator import BotAPIEmulator
+from stylebot.tg import Telegram, TelegramError
 
 START = texts.t("en", "start")[:40]
 ASK_STYLE = texts.t("en", "ask_style")
@@ -42,7 +42,7 @@ def test_download_drop_stall_and_size_cap(emulator: BotAPIEmulator) -> None:
     """Telegram.download on its own: a cut body and a stall are retried; too many, or too big, end in TelegramError."""
     import telebot
 
-    from telegram import use_api_url
+    from stylebot.tg import use_api_url
 
     use_api_url(emulator.base_url)
     tg = Telegram(telebot.TeleBot(emulator.token, threaded=False), backoff=0.05, read_timeout=1.0, download_total=30)
@@ -67,7 +67,7 @@ def test_method_answer_cut_short_or_stalled_is_retried(emulator: BotAPIEmulator,
     import telebot
     from telebot import apihelper
 
-    from telegram import use_api_url
+    from stylebot.tg import use_api_url
 
     use_api_url(emulator.base_url)
     monkeypatch.setattr(apihelper, "READ_TIMEOUT", 1)   # telebot's (process-wide) read timeout for methods
@@ -141,8 +141,8 @@ class Web:
 @pytest.fixture
 def web(emulator: BotAPIEmulator, tmp_path: Path) -> Iterator[Web]:
     """``webhook.WebhookApp`` over a real redis-server, with test-sized client limits."""
-    import webhook
-    from config import Config
+    from stylebot.scaleout import webhook
+    from stylebot.config import Config
 
     with redis_server(tmp_path / "redis") as redis_url:
         port = free_port()

@@ -1,6 +1,6 @@
 """Issue 11: workers that never die, jobs that never vanish silently, queue edits within limits.
 
-The real bot (``main.App``: handlers, SQLite, worker threads, the real engine)
+The real bot (``stylebot.app.App``: handlers, SQLite, worker threads, the real engine)
 talks HTTP to the emulator. A full disk is injected at the I/O seams (a small
 tmpfs needs privileges): the store's write transaction raises SQLite's
 "database or disk is full" and ``runner.write_file`` raises ``OSError(ENOSPC)``.
@@ -18,10 +18,10 @@ import pytest
 import telebot
 from botkit import User, picture
 
-import runner
-from jobs import MAX_CRASHES, Job, JobStatus
-from storage import Store
-from telegram import use_api_url
+from stylebot.jobs import run as runner
+from stylebot.jobs.job import MAX_CRASHES, Job, JobStatus
+from stylebot.store.sqlite_store import Store
+from stylebot.tg import use_api_url
 
 QUEUE_TEXTS = ("In the queue", "You are next")
 
@@ -205,9 +205,9 @@ def test_fifty_queued_users_get_at_most_three_position_edits_each(make_bot, emul
 def test_webhook_healthz_says_ok_or_503_with_the_reason(emulator, tmp_path, redis_up):
     from rediskit import free_port, redis_server
 
-    from config import Config
-    from jobs import Health
-    from webhook import WebhookApp
+    from stylebot.config import Config
+    from stylebot.jobs.job import Health
+    from stylebot.scaleout.webhook import WebhookApp
 
     with redis_server(tmp_path / "redis") as url:
         port = free_port()

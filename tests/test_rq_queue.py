@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from rediskit import redis_server
 
-from jobs import Job, JobStatus
+from stylebot.jobs.job import Job, JobStatus
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +26,8 @@ def redis_url(tmp_path_factory):
 
 @pytest.fixture
 def queue(redis_url):
-    from redis_store import RedisStore
-    from rq_queue import RQQueue
+    from stylebot.store.redis_store import RedisStore
+    from stylebot.scaleout.rq_queue import RQQueue
 
     store = RedisStore(redis_url, prefix=f"t{uuid.uuid4().hex[:8]}")
     q = RQQueue(store, name=f"q{uuid.uuid4().hex[:8]}")
@@ -81,7 +81,7 @@ def test_cancel_before_and_after_the_claim(queue) -> None:
 
 
 def test_lost_messages(queue) -> None:
-    from rq_queue import LOST_MESSAGE_SECONDS
+    from stylebot.scaleout.rq_queue import LOST_MESSAGE_SECONDS
 
     fine, finished, never_sent, taken = job(1), job(2), job(3), job(4)
     queue.submit(fine)

@@ -27,9 +27,9 @@ import pytest
 from botkit import User, picture, spawn_bot, weights_path
 from rediskit import free_port, redis_server
 
-import texts
-from emulator import BotAPIEmulator
-from jobs import Job, JobStatus
+from stylebot import texts
+from stylebot.playground.emulator import BotAPIEmulator
+from stylebot.jobs.job import Job, JobStatus
 
 SECRET = "s3cret-for-tests"
 pytestmark = pytest.mark.skipif(weights_path() is None, reason="VGG weights not found: set STYLEBOT_WEIGHTS "
@@ -108,7 +108,7 @@ def store(cluster):
 
 
 def _store(url: str):
-    from redis_store import RedisStore
+    from stylebot.store.redis_store import RedisStore
 
     return RedisStore(url)
 

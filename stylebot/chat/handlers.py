@@ -25,13 +25,13 @@ from typing import Callable
 import telebot
 from telebot import custom_filters, types
 
-import images
-import texts
-from images import BadImage
-from jobs import Job, JobQueue, resource_trouble
-from runner import RESULT_HOURS, result_path
-from storage import STEP_CONTENT, STEP_STYLE, Dialog, Store, UserSettings
-from telegram import Telegram, TelegramError, UserGone
+from stylebot import images
+from stylebot import texts
+from stylebot.images import BadImage
+from stylebot.jobs.job import Job, JobQueue, resource_trouble
+from stylebot.jobs.run import RESULT_HOURS, result_path
+from stylebot.store.sqlite_store import STEP_CONTENT, STEP_STYLE, Dialog, Store, UserSettings
+from stylebot.tg import Telegram, TelegramError, UserGone
 
 log = logging.getLogger(__name__)
 

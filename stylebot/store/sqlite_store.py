@@ -35,7 +35,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable, Iterator
 
-from jobs import Job, JobStatus
+from stylebot.jobs.job import Job, JobStatus
 
 #: Version 1: the schema of the first release, verbatim (its databases have user_version 0).
 SCHEMA_V1 = """

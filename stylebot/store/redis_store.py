@@ -63,8 +63,8 @@ except ModuleNotFoundError:  # the default install has no Redis client: say what
     raise SystemExit("error: the scale-out mode needs `pip install -r requirements-scale.txt` "
                      "(redis is not installed)") from None
 
-from jobs import Job, JobStatus
-from storage import STEP_CONTENT, AlbumItem, Dialog, StyleRef, UserSettings
+from stylebot.jobs.job import Job, JobStatus
+from stylebot.store.sqlite_store import STEP_CONTENT, AlbumItem, Dialog, StyleRef, UserSettings
 
 #: Finished jobs are kept this long (result buttons, rate limits), then expire.
 JOB_TTL = 30 * 24 * 3600

@@ -24,12 +24,12 @@ from typing import Any, Callable
 
 from telebot import types
 
-import images
-import texts
-from images import BadImage
-from jobs import JOB_TIMEOUT, MAX_CRASHES, Health, Job, JobStatus, OutcomeNotRecorded, Stop, crashes, resource_trouble
-from storage import STEP_STYLE, Dialog, Store
-from telegram import Telegram, TelegramError, UserGone
+from stylebot import images
+from stylebot import texts
+from stylebot.images import BadImage
+from stylebot.jobs.job import JOB_TIMEOUT, MAX_CRASHES, Health, Job, JobStatus, OutcomeNotRecorded, Stop, crashes, resource_trouble
+from stylebot.store.sqlite_store import STEP_STYLE, Dialog, Store
+from stylebot.tg import Telegram, TelegramError, UserGone
 
 log = logging.getLogger(__name__)
 

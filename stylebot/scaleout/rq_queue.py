@@ -75,11 +75,11 @@ except ModuleNotFoundError as exc:  # the default install has neither: say what 
     raise SystemExit(f"error: the scale-out mode needs `pip install -r requirements-scale.txt` "
                      f"({exc.name} is not installed)") from None
 
-import texts
-from jobs import MAX_ATTEMPTS, Job, JobStatus, Stop, store_and_announce
-from redis_store import RedisStore, connect
-from runner import RESULT_HOURS, Context, result_path, run_job
-from telegram import Telegram, TelegramError, UserGone, use_api_url
+from stylebot import texts
+from stylebot.jobs.job import MAX_ATTEMPTS, Job, JobStatus, Stop, store_and_announce
+from stylebot.store.redis_store import RedisStore, connect
+from stylebot.jobs.run import RESULT_HOURS, Context, result_path, run_job
+from stylebot.tg import Telegram, TelegramError, UserGone, use_api_url
 
 log = logging.getLogger(__name__)
 
@@ -256,7 +256,7 @@ class WorkerRuntime:
     """
 
     def __init__(self, config: Any, engine: Any = None) -> None:
-        import main  # the shared wiring: engine loading, engine params, queue-position edits
+        from stylebot import app as main  # the shared wiring: engine loading, engine params, queue-position edits
 
         self.config = config
         self.identity = worker_identity()

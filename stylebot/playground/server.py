@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from emulator import BotAPIEmulator
+from stylebot.playground.emulator import BotAPIEmulator
 
 __all__ = ["USER_ID", "Playground"]
 

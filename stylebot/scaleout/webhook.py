@@ -12,7 +12,7 @@ registers ``STYLEBOT_WEBHOOK_URL`` with ``setWebhook`` and serves it on
    and the response is 200 at once: the handlers' downloads and replies never
    hold Telegram's connection.
 
-The chat is built exactly like ``main.App`` builds it (``bot.Handlers`` +
+The chat is built exactly like ``stylebot.app.App`` builds it (``bot.Handlers`` +
 ``bot.register``), with :class:`redis_store.RedisStore` for state and
 :class:`rq_queue.RQQueue` for jobs, so every web process and every worker
 shares one dialog and one queue. SIGTERM stops serving within a second or
@@ -37,11 +37,11 @@ import redis
 import telebot
 from telebot import types
 
-import bot as chat
-from redis_store import RedisStore
-from rq_queue import RQQueue
-from runner import result_path, sweep_results
-from telegram import Telegram, TelegramError, use_api_url
+from stylebot.chat import handlers as chat
+from stylebot.store.redis_store import RedisStore
+from stylebot.scaleout.rq_queue import RQQueue
+from stylebot.jobs.run import result_path, sweep_results
+from stylebot.tg import Telegram, TelegramError, use_api_url
 
 log = logging.getLogger(__name__)
 
@@ -346,7 +346,7 @@ def _handler_for(app: WebhookApp) -> type[BaseHTTPRequestHandler]:
 
 def run_webhook(config: Any) -> int:
     """``STYLEBOT_MODE=webhook python main.py``: serve the webhook until SIGTERM."""
-    from main import install_signal_handlers
+    from stylebot.app import install_signal_handlers
 
     if not config.webhook_url:
         print("error: STYLEBOT_MODE=webhook needs STYLEBOT_WEBHOOK_URL, the public https:// address "

@@ -1,0 +1,167 @@
+"""config: every setting the bot reads, in one frozen dataclass.
+
+This is the only module that reads ``os.environ``. A missing or malformed
+variable raises :class:`ConfigError` naming the variable (never its value:
+one of them is the bot token).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Mapping
+
+#: The repository root (where `.env`, `data/` and `vgg19_cache.pth` live by default).
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Devices the engine accepts (``auto`` picks CUDA when present).
+DEVICES = ("auto", "cpu", "cuda")
+MODES = ("polling", "webhook")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Settings for one bot process.
+
+    ``token`` is excluded from ``repr`` so that logging a config, or a
+    traceback that shows one, can never leak it.
+    """
+
+    token: str = field(repr=False)
+    api_url: str | None = None
+    data_dir: Path = ROOT / "data"
+    weights: Path = ROOT / "vgg19_cache.pth"
+    device: str = "auto"
+    workers: int = 1
+    image_size: int = 512
+    max_image_size: int | None = None
+    rate_limit: int = 10
+    redis_url: str | None = field(default=None, repr=False)
+    mode: str = "polling"
+    webhook_url: str | None = None
+    webhook_secret: str | None = field(default=None, repr=False)
+    port: int = 8080
+    job_timeout: int = 900  # seconds a job may paint before it is stopped and its user told
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "stylebot.sqlite3"
+
+    @property
+    def results_dir(self) -> Path:
+        """Full-quality PNGs, kept so the "Full quality file" button works."""
+        return self.data_dir / "results"
+
+    def size_choices(self, gpu: bool) -> list[int]:
+        """Output sizes offered in /settings: capped by the device and by config.
+
+        A CPU job at 1024 px takes minutes and ~4x the memory of 512 px, so
+        CPUs stop at 1024 unless the operator says otherwise; GPUs go to 2048.
+        """
+        cap = self.max_image_size or (2048 if gpu else 1024)
+        cap = max(cap, self.image_size)
+        sizes = {self.image_size, 512, 768, 1024} | ({2048} if gpu else set())
+        return sorted(s for s in sizes if s <= cap)
+
+    @classmethod
+    def from_env(
+        cls,
+        env: Mapping[str, str] | None = None,
+        dotenv: Path | None = ROOT / ".env",
+        require_token: bool = True,
+    ) -> "Config":
+        """Read settings from ``env`` (default ``os.environ``) over a ``.env`` file.
+
+        Real environment variables win over ``.env`` so that an operator can
+        override a checked-out file on one run.
+        """
+        values: dict[str, str] = {}
+        if dotenv is not None and dotenv.is_file():
+            values.update(read_dotenv(dotenv))
+        values.update(os.environ if env is None else env)
+
+        def get(name: str) -> str | None:
+            value = values.get(name, "").strip()
+            return value or None
+
+        token = get("TELEGRAM_BOT_TOKEN")
+        if token is None and require_token:
+            raise ConfigError(
+                "TELEGRAM_BOT_TOKEN is not set. Create a bot with @BotFather, then "
+                "`export TELEGRAM_BOT_TOKEN=...` (or put it in .env). "
+                "To try the bot without a token: `python main.py --playground`."
+            )
+        if token is not None and (":" not in token or any(c.isspace() for c in token)):
+            raise ConfigError("TELEGRAM_BOT_TOKEN does not look like a bot token (expected 123456:ABC...)")
+
+        device = get("STYLEBOT_DEVICE") or "auto"
+        if device not in DEVICES:
+            raise ConfigError(f"STYLEBOT_DEVICE must be one of {', '.join(DEVICES)}")
+        mode = get("STYLEBOT_MODE") or "polling"
+        if mode not in MODES:
+            raise ConfigError(f"STYLEBOT_MODE must be one of {', '.join(MODES)}")
+        redis_url = get("REDIS_URL")
+        if mode == "webhook" and not redis_url:
+            raise ConfigError("STYLEBOT_MODE=webhook needs REDIS_URL (jobs run on RQ workers)")
+
+        api_url = get("TELEGRAM_API_URL")
+        if api_url is not None:
+            if not api_url.startswith(("http://", "https://")):
+                raise ConfigError("TELEGRAM_API_URL must start with http:// or https://")
+            api_url = api_url.rstrip("/")
+
+        data_dir = Path(get("STYLEBOT_DATA_DIR") or ROOT / "data")
+        weights = Path(get("STYLEBOT_WEIGHTS") or ROOT / "vgg19_cache.pth")
+        return cls(
+            token=token or "",
+            api_url=api_url,
+            data_dir=data_dir if data_dir.is_absolute() else Path.cwd() / data_dir,
+            weights=weights if weights.is_absolute() else Path.cwd() / weights,
+            device=device,
+            workers=_int(get, "STYLEBOT_WORKERS", 1, low=1, high=64),
+            image_size=_int(get, "STYLEBOT_IMAGE_SIZE", 512, low=16, high=4096),
+            max_image_size=_int(get, "STYLEBOT_MAX_IMAGE_SIZE", None, low=16, high=8192),
+            rate_limit=_int(get, "STYLEBOT_RATE_LIMIT", 10, low=0, high=100000),
+            redis_url=redis_url,
+            mode=mode,
+            webhook_url=get("STYLEBOT_WEBHOOK_URL"),
+            webhook_secret=get("STYLEBOT_WEBHOOK_SECRET"),
+            port=_int(get, "PORT", 8080, low=1, high=65535),
+            job_timeout=_int(get, "STYLEBOT_JOB_TIMEOUT", 900, low=10, high=86400),
+        )
+
+    def describe(self) -> str:
+        """One log line of the effective settings, with secrets left out."""
+        shown = []
+        for f in fields(self):
+            if not f.repr:
+                value = "set" if getattr(self, f.name) else "unset"
+            else:
+                value = getattr(self, f.name)
+            shown.append(f"{f.name}={value}")
+        return " ".join(shown)
+
+
+def _int(get, name: str, default: int | None, low: int, high: int) -> int | None:
+    raw = get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}")
+    return value
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines parsed by python-dotenv: comments (also after a value), quotes, ``export``."""
+    from dotenv import dotenv_values
+
+    return {key: value for key, value in dotenv_values(path).items() if value is not None}
