@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_playground(config, args.port)
     setup_logging(config.token)
     if args.command == "worker":
-        from stylebot.scaleout.rq_queue import run_worker
+        from stylebot.scaleout.worker import run_worker
 
         return run_worker(config)
     if config.mode == "webhook":

@@ -46,7 +46,8 @@ def main() -> int:
 
     import model
     from stylebot.jobs.job import Job
-    from stylebot.jobs.run import Context, StatusReporter
+    from stylebot.jobs.run import Context
+    from stylebot.jobs.status import StatusReporter
     from stylebot.store.sqlite_store import Store
     from stylebot.tg import Telegram, use_api_url
 

@@ -8,161 +8,82 @@ builders. This module knows nothing of tensors (the engine is loaded by name).
 
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
 import sys
 import threading
-import time
 from dataclasses import replace
-from typing import Any, Callable
+from typing import Any
 
 import telebot
 
-from stylebot.chat import handlers as chat
-from stylebot import texts
-from stylebot.config import Config, ConfigError
-from stylebot.jobs.job import Health, Job, ThreadQueue, resource_trouble
-from stylebot.jobs.run import Context, probe_disk, run_job, sweep_results
+from stylebot.chat.dispatcher import Dispatcher
+from stylebot.chat.handlers import Handlers
+from stylebot.chat.routing import LogErrors, announce_commands, register
+from stylebot.config import Config
+from stylebot.engine.params import StyleParams
+from stylebot.errors import WeightsError
+from stylebot.jobs.health import Health
+from stylebot.jobs.job import Job
+from stylebot.jobs.positions import PositionWatcher
+from stylebot.jobs.results import probe_disk, sweep_results
+from stylebot.jobs.run import Context, run_job
+from stylebot.jobs.status import announce_requeued
+from stylebot.jobs.threads import ThreadQueue
+from stylebot.polling import Poller
 from stylebot.store.sqlite_store import Store
-from stylebot.tg import Telegram, TelegramError, UserGone, setup_logging, use_api_url
+from stylebot.tg import Telegram, setup_logging, use_api_url
 
 log = logging.getLogger("stylebot")
 
-#: getUpdates long-poll: short enough that SIGTERM is honoured well inside Heroku's 30 s.
-LONG_POLL_SECONDS = 8
-ALLOWED_UPDATES = ["message", "callback_query"]
 
-
+# --- the builder pieces every process shares (polling app, webhook app, RQ worker) ---
 def load_engine(config: Config) -> Any:
     """Load the VGG weights once per process (a clear message if they're missing)."""
-    import model  # torch is imported here, not at module import, so --help is instant
+    from stylebot.engine.engine import Engine  # torch is imported here, not at module import, so --help is instant
 
-    return model.Engine(config.weights, device=config.device)
-
-
-def engine_params(job: Job) -> Any:
-    import model
-
-    return model.StyleParams(size=job.size, strength=job.strength, keep_colors=job.keep_colors)
+    return Engine(config.weights, device=config.device)
 
 
-class TokenBucket:
-    """``rate`` calls per second on average, bursts up to ``burst``; ``take()`` waits its turn."""
-
-    def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate, self.burst, self.clock = rate, burst, clock
-        self._tokens, self._at = burst, clock()
-        self._lock = threading.Lock()
-
-    def take(self) -> None:
-        while True:
-            with self._lock:
-                now = self.clock()
-                self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
-                self._at = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
-                    return
-                wait = (1 - self._tokens) / self.rate
-            time.sleep(wait)
+def engine_params(job: Job) -> StyleParams:
+    """A job's settings as the engine's parameters (``Context.params``)."""
+    return StyleParams(size=job.size, strength=job.strength, keep_colors=job.keep_colors)
 
 
-class PositionWatcher:
-    """Edits waiting users' "in the queue" messages when the queue moves, off the worker thread.
+def gpu_flag(config: Config, engine: Any = None) -> bool:
+    """Whether jobs paint on a GPU (the handlers offer larger sizes then).
 
-    Issue 11: editing every waiting message on every claim made n queued jobs
-    cost n²/2 edits (50 users: 1,226 ``editMessageText``; Telegram answers 429).
-    Now, per job: an edit only when the text shown changes; exact positions
-    only near the front (``exact``), "more than N ahead" beyond; at least
-    ``min_interval`` s between a job's edits and at most ``max_edits`` in all,
-    the last kept for "you are next". All edits share one token bucket well
-    under Telegram's ~30 messages/s. The store is read here, at most once per
-    ``min_gap`` s, not on the worker thread.
+    A process with an engine asks its device; the webhook process has none, and
+    there ``STYLEBOT_DEVICE=cuda`` says "the workers have GPUs".
     """
+    if engine is None:
+        return config.device == "cuda"
+    return getattr(getattr(engine, "device", None), "type", "cpu") == "cuda"
 
-    exact = 4
-    thresholds = (3, 10, 20, 50, 100, 200, 500, 1000)
 
-    def __init__(self, tg: Telegram, min_interval: float = 15.0, max_edits: int = 3,
-                 rate: float = 20.0, min_gap: float = 1.0) -> None:
-        self.tg = tg
-        self.min_interval = min_interval
-        self.max_edits = max_edits
-        self.min_gap = min_gap
-        self.bucket = TokenBucket(rate, burst=rate)
-        self._latest: list[Job] | Callable[[], list[Job]] | None = None
-        self._source: Callable[[], list[Job]] | None = None
-        self._shown: dict[str, str] = {}
-        self._edits: dict[str, int] = {}
-        self._last: dict[str, float] = {}
-        self._recheck_at: float | None = None
-        self._cond = threading.Condition()
-        self._thread = threading.Thread(target=self._run, name="positions", daemon=True)
-        self._thread.start()
+def build_telegram(config: Config, stopping: threading.Event, exception_handler: Any = None) -> Telegram:
+    """The telebot client and its resilient wrapper (``tg.bot`` is the client).
 
-    def notify(self, waiting: list[Job] | Callable[[], list[Job]]) -> None:
-        """The queue moved: ``waiting`` is the queued jobs, or a callable that reads them."""
-        with self._cond:
-            self._latest = waiting
-            if callable(waiting):
-                self._source = waiting
-            self._cond.notify()
+    ``threaded=False``: handlers run on the Dispatcher's per-user threads, not
+    telebot's pool. The API URL is a telebot global, so it is set here, once.
+    """
+    use_api_url(config.api_url)
+    bot = telebot.TeleBot(config.token, threaded=False, exception_handler=exception_handler)
+    return Telegram(bot, stop=stopping)
 
-    def text(self, job: Job, position: int) -> str:
-        if position == 1:
-            return texts.t(job.lang, "queued_next")
-        if position <= self.exact:
-            return texts.t(job.lang, "queued", position=position)
-        ahead = max(t for t in self.thresholds if t < position - 1 or t == self.thresholds[0])
-        return texts.t(job.lang, "queued_many", ahead=ahead)
 
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while self._latest is None:
-                    timeout = None if self._recheck_at is None else max(0.0, self._recheck_at - time.monotonic())
-                    self._cond.wait(timeout)
-                    if self._latest is None and self._recheck_at is not None and self._source is not None \
-                            and time.monotonic() >= self._recheck_at:
-                        self._latest = self._source  # deferred edits are due: look again
-                waiting, self._latest = self._latest, None
-            try:
-                self._update(waiting() if callable(waiting) else waiting)
-            except Exception:
-                log.exception("position updates failed")
-            time.sleep(self.min_gap)  # coalesce bursts of claims into one look at the queue
-
-    def _update(self, waiting: list[Job]) -> None:
-        now = time.monotonic()
-        self._recheck_at = None
-        present = {job.id for job in waiting}
-        for gone in [j for j in self._last if j not in present]:
-            self._shown.pop(gone, None), self._edits.pop(gone, None), self._last.pop(gone, None)
-        for position, job in enumerate(waiting, 1):
-            if job.status_message_id is None:
-                continue
-            if job.id not in self._last:  # first sight: the handler's "queued" message was its first text
-                self._last[job.id] = now
-                self._edits[job.id] = 0
-                if position > 1:
-                    continue
-            text = self.text(job, position)
-            edits = self._edits[job.id]
-            if text == self._shown.get(job.id) or edits >= self.max_edits:
-                continue
-            if position > 1 and edits >= self.max_edits - 1:
-                continue  # the last edit is kept for "you are next"
-            due = self._last[job.id] + self.min_interval
-            if now < due and position > 1:
-                self._recheck_at = due if self._recheck_at is None else min(self._recheck_at, due)
-                continue
-            self.bucket.take()
-            self._shown[job.id], self._edits[job.id], self._last[job.id] = text, edits + 1, time.monotonic()
-            try:
-                self.tg.edit_text(job.chat_id, job.status_message_id, text)
-            except (TelegramError, UserGone) as exc:
-                log.info("position update for job %s failed: %s", job.id, exc)
+def build_context(config: Config, store: Any, tg: Telegram, engine: Any,
+                  health: Health | None = None, **options: Any) -> Context:
+    """What ``run_job`` needs, the same in worker threads and RQ workers; ``options`` override timings."""
+    return Context(
+        store=store,
+        tg=tg,
+        engine=engine,
+        params=engine_params,
+        results_dir=config.results_dir,
+        health=health,
+        **{"job_timeout": float(config.job_timeout), **options},
+    )
 
 
 class App:
@@ -170,25 +91,15 @@ class App:
 
     def __init__(self, config: Config, engine: Any = None, **context_options: Any) -> None:
         self.config = config
-        use_api_url(config.api_url)
         self.store = Store(config.db_path)
-        # Handlers run on the Dispatcher's per-user threads, not telebot's pool.
-        self.bot = telebot.TeleBot(config.token, threaded=False, exception_handler=chat.LogErrors())
-        self.dispatcher = chat.Dispatcher(self.bot)
         self.stopping = threading.Event()
-        self.tg = Telegram(self.bot, stop=self.stopping)
+        self.tg = build_telegram(config, self.stopping, exception_handler=LogErrors())
+        self.bot = self.tg.bot
+        self.dispatcher = Dispatcher(self.bot)
         self.engine = engine if engine is not None else load_engine(config)
-        gpu = getattr(getattr(self.engine, "device", None), "type", "cpu") == "cuda"
-        self.ctx = Context(
-            store=self.store,
-            tg=self.tg,
-            engine=self.engine,
-            params=engine_params,
-            results_dir=config.results_dir,
-            **{"job_timeout": float(config.job_timeout), **context_options},
-        )
+        gpu = gpu_flag(config, self.engine)
         self.health = Health()
-        self.ctx.health = self.health
+        self.ctx = build_context(config, self.store, self.tg, self.engine, health=self.health, **context_options)
         self.positions = PositionWatcher(self.tg)
         self.queue = ThreadQueue(
             self.store,
@@ -199,12 +110,12 @@ class App:
             probe=lambda: probe_disk(config.data_dir),
             job_timeout=self.ctx.job_timeout,
         )
-        self.handlers = chat.Handlers.for_config(self.bot, self.store, self.queue, self.tg, config, gpu)
-        chat.register(self.bot, self.handlers)
-        self._poller = threading.Thread(target=self._poll, name="polling", daemon=True)
+        self.handlers = Handlers.for_config(self.bot, self.store, self.queue, self.tg, config, gpu)
+        register(self.bot, self.handlers)
+        self._poller = Poller(self.bot, self.store, self.dispatcher, self.health, self.stopping)
 
     # --- lifetime --------------------------------------------------------
-    def start(self) -> "App":
+    def start(self) -> App:
         try:
             sweep_results(self.config.results_dir)
         except OSError as exc:
@@ -212,7 +123,8 @@ class App:
         self._resume_jobs()
         self.queue.start()
         self._poller.start()
-        threading.Thread(target=chat.announce_commands, args=(self.bot, self.stopping), name="commands", daemon=True).start()
+        threading.Thread(target=announce_commands, args=(self.bot, self.stopping), name="commands",
+                         daemon=True).start()
         log.info("bot started: %s", self.config.describe())
         return self
 
@@ -235,92 +147,7 @@ class App:
         turn back into text); a fresh "back in the queue" message takes its place.
         """
         for position, job in enumerate(self.store.recover(), 1):
-            try:
-                if job.status_message_id is not None:
-                    self.tg.delete(job.chat_id, job.status_message_id)
-                message = self.tg.send_text(job.chat_id, texts.t(job.lang, "resumed", position=position))
-                self.store.set_status_message(job.id, message.message_id)
-            except (TelegramError, UserGone) as exc:
-                log.info("could not tell user about resumed job %s: %s", job.id, exc)
-
-    def _poll(self) -> None:
-        """Long polling that survives anything the network or Telegram throws at it.
-
-        The offset is saved with the ids of the updates taken, before they are handled:
-        a restart (even after SIGKILL) resumes after them, and an update Telegram sends
-        again is recognised and ignored, so no photo or button press acts twice.
-        """
-        offset: int | None = self.store.poll_offset()
-        delay = 1.0
-        try:
-            self.bot.remove_webhook()
-        except Exception as exc:
-            log.warning("deleteWebhook failed (%s); polling anyway", type(exc).__name__)
-        while not self.stopping.is_set():
-            try:
-                # Raw JSON, parsed one update at a time below: telebot parses a batch as a
-                # whole, and one update it cannot parse would otherwise stall the offset.
-                raw = telebot.apihelper.get_updates(
-                    self.config.token,
-                    offset=offset,
-                    timeout=LONG_POLL_SECONDS + 10,
-                    long_polling_timeout=LONG_POLL_SECONDS,
-                    allowed_updates=ALLOWED_UPDATES,
-                )
-            except Exception as exc:
-                log.warning("getUpdates failed: %s; retrying in %.0f s", _short(exc), delay)
-                if self.stopping.wait(delay):
-                    break
-                delay = min(delay * 2, 30.0)
-                continue
-            delay = 1.0
-            if raw and not self.stopping.is_set():
-                next_offset = raw[-1]["update_id"] + 1
-                try:
-                    updates = parse_updates(raw, self.store, next_offset)
-                except Exception as exc:
-                    trouble = resource_trouble(exc)
-                    if trouble is None:  # a passing hiccup: fetch the batch again
-                        log.error("recording updates failed: %s; retrying", type(exc).__name__)
-                        if self.stopping.wait(1.0):
-                            break
-                        continue
-                    # Full disk: the ids cannot be saved, but the users must still hear
-                    # "busy, try later" (handlers see the same trouble); the offset is kept in memory.
-                    self.health.degrade(trouble)
-                    log.warning("recording updates failed (%s); handling them without redelivery protection",
-                                trouble)
-                    updates = parse_updates(raw)
-                offset = next_offset
-                self.dispatcher.dispatch(updates)
-
-
-def parse_updates(raw: list[dict], store: Store | None = None, offset: int | None = None) -> list[telebot.types.Update]:
-    """Parse each update on its own; one that telebot can't read is logged and skipped.
-
-    With ``store``, updates already handled (re-sent by Telegram) are dropped and the new
-    ones recorded, with ``offset`` as the next polling offset, before any is handled.
-    """
-    if store is not None:
-        ids = [item.get("update_id") for item in raw if isinstance(item.get("update_id"), int)]
-        fresh = set(store.accept_updates(ids, offset))
-        for update_id in ids:
-            if update_id not in fresh:
-                log.info("update %s: already handled; ignored", update_id)
-        raw = [item for item in raw if item.get("update_id") in fresh]
-    updates = []
-    for item in raw:
-        try:
-            updates.append(telebot.types.Update.de_json(item))
-        except Exception as exc:
-            log.warning("skipping update %s that could not be parsed: %s", item.get("update_id"), _short(exc))
-    return updates
-
-
-def _short(exc: BaseException) -> str:
-    if isinstance(exc, telebot.apihelper.ApiTelegramException):
-        return f"{exc.error_code} {exc.description}"
-    return type(exc).__name__
+            announce_requeued(self.tg, self.store, job, position)
 
 
 class WeightsMissing(SystemExit):
@@ -328,11 +155,10 @@ class WeightsMissing(SystemExit):
 
 
 def build_app(config: Config) -> App:
+    """The polling app, or a one-line error and exit status 2 when the weights are missing."""
     try:
         return App(config)
-    except ValueError as exc:
-        if type(exc).__name__ != "WeightsError":
-            raise
+    except WeightsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise WeightsMissing(2) from None
 
@@ -347,7 +173,7 @@ def run_polling(config: Config) -> int:
 
 
 def install_signal_handlers(stopping: threading.Event) -> None:
-    def handle(signum, _frame):
+    def handle(signum: int, _frame: Any) -> None:
         log.info("received %s", signal.Signals(signum).name)
         stopping.set()
 

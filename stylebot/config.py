@@ -12,16 +12,14 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Mapping
 
+from stylebot.errors import ConfigError
+
 #: The repository root (where `.env`, `data/` and `vgg19_cache.pth` live by default).
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Devices the engine accepts (``auto`` picks CUDA when present).
 DEVICES = ("auto", "cpu", "cuda")
 MODES = ("polling", "webhook")
-
-
-class ConfigError(ValueError):
-    """A setting is missing or malformed; the message names the variable."""
 
 
 @dataclass(frozen=True)

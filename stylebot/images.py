@@ -13,9 +13,10 @@ from __future__ import annotations
 import io
 import re
 import warnings
-from dataclasses import dataclass, field
 
 from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from stylebot.errors import BadImage
 
 try:  # HEIC/HEIF from phones; optional so that a minimal install still runs.
     import pillow_heif
@@ -44,22 +45,6 @@ Image.init()
 FORMATS = tuple(f for f in ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF", "AVIF") if f in Image.OPEN)
 #: EXIF orientations that swap width and height (rotations by 90°/270°).
 _TRANSPOSING = (5, 6, 7, 8)
-
-
-@dataclass
-class BadImage(ValueError):
-    """The bytes are not an image we accept; ``reason`` says which rule failed.
-
-    Reasons: ``not_image``, ``too_big_file``, ``corrupt``, ``too_many_pixels``,
-    ``too_small``, ``aspect``. ``details`` carries the figures for the message.
-    """
-
-    reason: str
-    details: dict[str, object] = field(default_factory=dict)
-
-    def __str__(self) -> str:
-        extra = ", ".join(f"{k}={v}" for k, v in self.details.items())
-        return f"{self.reason}" + (f" ({extra})" if extra else "")
 
 
 def limits() -> dict[str, object]:

@@ -34,21 +34,10 @@ import telebot
 import urllib3
 from telebot import apihelper, types
 
+from stylebot.errors import TelegramError, UserGone
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-class TelegramError(Exception):
-    """A Bot API call failed for good; ``description`` is Telegram's text."""
-
-    def __init__(self, description: str, code: int | None = None) -> None:
-        super().__init__(description)
-        self.description = description
-        self.code = code
-
-
-class UserGone(TelegramError):
-    """403: the user blocked the bot or deleted their account."""
 
 
 #: A transfer that broke or stalled on the way: worth another try.

@@ -1,17 +1,27 @@
-"""Shared fixtures. The emulator fixture gives each test a fresh local Bot API server."""
+"""Shared fixtures for both tiers (tests/unit and tests/e2e).
+
+The emulator fixture gives each test a fresh local Bot API server. The helpers
+botkit.py and rediskit.py live beside this file so both tiers import them as
+top-level modules (``from botkit import User``).
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
-from typing import Iterator
+from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: stylebot, model, main
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/: botkit, rediskit for both tiers
 
-from stylebot.playground.emulator import BotAPIEmulator  # noqa: E402
+from botkit import TEST_SIZE, User, weights_path
+
+from stylebot.playground.emulator import BotAPIEmulator
 
 
 @pytest.fixture
@@ -24,14 +34,11 @@ def emulator() -> Iterator[BotAPIEmulator]:
         yield api
 
 
-# --- the bot under test (main.App with the real engine) -------------------------
-from dataclasses import replace as _replace  # noqa: E402
-
-from botkit import TEST_SIZE, User, weights_path  # noqa: E402
+# --- the bot under test (stylebot.app.App with the real engine) ------------------
 
 
 @pytest.fixture(scope="session")
-def engine():
+def engine() -> Any:
     """The real engine, loaded once: VGG weights from ../shared (CI links them)."""
     path = weights_path()
     if path is None:
@@ -42,24 +49,24 @@ def engine():
 
 
 @pytest.fixture
-def make_bot(emulator, tmp_path, engine):
+def make_bot(emulator: BotAPIEmulator, tmp_path: Path, engine: Any) -> Iterator[Callable[..., Any]]:
     """Start ``stylebot.app.App`` against the emulator; ``make_bot(workers=2, edit_every=0.5, ...)``.
 
     Keyword arguments that are ``Config`` fields override the config; the rest
-    go to ``runner.Context`` (progress/preview timing).
+    go to ``App`` (progress/preview timing).
     """
     from stylebot import app as main
     from stylebot.config import Config
 
     apps = []
 
-    def start(**options):
+    def start(**options: Any) -> Any:
         fields = set(Config.__dataclass_fields__)
         config_opts = {k: v for k, v in options.items() if k in fields}
         context_opts = {k: v for k, v in options.items() if k not in fields}
         config = Config(token=emulator.token, api_url=emulator.base_url, data_dir=tmp_path / "data",
                         weights=weights_path(), device="cpu", image_size=TEST_SIZE)
-        config = _replace(config, **config_opts)
+        config = replace(config, **config_opts)
         app = main.App(config, engine=engine, **context_opts).start()
         apps.append(app)
         return app
@@ -70,7 +77,7 @@ def make_bot(emulator, tmp_path, engine):
 
 
 @pytest.fixture
-def user(emulator):
+def user(emulator: BotAPIEmulator) -> User:
     return User(emulator, 1001)
 
 
@@ -79,7 +86,7 @@ _REQUIRED_TOOLS = ("redis", "chromium", "playwright", "weights")
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome = yield
     report = outcome.get_result()
     if report.skipped and os.environ.get("STYLEBOT_REQUIRE_ALL"):

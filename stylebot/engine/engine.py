@@ -26,6 +26,7 @@ from .network import load_network
 from .objective import Objective
 from .optim import history_for, minimize
 from .params import Losses, Progress, Recipe, StyleParams, output_size
+from .tuning import LevelThreads, use_threads
 
 __all__ = ["DEFAULT_WEIGHTS", "Engine", "stylize"]
 
@@ -47,6 +48,7 @@ class Engine:
         threads: int | None = None,
         *,
         low_memory: bool = True,
+        adaptive: bool = True,
     ) -> None:
         """
         :param weights: ``vgg19_cache.pth`` (state dict or the legacy pickle; see ``weights.py``).
@@ -55,17 +57,23 @@ class Engine:
         :param low_memory: on CPU, evaluate large levels in strips and give big blocks back to the OS, so a
             512 px job fits a 512 MB dyno (figures: DESIGN.md, ``bench/strips.py``). Pass False on a
             machine with memory to spare: a little faster per evaluation, several times the peak.
+        :param adaptive: on CPU, time each level's first evaluations on 1 thread and on ``threads`` and run
+            the rest on the cheaper (:mod:`.tuning`); False keeps ``threads`` throughout (the baseline).
         :raises WeightsError: missing, corrupt or foreign weights file.
         """
         self.device = platform.resolve_device(device)
         low_memory = low_memory and self.device.type == "cpu"  # a GPU has the memory for any level
         self.low_memory = low_memory
         n_threads = platform.set_threads(threads)
+        #: The most threads a job uses; each job sets its own count per evaluation (see :mod:`.tuning`).
+        self.threads = n_threads
+        self.adaptive = adaptive and self.device.type == "cpu" and n_threads > 1 and platform.threads_are_per_thread()
         self.net = load_network(weights, self.device)
         self._bf16_ok = self.device.type == "cuda" or platform.cpu_has_native_bf16()
         #: Levels with more pixels than this are evaluated in strips to bound memory (see strips.py).
         self.tile_px: int | None = strips.TILE_PX if low_memory else None
-        log.info("engine ready on %s (threads=%d)", self.device, n_threads)
+        log.info("engine ready on %s (threads=%d, %s)", self.device, n_threads,
+                 "adaptive per level" if self.adaptive else "fixed")
 
     # -- helpers -------------------------------------------------------------------------------------------
 
@@ -149,16 +157,39 @@ class Engine:
         ]
         # Work per evaluation is about proportional to the pixel count; used for fraction and ETA.
         work = [n * w * h for n, (w, h) in zip(plan, levels)]
+        caller_threads = torch.get_num_threads()
+        try:
+            x = self._levels(content, style, params, levels, plan, work, on_progress, cancel)
+        finally:
+            use_threads(caller_threads)  # the caller's thread gets its own count back
+        return imaging.render(x, content, params.keep_colors)
+
+    def _levels(
+        self,
+        content: Image.Image,
+        style: Image.Image,
+        params: StyleParams,
+        levels: list[tuple[int, int]],
+        plan: list[int],
+        work: list[int],
+        on_progress: Callable[[Progress], None] | None,
+        cancel: threading.Event | None,
+    ) -> torch.Tensor:
+        """The pyramid, coarse to fine; returns the finest level's image tensor."""
+        recipe = params.recipe
         total_work, total_evals = float(sum(work)), sum(plan)
         done_work, step = 0.0, 0
         t0 = time.perf_counter()
         x: torch.Tensor | None = None
+        threads = self.threads  # the count carried into a level that is not probed
 
         for level, ((w, h), n_evals) in enumerate(zip(levels, plan)):
             if cancel is not None and cancel.is_set():
                 raise Cancelled()
             if self.low_memory:
                 platform.malloc_for(strips.mmap_threshold((w, h) if recipe.tiled else None, self.tile_px))
+            chooser = LevelThreads(f"{w}x{h}", self.threads, n_evals, threads, self.adaptive)
+            use_threads(chooser.current)  # the targets are built on the count the level starts with
             objective, content_t = self._objective(
                 recipe, content, style, (w, h), params.strength, params.tv_weight, params.keep_colors
             )
@@ -179,12 +210,16 @@ class Engine:
                 objective: Objective = objective,
                 level_end: float = level_start + work[level],
                 scale: int = max(w, h),
+                chooser: LevelThreads = chooser,
             ) -> tuple[float, torch.Tensor]:
                 """Loss and gradient at xk; counts the step, reports progress, honours cancel."""
                 nonlocal done_work, step
                 if cancel is not None and cancel.is_set():
                     raise Cancelled()
+                chooser.before()
+                t_eval = time.perf_counter()
                 losses, grad = objective.value_and_grad(xk)
+                chooser.after(time.perf_counter() - t_eval)
                 step += 1
                 done_work = min(done_work + xk.shape[-1] * xk.shape[-2], level_end)
                 if on_progress is not None:
@@ -206,10 +241,11 @@ class Engine:
 
             x = minimize(evaluate, x, n_evals, history_for(x, recipe.history))
             done_work = level_start + work[level]
+            threads = chooser.current
             del objective, evaluate  # the next level's targets are built without this level's alive
 
         assert x is not None
-        return imaging.render(x, content, params.keep_colors)
+        return x
 
 
 _engines: dict[tuple[str, str], Engine] = {}

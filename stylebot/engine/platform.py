@@ -9,7 +9,7 @@ import logging
 
 import torch
 
-__all__ = ["cpu_has_native_bf16", "malloc_for", "resolve_device", "set_threads"]
+__all__ = ["cpu_has_native_bf16", "malloc_for", "resolve_device", "set_threads", "threads_are_per_thread"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,17 @@ def set_threads(threads: int | None) -> int:
     if threads is not None:
         torch.set_num_threads(int(threads))
     return torch.get_num_threads()
+
+
+@functools.cache
+def threads_are_per_thread() -> bool:
+    """True when torch's intra-op pool is OpenMP, where ``torch.set_num_threads`` sets the calling thread's
+    own count (checked: a count set in one thread leaves another's alone). With torch's native pool the
+    count is process-wide, so a job adapting it would change its neighbours' jobs: adaptation is off then.
+    """
+    ok = "parallel backend: OpenMP" in torch.__config__.parallel_info()
+    log.info("intra-op threads: %s", "OpenMP, per thread (adaptive)" if ok else "process-wide pool (fixed)")
+    return ok
 
 
 @functools.cache

@@ -1,45 +1,36 @@
-"""runner: one job from start to delivered result.
+"""run: one job from start to delivered result.
 
 ``run_job`` is the single piece of code that both queue back-ends execute
 (worker threads here, RQ workers on other machines): download the two images
 by ``file_id``, paint, send the result, and record how it ended. It speaks to
-the engine in PIL images and to Telegram through :class:`telegram.Telegram`,
-so it knows neither tensors nor handlers.
-
-Progress reaches the chat through :class:`StatusReporter`, which does its
-network calls on its own thread: the engine's callback only stores numbers
-(and, when a preview is due, renders the current image), so a slow Telegram
-never slows the painting down.
+the engine in PIL images and to Telegram through :class:`stylebot.tg.Telegram`,
+so it knows neither tensors nor handlers. Progress goes through
+:class:`stylebot.jobs.status.StatusReporter`; result files through
+:mod:`stylebot.jobs.results`.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from telebot import types
-
-from stylebot import images
-from stylebot import texts
-from stylebot.images import BadImage
-from stylebot.jobs.job import JOB_TIMEOUT, MAX_CRASHES, Health, Job, JobStatus, OutcomeNotRecorded, Stop, crashes, resource_trouble
-from stylebot.store.sqlite_store import STEP_STYLE, Dialog, Store
-from stylebot.tg import Telegram, TelegramError, UserGone
+from stylebot import images, texts
+from stylebot.chat.keyboards import result_buttons
+from stylebot.errors import BadImage, Cancelled, TelegramError, UserGone
+from stylebot.jobs import results
+from stylebot.jobs.health import Health, OutcomeNotRecorded, resource_trouble
+from stylebot.jobs.job import JOB_TIMEOUT, MAX_CRASHES, Job, JobStatus, Stop, crashes
+from stylebot.jobs.results import result_caption, result_path, sweep_now_and_then
+from stylebot.jobs.status import StatusReporter
+from stylebot.store.base import STEP_STYLE, Dialog, StateStore
+from stylebot.tg import Telegram
 
 log = logging.getLogger(__name__)
-
-#: How long the full-quality PNG is kept for the "Full quality file" button.
-RESULT_HOURS = 24
-#: Old results are swept at most this often (seconds): globbing the folder after
-#: every job cost each queued job a directory scan for nothing (issue 11).
-SWEEP_EVERY = 600.0
-_last_sweep: dict[Path, float] = {}
-_sweep_lock = threading.Lock()
 
 
 @dataclass
@@ -51,7 +42,7 @@ class Context:
     imports torch).
     """
 
-    store: Store
+    store: StateStore
     tg: Telegram
     engine: Any
     params: Callable[[Job], Any]
@@ -63,251 +54,6 @@ class Context:
     job_timeout: float = JOB_TIMEOUT
     #: Told when the disk refuses the result file (the worker then probes until it takes writes).
     health: Health | None = None
-
-
-def strength_label(lang: str, strength: float) -> str:
-    names = {0.5: "strength_weak", 1.0: "strength_normal", 2.0: "strength_strong"}
-    key = names.get(round(strength, 3))
-    return texts.t(lang, key) if key else texts.t(lang, "strength_custom", value=f"{strength:g}")
-
-
-def result_caption(job: Job, size: tuple[int, int]) -> str:
-    colors = texts.t(job.lang, "colors_kept" if job.keep_colors else "colors_style")
-    return texts.t(
-        job.lang,
-        "result_caption",
-        width=size[0],
-        height=size[1],
-        strength=strength_label(job.lang, job.strength),
-        colors=colors,
-    )
-
-
-def result_buttons(job: Job, full: bool = True) -> types.InlineKeyboardMarkup:
-    """Buttons under the result; callback data carries the job id, nothing else.
-
-    ``full=False`` (the PNG could not be saved) leaves out "Full quality file".
-    """
-    t = lambda key: texts.t(job.lang, key)  # noqa: E731
-    markup = types.InlineKeyboardMarkup(row_width=2)
-    markup.add(
-        types.InlineKeyboardButton(t("btn_stronger"), callback_data=f"rerun:{job.id}:stronger"),
-        types.InlineKeyboardButton(t("btn_weaker"), callback_data=f"rerun:{job.id}:weaker"),
-    )
-    row = [types.InlineKeyboardButton(t("btn_another_style"), callback_data=f"restyle:{job.id}")]
-    if full:
-        row.append(types.InlineKeyboardButton(t("btn_full_quality"), callback_data=f"full:{job.id}"))
-    markup.add(*row)
-    return markup
-
-
-def result_path(results_dir: Path, job_id: str) -> Path:
-    return results_dir / f"{job_id}.png"
-
-
-def sweep_results(results_dir: Path, hours: float = RESULT_HOURS) -> int:
-    """Delete full-quality results older than the retention period."""
-    if not results_dir.is_dir():
-        return 0
-    cutoff = time.time() - hours * 3600
-    removed = 0
-    for path in results_dir.glob("*.png"):
-        try:
-            if path.stat().st_mtime < cutoff:
-                path.unlink()
-                removed += 1
-        except FileNotFoundError:
-            pass
-    return removed
-
-
-def sweep_now_and_then(results_dir: Path, every: float = SWEEP_EVERY) -> None:
-    """:func:`sweep_results` at most once per ``every`` seconds per folder; never raises."""
-    now = time.monotonic()
-    with _sweep_lock:
-        if now - _last_sweep.get(results_dir, -every) < every:
-            return
-        _last_sweep[results_dir] = now
-    try:
-        sweep_results(results_dir)
-    except OSError as exc:
-        log.warning("sweeping old results failed: %s", exc)
-
-
-def write_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file, then rename).
-
-    Every file the worker writes goes through here: it is the seam where a
-    full disk (``OSError`` ENOSPC) shows up, and where tests inject one.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-#: Size of the probe file: large enough that a disk with no room refuses it.
-PROBE_BYTES = 64 * 1024
-
-
-def probe_disk(directory: Path) -> None:
-    """Raise ``OSError`` unless ``directory`` takes a small write now (the health probe)."""
-    path = Path(directory) / ".probe"
-    write_file(path, b"\0" * PROBE_BYTES)
-    path.unlink(missing_ok=True)
-
-
-class StatusReporter:
-    """Keeps one status message per job up to date, from its own thread.
-
-    Text edits at most every ``edit_every`` seconds (Telegram rate-limits
-    edits), a preview photo every ``preview_every`` seconds or
-    ``preview_step`` of the work, and a chat action so the user sees
-    "sending photo…" while we work.
-    """
-
-    def __init__(self, ctx: Context, job: Job) -> None:
-        self.ctx, self.job = ctx, job
-        self.message_id = job.status_message_id
-        self.is_photo = False
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._done = threading.Event()
-        self._fraction = 0.0
-        self._eta: float | None = None
-        self._preview_image = None
-        self._last_preview_at = time.monotonic()
-        self._last_preview_fraction = 0.0
-        self._last_edit = 0.0
-        self._last_action = 0.0
-        self._shown: str | None = None
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name=f"status-{job.id}", daemon=True)
-
-    # --- engine side (called on the painting thread; must stay cheap) ----
-    def on_progress(self, progress: Any) -> None:
-        now = time.monotonic()
-        with self._lock:
-            self._fraction, self._eta = progress.fraction, progress.eta
-            due = (
-                now - self._last_preview_at >= self.ctx.preview_every
-                or progress.fraction - self._last_preview_fraction >= self.ctx.preview_step
-            )
-            if due and self._preview_image is None and progress.fraction < 0.98:
-                self._last_preview_at, self._last_preview_fraction = now, progress.fraction
-                self._preview_image = progress.render()
-        self._wake.set()
-
-    # --- network side --------------------------------------------------
-    def start(self) -> None:
-        self._show(texts.t(self.job.lang, "running_start"))
-        self._thread.start()
-
-    def close(self) -> None:
-        self._done.set()
-        self._wake.set()
-        if self._thread.ident is not None:
-            self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        while not self._done.is_set():
-            self._wake.wait(timeout=1.0)
-            self._wake.clear()
-            if self._done.is_set():
-                break
-            try:
-                self._tick()
-            except UserGone as exc:
-                self.error = exc
-                return
-            except Exception:
-                log.exception("job %s: status update failed", self.job.id)
-
-    def _tick(self) -> None:
-        now = time.monotonic()
-        job = self.job
-        if now - self._last_action >= 4.5:
-            self._last_action = now
-            self.ctx.tg.chat_action(job.chat_id)
-        if now - self._last_edit < self.ctx.edit_every:
-            return
-        with self._lock:
-            fraction, eta, preview = self._fraction, self._eta, self._preview_image
-            self._preview_image = None
-        text = texts.t(
-            job.lang,
-            "running",
-            percent=int(fraction * 100),
-            eta=texts.duration(job.lang, eta or 0),
-        )
-        if preview is not None:
-            self._show_preview(images.preview_jpeg(preview), text)
-        else:
-            self._show(text)
-
-    def _show(self, text: str) -> None:
-        if text == self._shown:
-            return
-        job, tg = self.job, self.ctx.tg
-        self._last_edit = time.monotonic()
-        if self.message_id is not None:
-            try:
-                if self.is_photo:
-                    tg.edit_caption(job.chat_id, self.message_id, text)
-                else:
-                    tg.edit_text(job.chat_id, self.message_id, text)
-                self._shown = text
-                return
-            except UserGone:
-                raise
-            except TelegramError as exc:
-                # Deleted by the user, or a resumed job's old message: say it in a new one.
-                log.info("job %s: status edit failed (%s); sending a new message", job.id, exc.description)
-                self.is_photo = False
-        message = tg.send_text(job.chat_id, text)
-        self._set_message(message.message_id)
-        self._shown = text
-
-    def _show_preview(self, jpeg: bytes, caption: str) -> None:
-        """The status message becomes a photo: text messages can't be edited into media."""
-        job, tg = self.job, self.ctx.tg
-        self._last_edit = time.monotonic()
-        if self.is_photo and self.message_id is not None:
-            tg.edit_photo(job.chat_id, self.message_id, jpeg, caption)
-        else:
-            message = tg.send_photo(job.chat_id, jpeg, caption=caption)
-            old = self.message_id
-            self._set_message(message.message_id)
-            self.is_photo = True
-            if old is not None:
-                tg.delete(job.chat_id, old)
-        self._shown = caption
-
-    def _set_message(self, message_id: int) -> None:
-        """Remember the status message; the store's copy is only for a restart, so its failure is not the job's."""
-        self.message_id = message_id
-        try:
-            self.ctx.store.set_status_message(self.job.id, message_id)
-        except Exception as exc:
-            if resource_trouble(exc) is None:
-                raise
-            log.warning("job %s: status message id not saved: %s", self.job.id, exc)
-
-    def finish(self, text: str | None) -> None:
-        """Leave the status message in its final state (or remove it)."""
-        if self.message_id is None:
-            return
-        if text is None:
-            self.ctx.tg.delete(self.job.chat_id, self.message_id)
-        else:
-            try:
-                self._show(text)
-            except TelegramError as exc:
-                log.info("job %s: final status edit failed: %s", self.job.id, exc.description)
 
 
 def run_job(job: Job, stop: Stop, ctx: Context) -> None:
@@ -382,7 +128,7 @@ def _give_up(ctx: Context, job: Job) -> None:
 
 
 def _ended_badly(ctx: Context, job: Job, stop: Stop, reporter: StatusReporter, exc: Exception) -> None:
-    from_engine_cancel = type(exc).__name__ == "Cancelled"
+    from_engine_cancel = isinstance(exc, Cancelled)
     store = ctx.store
     trouble = resource_trouble(exc)
     if from_engine_cancel and stop.shutdown:
@@ -458,7 +204,7 @@ def _deliver(ctx: Context, job: Job, result) -> None:
     png = images.to_png(result)
     saved = True
     try:
-        write_file(result_path(ctx.results_dir, job.id), png)
+        results.write_file(result_path(ctx.results_dir, job.id), png)  # via the module: tests fill the disk there
     except OSError as exc:
         saved = False
         trouble = resource_trouble(exc) or f"cannot save results ({type(exc).__name__})"

@@ -1,14 +1,11 @@
 """rq_queue: the scale-out job queue — jobs in Redis, run by RQ workers anywhere.
 
-Two halves:
-
-* :class:`RQQueue`, the ``jobs.JobQueue`` back-end the web process hands to
-  ``bot.Handlers``: the job is stored in :class:`redis_store.RedisStore`, the
-  user is told their place, and only then an RQ message ("run job X") is
-  enqueued, so no worker can start a job before its "queued" message exists.
-* :func:`run_worker`, ``python main.py worker``: an RQ ``SimpleWorker`` that
-  loads the engine once and runs every job through the same
-  :func:`runner.run_job` as the in-process ``ThreadQueue`` does.
+:class:`RQQueue` is the ``JobQueue`` back-end the web process hands to the
+handlers: the job is stored in :class:`~stylebot.store.redis_store.RedisStore`,
+the user is told their place, and only then an RQ message ("run job X") is
+enqueued, so no worker can start a job before its "queued" message exists.
+The message names :func:`stylebot.scaleout.worker.perform` by its import path
+(``PERFORM``); the worker process is :mod:`stylebot.scaleout.worker`.
 
 Who owns what: the store is the truth about a job (queued, running, done);
 an RQ message is only a wake-up call for one job id. A worker *claims* the
@@ -17,37 +14,21 @@ stale message is harmless: its claim fails and it returns at once. That is
 what lets recovery be simple and aggressive:
 
 * a running job has a lease in Redis that its worker renews every few
-  seconds; a worker that is SIGKILLed, loses power or its network stops
-  renewing, and the next worker's reconciler (every worker runs one; a short
-  Redis lock lets one at a time act) puts the job back in its place in line
-  and enqueues a fresh message for it;
+  seconds (:class:`Lease`); a worker that is SIGKILLed, loses power or its
+  network stops renewing, and the next worker's reconciler (every worker runs
+  one; a short Redis lock lets one at a time act) puts the job back in its
+  place in line and enqueues a fresh message for it;
 * the reconciler also re-sends the message of any queued job whose message
   was lost (a web process killed between storing and enqueueing, a worker
-  killed between RQ's dequeue and our claim).
+  killed between RQ's dequeue and our claim): :meth:`RQQueue.lost_messages`.
 
 Why not RQ's own abandoned-job handling: in rq 3.0 a ``SimpleWorker`` does
 not heartbeat while it runs a job, so RQ only notices a dead worker when the
 job's whole timeout (plus a minute) has passed, and only in a maintenance
-pass every ten minutes; a forking ``Worker`` heartbeats, but see below. Our
-lease notices a death within ``LEASE_SECONDS``.
+pass every ten minutes. Our lease notices a death within ``LEASE_SECONDS``.
 
-Why ``SimpleWorker`` (no fork per job): the point of a worker process is
-to load the VGG weights once and keep them (and, on a GPU machine, the CUDA
-context) warm. A forking worker would either reload the engine in every
-child (a second or more per job, and the child's memory on top) or fork a
-parent that already initialised torch — CUDA cannot be used in a forked
-child at all, and torch's CPU thread pools are not fork-safe. Running jobs in
-the worker process itself costs nothing and keeps cancellation simple: the
-cancel listener and the lease renewal are threads beside the job.
-
-SIGTERM (Heroku's daily restart, a deploy, ``docker stop``): the running
-job's ``Stop.interrupt()`` makes the engine raise ``Cancelled`` within one
-step, ``run_job`` puts the job back in the queue (attempt not counted), this
-module re-enqueues its message at the front and tells the user, and RQ's warm
-shutdown ends the process.
-
-Nothing here is imported unless ``REDIS_URL`` is set: ``main`` imports this
-module only for ``worker`` and the webhook mode.
+Nothing here is imported unless ``REDIS_URL`` is set: ``main`` imports the
+scale-out modules only for ``worker`` and the webhook mode.
 """
 
 from __future__ import annotations
@@ -55,19 +36,14 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
-
-import telebot
 
 try:
     import redis
-    from rq import Queue, SimpleWorker
+    from rq import Queue
     from rq.exceptions import InvalidJobOperation, NoSuchJobError
     from rq.job import Job as RQJob
     from rq.job import JobStatus as RQStatus
@@ -75,15 +51,14 @@ except ModuleNotFoundError as exc:  # the default install has neither: say what 
     raise SystemExit(f"error: the scale-out mode needs `pip install -r requirements-scale.txt` "
                      f"({exc.name} is not installed)") from None
 
-from stylebot import texts
-from stylebot.jobs.job import MAX_ATTEMPTS, Job, JobStatus, Stop, store_and_announce
+from stylebot.jobs.job import Job, JobStatus, Stop, store_and_announce
 from stylebot.store.redis_store import RedisStore, connect
-from stylebot.jobs.run import RESULT_HOURS, Context, result_path, run_job
-from stylebot.tg import Telegram, TelegramError, UserGone, use_api_url
 
 log = logging.getLogger(__name__)
 
 QUEUE_NAME = "stylebot"
+#: What an RQ message runs, by import path (the worker module imports this one, not the reverse).
+PERFORM = "stylebot.scaleout.worker.perform"
 #: A running job whose worker has not renewed its lease for this long is given to another worker.
 LEASE_SECONDS = 15.0
 #: How often a worker renews the lease of the job it runs (several renewals fit in one lease).
@@ -152,7 +127,7 @@ class RQQueue:
         token = uuid.uuid4().hex
         self.store.set_dispatch(job_id, token)
         self.rq.enqueue(
-            perform,
+            PERFORM,
             job_id,
             job_id=token,
             job_timeout=JOB_TIMEOUT,
@@ -240,232 +215,3 @@ class Lease(threading.Thread):
         self._done.set()
         if self.ident is not None:
             self.join(timeout=5)
-
-
-@dataclass
-class Running:
-    job_id: str
-    stop: Stop
-
-
-class WorkerRuntime:
-    """Everything a worker process keeps between jobs: engine, store, Telegram, threads.
-
-    Built once per process by :func:`run_worker` (or lazily by the first job
-    when someone starts a plain ``rq worker``).
-    """
-
-    def __init__(self, config: Any, engine: Any = None) -> None:
-        from stylebot import app as main  # the shared wiring: engine loading, engine params, queue-position edits
-
-        self.config = config
-        self.identity = worker_identity()
-        use_api_url(config.api_url)
-        self.stopping = threading.Event()
-        self.bot = telebot.TeleBot(config.token, threaded=False)
-        self.tg = Telegram(self.bot, stop=self.stopping)
-        self.store = RedisStore(config.redis_url)
-        self.queue = RQQueue(self.store)
-        self.engine = engine if engine is not None else main.load_engine(config)
-        self.ctx = Context(
-            store=self.store,  # duck-typed: RedisStore has Store's methods
-            tg=self.tg,
-            engine=self.engine,
-            params=main.engine_params,
-            results_dir=config.results_dir,
-            job_timeout=float(config.job_timeout),
-        )
-        self.positions = main.PositionWatcher(self.tg)
-        self._lock = threading.Lock()
-        self._running: Running | None = None
-        self._threads_started = False
-
-    # --- background threads --------------------------------------------
-    def start(self) -> None:
-        """The cancel listener and the reconciler (idempotent)."""
-        if self._threads_started:
-            return
-        self._threads_started = True
-        pubsub = self.store.r.pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(**{self.store.key("cancel"): self._on_cancel_message})
-        self._pubsub_thread = pubsub.run_in_thread(sleep_time=1.0, daemon=True,
-                                                   exception_handler=_pubsub_trouble)
-        threading.Thread(target=self._reconcile_loop, name="reconciler", daemon=True).start()
-
-    def _on_cancel_message(self, message: dict) -> None:
-        with self._lock:
-            running = self._running
-        if running is not None and message.get("data") == running.job_id:
-            running.stop.cancel()
-
-    def interrupt(self) -> None:
-        """SIGTERM: the running job goes back to the queue; Telegram retries stop waiting."""
-        self.stopping.set()
-        with self._lock:
-            if self._running is not None:
-                log.info("job %s: interrupted by shutdown", self._running.job_id)
-                self._running.stop.interrupt()
-
-    def _reconcile_loop(self) -> None:
-        while not self.stopping.wait(RECONCILE_SECONDS):
-            try:
-                self.reconcile()
-            except Exception:
-                log.exception("reconcile failed; retrying in %.0f s", RECONCILE_SECONDS)
-
-    def reconcile(self) -> None:
-        """Give dead workers' jobs to the living, and re-send lost messages (one worker at a time)."""
-        lock = self.store.key("reconciler")
-        if not self.store.r.set(lock, self.identity, nx=True, px=int(RECONCILE_SECONDS * 900)):
-            return
-        for job_id in self.store.reap_expired():
-            log.warning("job %s: its worker stopped renewing the lease; queued again", job_id)
-            self._requeued(job_id)
-        for job_id in self.queue.lost_messages(self.store.queued_jobs()):
-            log.warning("job %s: its queue message was lost; sending it again", job_id)
-            self.queue.dispatch(job_id, at_front=True)
-
-    def _requeued(self, job_id: str) -> None:
-        """A job is back in line: tell its user (a fresh status message) and wake a worker."""
-        job = self.store.get_job(job_id)
-        if job is None:
-            return
-        # The old status message may be a preview photo, which can't become text again.
-        self.store.set_status_message(job_id, None)
-        position = self.store.position(job_id) or 1
-        try:
-            message = self.tg.send_text(job.chat_id, texts.t(job.lang, "resumed", position=position))
-            self.store.set_status_message(job_id, message.message_id)
-        except (TelegramError, UserGone) as exc:
-            log.info("could not tell user about requeued job %s: %s", job_id, exc)
-        self.queue.dispatch(job_id, at_front=True)
-
-    # --- one job -----------------------------------------------------------
-    def perform(self, job_id: str) -> str:
-        """Run ``job_id`` if it is still waiting; returns how it ended (RQ keeps it as the result)."""
-        if self.stopping.is_set():  # dequeued just as SIGTERM came: leave the job to another worker
-            self.queue.dispatch(job_id, at_front=True)
-            return "skipped: shutting down"
-        job = self.store.claim(job_id, owner=self.identity, lease=LEASE_SECONDS)
-        if job is None:
-            return "skipped: not queued"
-        self.positions.notify(self.store.queued_jobs())
-        if job.attempts > MAX_ATTEMPTS:
-            log.error("job %s crashed a worker %d times; giving up", job.id, job.attempts - 1)
-            self.store.set_status(job.id, JobStatus.FAILED, error="too many attempts")
-            try:
-                self.tg.send_text(job.chat_id, texts.t(job.lang, "failed"))
-            except (TelegramError, UserGone):
-                pass
-            return JobStatus.FAILED.value
-        stop = Stop()
-        lease = Lease(self.store, job.id, stop)
-        with self._lock:  # interrupt() sets `stopping` before it takes the lock: no signal is missed
-            self._running = Running(job.id, stop)
-            if self.stopping.is_set():
-                stop.interrupt()
-        log.info("job %s: started on %s (attempt %d)", job.id, self.identity, job.attempts)
-        lease.start()
-        try:
-            run_job(job, stop, self.ctx)
-        finally:
-            lease.close()
-            with self._lock:
-                self._running = None
-            self.store.clear_cancel(job.id)
-        return self._after(job.id)
-
-    def _after(self, job_id: str) -> str:
-        job = self.store.get_job(job_id)
-        if job is None:  # forgotten (/forget) while it ran
-            return "forgotten"
-        if job.status == JobStatus.QUEUED:  # interrupted by SIGTERM: runner put it back
-            self._requeued(job_id)
-        elif job.status == JobStatus.DONE:
-            self._share_result(job_id)
-        return job.status.value
-
-    def _share_result(self, job_id: str) -> None:
-        """Copy the full-quality PNG to Redis: the "Full quality file" button is pressed on the web process."""
-        path = result_path(self.ctx.results_dir, job_id)
-        try:
-            png = path.read_bytes()
-        except FileNotFoundError:
-            return
-        if len(png) <= MAX_RESULT_BYTES:
-            self.store.save_result(job_id, png, ttl=RESULT_HOURS * 3600)
-
-    def close(self) -> None:
-        self.stopping.set()
-        thread = getattr(self, "_pubsub_thread", None)
-        if thread is not None:
-            thread.stop()
-
-
-def _pubsub_trouble(exc: BaseException, pubsub: Any, thread: Any) -> None:
-    """Keep listening through Redis hiccups (the lease poll covers the gap)."""
-    log.warning("cancel listener: %s; reconnecting", type(exc).__name__)
-    time.sleep(1.0)
-
-
-_runtime: WorkerRuntime | None = None
-_runtime_lock = threading.Lock()
-
-
-def perform(job_id: str) -> str:
-    """The function RQ runs: ``rq_queue.perform(job_id)`` (the message carries nothing else)."""
-    global _runtime
-    with _runtime_lock:
-        if _runtime is None:  # a plain `rq worker` process: build the runtime on first use
-            from config import Config
-
-            _runtime = WorkerRuntime(Config.from_env())
-            _runtime.start()
-    return _runtime.perform(job_id)
-
-
-class StyleWorker(SimpleWorker):
-    """``SimpleWorker`` whose first SIGTERM also interrupts the running job.
-
-    RQ's warm shutdown alone would wait for the job to end (minutes on a CPU,
-    more than Heroku's 30 s); interrupting puts the job back in the queue
-    for another worker and lets this one exit within a few seconds. A second
-    signal is RQ's cold shutdown; the lease covers whatever that leaves.
-    """
-
-    def request_stop(self, signum: int, frame: Any) -> None:
-        if _runtime is not None:
-            _runtime.interrupt()
-        super().request_stop(signum, frame)
-
-
-def run_worker(config: Any) -> int:
-    """``python main.py worker``: load the engine once, then run jobs until SIGTERM."""
-    global _runtime
-    if not config.redis_url:
-        print("error: `python main.py worker` needs REDIS_URL (the scale-out mode); "
-              "without it, run `python main.py`, which has its own worker threads.", file=sys.stderr)
-        return 2
-    try:
-        runtime = WorkerRuntime(config)
-    except ValueError as exc:
-        if type(exc).__name__ == "WeightsError":
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        raise
-    except redis.RedisError as exc:
-        print(f"error: cannot reach Redis at REDIS_URL ({type(exc).__name__})", file=sys.stderr)
-        return 2
-    with _runtime_lock:
-        _runtime = runtime
-    runtime.start()
-    device = getattr(runtime.engine, "device", "?")
-    name = f"stylebot-{runtime.identity.replace(':', '-')}"
-    worker = StyleWorker([runtime.queue.rq], connection=runtime.queue.connection, name=name)
-    log.info("worker %s ready on %s, queue %r", runtime.identity, device, QUEUE_NAME)
-    try:
-        worker.work(with_scheduler=False, logging_level="INFO")
-    finally:
-        runtime.close()
-        log.info("worker %s stopped", runtime.identity)
-    return 0

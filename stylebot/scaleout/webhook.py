@@ -34,14 +34,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import redis
-import telebot
 from telebot import types
 
-from stylebot.chat import handlers as chat
-from stylebot.store.redis_store import RedisStore
+from stylebot.app import build_telegram, gpu_flag
+from stylebot.chat import keyboards
+from stylebot.chat.dispatcher import Dispatcher
+from stylebot.chat.handlers import Handlers
+from stylebot.chat.routing import LogErrors, announce_commands, register
+from stylebot.errors import TelegramError
+from stylebot.jobs.results import result_path, sweep_results
 from stylebot.scaleout.rq_queue import RQQueue
-from stylebot.jobs.run import result_path, sweep_results
-from stylebot.tg import Telegram, TelegramError, use_api_url
+from stylebot.store.redis_store import RedisStore
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +73,7 @@ def webhook_secret(config: Any) -> str:
     return hashlib.sha256(b"stylebot-webhook:" + config.token.encode()).hexdigest()[:48]
 
 
-class SharedResultHandlers(chat.Handlers):
+class SharedResultHandlers(Handlers):
     """``bot.Handlers`` whose "Full quality file" reads results the workers put in Redis.
 
     Workers run on other machines, so the PNG they wrote is not on this
@@ -78,11 +81,11 @@ class SharedResultHandlers(chat.Handlers):
     local results folder first, then lets the normal handler send it.
     """
 
-    def on_result_button(self, call: types.CallbackQuery) -> None:
-        kind, _, rest = (call.data or "").partition(":")
-        if kind == "full":
-            self._fetch_result(rest.partition(":")[0], call.from_user.id)
-        super().on_result_button(call)
+    def on_full(self, call: types.CallbackQuery) -> None:
+        data = keyboards.parse(keyboards.FULL, call.data)
+        if data is not None:
+            self._fetch_result(data["job_id"], call.from_user.id)
+        super().on_full(call)
 
     def _fetch_result(self, job_id: str, user_id: int) -> None:
         path = result_path(self.results_dir, job_id)
@@ -111,19 +114,17 @@ class WebhookApp:
         max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         self.config = config
-        use_api_url(config.api_url)
         self.secret = webhook_secret(config)
         self.path = urlsplit(config.webhook_url).path or "/"
         self.store = RedisStore(config.redis_url)
-        self.bot = telebot.TeleBot(config.token, threaded=False, exception_handler=chat.LogErrors())
-        self.dispatcher = chat.Dispatcher(self.bot)
         self.stopping = threading.Event()
-        self.tg = Telegram(self.bot, stop=self.stopping)
+        self.tg = build_telegram(config, self.stopping, exception_handler=LogErrors())
+        self.bot = self.tg.bot
+        self.dispatcher = Dispatcher(self.bot)
         self.queue = RQQueue(self.store)
-        # The web process has no engine; STYLEBOT_DEVICE=cuda here says "the workers have GPUs".
-        gpu = config.device == "cuda"
+        gpu = gpu_flag(config)  # no engine here: STYLEBOT_DEVICE=cuda says "the workers have GPUs"
         self.handlers = SharedResultHandlers.for_config(self.bot, self.store, self.queue, self.tg, config, gpu)
-        chat.register(self.bot, self.handlers)
+        register(self.bot, self.handlers)
         self.read_timeout = read_timeout
         self.server = _Server((host, config.port), _handler_for(self), request_deadline, max_connections)
         self._serving = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.25},
@@ -168,7 +169,7 @@ class WebhookApp:
             secret_token=self.secret,
             allowed_updates=ALLOWED_UPDATES,
         )
-        threading.Thread(target=chat.announce_commands, args=(self.bot, self.stopping), name="commands", daemon=True).start()
+        threading.Thread(target=announce_commands, args=(self.bot, self.stopping), name="commands", daemon=True).start()
         log.info("webhook serving on port %d; %s", self.config.port, self.config.describe())
         return self
 
@@ -183,7 +184,7 @@ class WebhookApp:
         """200 while Redis answers and nothing reported trouble; 503 with the reason otherwise."""
         try:
             self.store.ping()
-        except Exception as exc:  # noqa: BLE001 - any failure means "not healthy", with its name
+        except Exception as exc:  # any failure means "not healthy", with its name
             return 503, f"unavailable: redis ({type(exc).__name__})\n".encode()
         health = getattr(self, "health", None)  # a jobs.Health, where one is attached
         if health is not None and not health.ok:

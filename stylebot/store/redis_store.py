@@ -1,8 +1,8 @@
 """redis_store: the bot's shared state in Redis, for the scale-out mode.
 
-:class:`RedisStore` has the same public methods, arguments and returned
-dataclasses as :class:`storage.Store`, so ``bot.Handlers`` and
-``runner.run_job`` work unchanged on it: the web process and every RQ worker
+:class:`RedisStore` satisfies :class:`stylebot.store.base.StateStore`, with the
+same dataclasses as the SQLite ``Store``, so the chat handlers and
+``run_job`` work unchanged on it: the web process and every RQ worker
 (on any machine) see one dialog, one job table and one queue order.
 
 On top of that it keeps what a fleet of processes needs and one SQLite file
@@ -64,7 +64,7 @@ except ModuleNotFoundError:  # the default install has no Redis client: say what
                      "(redis is not installed)") from None
 
 from stylebot.jobs.job import Job, JobStatus
-from stylebot.store.sqlite_store import STEP_CONTENT, AlbumItem, Dialog, StyleRef, UserSettings
+from stylebot.store.base import STEP_CONTENT, AlbumItem, Dialog, StyleRef, UserSettings
 
 #: Finished jobs are kept this long (result buttons, rate limits), then expire.
 JOB_TTL = 30 * 24 * 3600
@@ -237,7 +237,7 @@ def _decode_job(raw: dict[str, str]) -> Job | None:
 
 
 class RedisStore:
-    """:class:`storage.Store`'s interface on Redis, plus the scale-out extras.
+    """:class:`~stylebot.store.base.StateStore` on Redis, plus the scale-out extras.
 
     Thread safety: a ``redis.Redis`` client is a thread-safe connection pool,
     and every read-modify-write is one Lua script or one ``MULTI``, so handler
@@ -247,10 +247,11 @@ class RedisStore:
     def __init__(self, url: str, prefix: str = "stylebot", client: redis.Redis | None = None) -> None:
         self.url = url
         self.prefix = prefix
-        self.r = client if client is not None else connect(url)
-        self._raw: redis.Redis | None = None  # bytes client for PNG results, made on first use
+        # Any: redis' annotations type every reply as ``bytes | str``; this client decodes, so they are str.
+        self.r: Any = client if client is not None else connect(url)
+        self._raw: Any = None  # bytes client for PNG results (replies are bytes), made on first use
         self._salt: bytes | None = None  # rate-limit salt, read (or made) on first use
-        self._scripts = {
+        self._scripts: dict[str, Any] = {
             name: self.r.register_script(source)
             for name, source in {
                 "claim": _CLAIM,
@@ -380,14 +381,6 @@ class RedisStore:
             self.r.zrem(self.key("user", user_id, "jobs"), job_id)  # expired: drop the index entry
         return None
 
-    def _user_jobs(self, user_id: int) -> list[Job]:
-        ids = self.r.zrange(self.key("user", user_id, "jobs"), 0, -1)
-        jobs = self._jobs(ids)
-        gone = set(ids) - {j.id for j in jobs}
-        if gone:
-            self.r.zrem(self.key("user", user_id, "jobs"), *gone)
-        return jobs
-
     # --- leases, cancel signals, dispatch bookkeeping (scale-out only) ----
     def renew_lease(self, job_id: str, lease: float) -> bool:
         """Extend a running job's lease; ``False`` once it is no longer running."""
@@ -397,7 +390,7 @@ class RedisStore:
         """Jobs whose worker stopped renewing their lease: back to the queue, in their place.
 
         The attempt stays counted (a crash may be the job's fault), so a job
-        that kills every worker is given up on after ``jobs.MAX_ATTEMPTS``.
+        that kills every worker is given up on after ``jobs.job.MAX_CRASHES`` (by ``run_job``).
         """
         return list(self._run("reap"))
 
@@ -433,7 +426,7 @@ class RedisStore:
         return not fresh
 
     # --- full-quality results -------------------------------------------
-    def _bytes_client(self) -> redis.Redis:
+    def _bytes_client(self) -> Any:
         if self._raw is None:
             self._raw = connect(self.url, decode=False)
         return self._raw

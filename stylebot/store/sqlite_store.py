@@ -1,4 +1,4 @@
-"""storage: the bot's durable state in one SQLite file.
+"""sqlite_store: the bot's durable state in one SQLite file (a :class:`~stylebot.store.base.StateStore`).
 
 Jobs, dialog state, per-user settings, recent styles and album assembly all
 live here so that a restart, or a SIGKILL, loses nothing. Only Telegram
@@ -30,12 +30,14 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import overload
 
 from stylebot.jobs.job import Job, JobStatus
+from stylebot.store.base import AlbumItem, Dialog, StyleRef, UserSettings
 
 #: Version 1: the schema of the first release, verbatim (its databases have user_version 0).
 SCHEMA_V1 = """
@@ -168,52 +170,6 @@ def _who(salt: bytes, user_id: int) -> str:
     return hmac.new(salt, str(int(user_id)).encode(), hashlib.sha256).hexdigest()
 
 
-#: Dialog steps: waiting for the photo to repaint, or for the style picture.
-STEP_CONTENT = "content"
-STEP_STYLE = "style"
-
-
-@dataclass
-class Dialog:
-    """One user's dialog in one chat; ``chat_id=None`` means their private chat (id = user id).
-
-    Keyed by both because a photo sent in a private chat must never be painted into a
-    group the user is in, nor the other way round.
-    """
-
-    user_id: int
-    step: str = STEP_CONTENT
-    content_file_id: str | None = None
-    chat_id: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.chat_id is None:
-            self.chat_id = self.user_id
-
-
-@dataclass
-class UserSettings:
-    """``size`` is ``None`` until the user picks one: then the operator's default applies."""
-
-    user_id: int
-    size: int | None = None
-    strength: float = 1.0
-    keep_colors: bool = False
-
-
-@dataclass
-class StyleRef:
-    file_id: str
-    thumb_file_id: str | None
-
-
-@dataclass
-class AlbumItem:
-    message_id: int
-    file_id: str
-    thumb_file_id: str | None
-
-
 _JOB_COLUMNS = [f.name for f in fields(Job)]
 
 
@@ -233,7 +189,6 @@ class Store:
         ``BEGIN IMMEDIATE`` and re-reading the version inside it make two processes
         opening one old file at once upgrade it exactly once.
         """
-        db = self._db()
         while True:
             with self._tx(immediate=True) as tx:
                 version = tx.execute("PRAGMA user_version").fetchone()[0]
@@ -275,8 +230,17 @@ class Store:
             db.close()
             self._local.db = None
 
+    @overload
+    @staticmethod
+    def _job(row: sqlite3.Row) -> Job: ...
+
+    @overload
+    @staticmethod
+    def _job(row: sqlite3.Row | None) -> Job | None: ...
+
     @staticmethod
     def _job(row: sqlite3.Row | None) -> Job | None:
+        """The ``Job`` of a row (``None`` for no row): a present row always gives a job."""
         if row is None:
             return None
         # Known fields only: a newer release may have added columns this one ignores.
@@ -298,8 +262,10 @@ class Store:
                 f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
                 values,
             )
+            assert cursor.lastrowid is not None  # an INSERT into a rowid table always sets it
             job.seq = cursor.lastrowid
-            db.execute("INSERT INTO rate_events (who, at) VALUES (?, ?)", (_who(self._salt, job.user_id), job.created_at))
+            db.execute("INSERT INTO rate_events (who, at) VALUES (?, ?)",
+                       (_who(self._salt, job.user_id), job.created_at))
             db.execute("DELETE FROM rate_events WHERE at < ?", (time.time() - RATE_KEEP,))
         return job
 

@@ -28,8 +28,8 @@ from botkit import User, picture, spawn_bot, weights_path
 from rediskit import free_port, redis_server
 
 from stylebot import texts
-from stylebot.playground.emulator import BotAPIEmulator
 from stylebot.jobs.job import Job, JobStatus
+from stylebot.playground.emulator import BotAPIEmulator
 
 SECRET = "s3cret-for-tests"
 pytestmark = pytest.mark.skipif(weights_path() is None, reason="VGG weights not found: set STYLEBOT_WEIGHTS "
@@ -248,9 +248,26 @@ def test_cancel_stops_a_job_running_on_a_worker(cluster, store) -> None:
     assert user.results() == []
 
 
+def one_worker_left(cluster: Cluster) -> subprocess.Popen:
+    """Stop idle workers until one is left (starting one if none is) and return it.
+
+    The SIGTERM test needs a job put back to stay queued, so no other worker may be
+    there to take it. In the full run an earlier test has SIGKILLed one; run alone,
+    this stops the spare here instead, so the test does not depend on the order.
+    """
+    alive = cluster.alive_workers()
+    for spare in alive[1:]:
+        spare.send_signal(signal.SIGTERM)
+        assert spare.wait(30) == 0, cluster.log_of(spare.pid)[-3000:]
+    if not alive:
+        alive = [cluster.start_worker()]
+    cluster.api.wait_for(lambda: _worker_count(cluster.redis_url) == 1, 120, what="exactly one RQ worker")
+    return alive[0]
+
+
 def test_sigterm_puts_the_running_job_back_and_exits(cluster, store) -> None:
     user = User(cluster.api, 106)
-    (worker,) = cluster.alive_workers()
+    worker = one_worker_left(cluster)
     job = start_long_job(user, store)
     worker.send_signal(signal.SIGTERM)
     started = time.monotonic()

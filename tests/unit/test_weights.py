@@ -18,7 +18,7 @@ import torch
 from stylebot.engine import weights
 from stylebot.engine.weights import LAYER_SHAPES, WeightsError, build_cache, convert, load_state_dict, state_digest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 LEGACY = Path(os.environ.get("STYLEBOT_WEIGHTS") or REPO.parent / "shared" / "weights" / "vgg19_cache.pth")
 
 needs_legacy = pytest.mark.skipif(

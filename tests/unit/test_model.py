@@ -22,7 +22,7 @@ from model import Cancelled, Engine, Progress, StyleParams, WeightsError, output
 from stylebot.engine import engine as engine_module
 from stylebot.engine import strips
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 WEIGHTS = Path(os.environ.get("STYLEBOT_WEIGHTS") or REPO.parent / "shared" / "weights" / "vgg19_cache.pth")
 
 needs_weights = pytest.mark.skipif(

@@ -16,9 +16,11 @@ from botkit import TEST_SIZE, User, picture
 from rediskit import redis_server
 
 from stylebot import app as main
-from stylebot.playground.emulator import BotAPIEmulator
 from stylebot.jobs.job import Job, JobStatus
-from stylebot.store.sqlite_store import SCHEMA_VERSION, STEP_STYLE, Dialog, Store
+from stylebot.playground.emulator import BotAPIEmulator
+from stylebot.polling import parse_updates
+from stylebot.store.base import STEP_STYLE, Dialog
+from stylebot.store.sqlite_store import SCHEMA_VERSION, Store
 
 GROUP = -100123
 STALE = "out of date"
@@ -154,12 +156,12 @@ def test_handled_update_ids_are_kept_across_restarts(tmp_path: Path):
     raw = [{"update_id": 41, "message": {"message_id": 1, "date": 0, "chat": {"id": 5, "type": "private"},
                                          "from": {"id": 5, "is_bot": False, "first_name": "A"}, "text": "hi"}}]
     store = Store(tmp_path / "db.sqlite3")
-    assert [u.update_id for u in main.parse_updates(raw, store, 42)] == [41]
-    assert main.parse_updates(raw, store, 42) == []
+    assert [u.update_id for u in parse_updates(raw, store, 42)] == [41]
+    assert parse_updates(raw, store, 42) == []
     store.close()
     again = Store(tmp_path / "db.sqlite3")
     assert again.poll_offset() == 42
-    assert main.parse_updates(raw, again) == []
+    assert parse_updates(raw, again) == []
     assert again.accept_updates([41, 43]) == [43]
 
 

@@ -3,7 +3,7 @@
 The real bot (``stylebot.app.App``: handlers, SQLite, worker threads, the real engine)
 talks HTTP to the emulator. A full disk is injected at the I/O seams (a small
 tmpfs needs privileges): the store's write transaction raises SQLite's
-"database or disk is full" and ``runner.write_file`` raises ``OSError(ENOSPC)``.
+"database or disk is full" and ``results.write_file`` raises ``OSError(ENOSPC)``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 import telebot
 from botkit import User, picture
 
-from stylebot.jobs import run as runner
+from stylebot.jobs import results
 from stylebot.jobs.job import MAX_CRASHES, Job, JobStatus
 from stylebot.store.sqlite_store import Store
 from stylebot.tg import use_api_url
@@ -37,7 +37,7 @@ class DiskFull:
 
     def __init__(self, app, monkeypatch) -> None:
         self.on = threading.Event()
-        real_tx, real_write = app.store._tx, runner.write_file
+        real_tx, real_write = app.store._tx, results.write_file
 
         @contextmanager
         def tx(*args, **kwargs):
@@ -52,7 +52,7 @@ class DiskFull:
             return real_write(path, data)
 
         monkeypatch.setattr(app.store, "_tx", tx)
-        monkeypatch.setattr(runner, "write_file", write_file)
+        monkeypatch.setattr(results, "write_file", write_file)
 
 
 class Engine:
@@ -206,7 +206,7 @@ def test_webhook_healthz_says_ok_or_503_with_the_reason(emulator, tmp_path, redi
     from rediskit import free_port, redis_server
 
     from stylebot.config import Config
-    from stylebot.jobs.job import Health
+    from stylebot.jobs.health import Health
     from stylebot.scaleout.webhook import WebhookApp
 
     with redis_server(tmp_path / "redis") as url:

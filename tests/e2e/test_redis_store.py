@@ -7,6 +7,7 @@ be identical, so the handlers and the runner can't tell the two apart.
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 import uuid
@@ -18,7 +19,8 @@ import pytest
 from rediskit import redis_server
 
 from stylebot.jobs.job import Job, JobStatus
-from stylebot.store.sqlite_store import STEP_STYLE, Dialog, Store, UserSettings
+from stylebot.store.base import STEP_STYLE, Dialog, StateStore, UserSettings
+from stylebot.store.sqlite_store import Store
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +127,20 @@ def test_same_answers_as_sqlite(scenario: Callable, redis_store, tmp_path: Path)
     assert scenario(redis_store) == expected
 
 
+def test_both_stores_have_every_state_store_method_as_declared() -> None:
+    """The handlers and ``run_job`` are typed against ``StateStore`` and get either store: a method missing
+    from one, or taking other arguments, would break only the mode (polling or scale-out) that uses it."""
+    from stylebot.store.redis_store import RedisStore
+
+    declared = {name for name, value in vars(StateStore).items() if callable(value) and not name.startswith("_")}
+    assert {"create_job", "claim_next", "get_dialog", "add_album_item", "forget_user", "close"} <= declared
+    for store_class in (Store, RedisStore):
+        for name in sorted(declared):
+            assert name in vars(store_class), f"{store_class.__name__} has no {name}"
+            assert inspect.signature(getattr(store_class, name)) == inspect.signature(getattr(StateStore, name)), \
+                f"{store_class.__name__}.{name} differs from StateStore.{name}"
+
+
 def test_album_second_item_seen_once_under_concurrency(redis_store) -> None:
     """Two updates of one album handled at once: exactly one handler sees both images."""
     for round_ in range(20):
@@ -207,7 +223,7 @@ def test_default_mode_imports_nothing_about_redis() -> None:
             "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'rq' "
             "or m.startswith(('stylebot.scaleout', 'stylebot.store.redis_store'))); "
             "print(bad); sys.exit(1 if bad else 0)")
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120,
                           check=False)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -53,7 +53,7 @@ def test_user_is_told_before_any_worker_can_see_the_job(queue) -> None:
     assert seen == {"position": 2, "messages": 1, "stored": JobStatus.QUEUED}
     assert queue.rq.count == 2
     message = queue.rq.jobs[-1]
-    assert message.args == (j.id,) and message.func_name == "rq_queue.perform"
+    assert message.args == (j.id,) and message.func_name == "stylebot.scaleout.worker.perform"
     assert queue.store.get_job(j.id).status_message_id == 555
     assert queue.store.dispatch(j.id) == message.id
 

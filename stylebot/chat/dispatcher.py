@@ -1,0 +1,100 @@
+"""dispatcher: each sender's updates strictly in order, different senders in parallel.
+
+Used by polling and by the webhook process alike; it knows nothing of the handlers
+beyond ``bot.process_new_updates``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections import deque
+
+import telebot
+from telebot import types
+
+log = logging.getLogger(__name__)
+
+
+class Dispatcher:
+    """Runs each sender's updates strictly in order, and different senders in parallel.
+
+    telebot's own thread pool would run a user's photo and style, sent a
+    moment apart, at the same time, and both would see the dialog's old
+    step. Fixed shards (user id modulo N) kept order but let one user's
+    stalled download hold up every user on the same shard. So each sender
+    has its own FIFO (keyed by user: that orders each (chat, user) dialog and
+    also the per-user state, active job and rate limit, across chats), and a pool
+    of threads serves the senders that have work: a sender is taken by one
+    thread at a time (order), any free thread can take any sender, and the
+    pool grows up to ``max_threads`` when all threads are busy, so a stalled
+    sender holds only its own thread.
+    """
+
+    def __init__(self, bot: telebot.TeleBot, shards: int = 4, max_threads: int = 32) -> None:
+        self.bot = bot
+        self.max_threads = max(shards, max_threads)
+        self._lock = threading.Lock()
+        self._pending: dict[object, deque[types.Update]] = {}   # sender -> updates not yet run
+        self._ready: queue.Queue = queue.Queue()                   # senders with work, none taken yet
+        self._idle = 0
+        self._stopping = False
+        self._threads: list[threading.Thread] = []
+        with self._lock:
+            for _ in range(shards):
+                self._spawn()
+
+    def dispatch(self, updates: list[types.Update]) -> None:
+        for update in updates:
+            key = _sender(update)
+            with self._lock:
+                if self._stopping:
+                    return
+                waiting = self._pending.get(key)
+                if waiting is not None:  # queued or being run: its thread will get to it
+                    waiting.append(update)
+                    continue
+                self._pending[key] = deque([update])
+                if self._idle == 0 and len(self._threads) < self.max_threads:
+                    self._spawn()
+                self._idle -= 1  # reserve a thread (may go negative: the work waits its turn)
+            self._ready.put(key)
+
+    def stop(self) -> None:
+        """Updates already taken finish; threads then exit (updates not started are dropped)."""
+        with self._lock:
+            self._stopping = True
+            count = len(self._threads)
+        for _ in range(count):
+            self._ready.put(None)
+
+    def _spawn(self) -> None:
+        """Start one more thread; the caller holds the lock."""
+        thread = threading.Thread(target=self._run, name=f"updates-{len(self._threads)}", daemon=True)
+        self._threads.append(thread)
+        self._idle += 1
+        thread.start()
+
+    def _run(self) -> None:
+        while (key := self._ready.get()) is not None:
+            while True:
+                with self._lock:
+                    waiting = self._pending[key]
+                    if not waiting or self._stopping:
+                        del self._pending[key]
+                        self._idle += 1
+                        break
+                    update = waiting.popleft()
+                try:
+                    self.bot.process_new_updates([update])
+                except Exception:  # handlers are guarded; this is telebot itself failing
+                    log.exception("update %s failed", update.update_id)
+
+
+def _sender(update: types.Update) -> object:
+    """Whose updates must stay in order: the user's (per-user state spans their chats)."""
+    for part in (update.message, update.callback_query, update.edited_message):
+        if part is not None and part.from_user is not None:
+            return part.from_user.id
+    return ("update", update.update_id)  # no sender: nothing to keep in order

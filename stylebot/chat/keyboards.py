@@ -1,0 +1,107 @@
+"""keyboards: every inline keyboard, and the one place callback data is built and parsed.
+
+Each button kind has a :class:`telebot.callback_data.CallbackData` factory. Buttons
+are made with ``factory.new(...)``, handlers read them with :func:`parse` and
+``register`` routes them with ``factory.filter()``, so a button's wire format is
+written once. The strings are a contract: buttons already sitting in users' chats
+keep working, so they must stay byte-identical:
+
+    set:size:48  set:strength:strong  set:colors:1
+    rerun:<job_id>:stronger|weaker  restyle:<job_id>  full:<job_id>  style:<n>
+"""
+
+from __future__ import annotations
+
+from telebot import types
+from telebot.callback_data import CallbackData
+
+from stylebot import texts
+from stylebot.jobs.job import Job
+from stylebot.store.base import UserSettings
+
+#: /settings: ``what`` is size | strength | colors; ``value`` px, a strength name, or 0/1.
+SETTINGS = CallbackData("what", "value", prefix="set")
+#: "Stronger"/"Weaker" under a result: paint the same pair again one step along the ladder.
+RERUN = CallbackData("job_id", "direction", prefix="rerun")
+#: "Another style" under a result: keep the photo, ask for a style.
+RESTYLE = CallbackData("job_id", prefix="restyle")
+#: "Full quality file" under a result: the PNG kept on disk.
+FULL = CallbackData("job_id", prefix="full")
+#: One of the user's recent styles, numbered from 1 as in the preview album.
+RECENT_STYLE = CallbackData("n", prefix="style")
+
+#: The three strengths named in /settings (button value -> style weight multiplier).
+NAMED_STRENGTHS = {"weak": 0.5, "normal": 1.0, "strong": 2.0}
+DIRECTIONS = ("stronger", "weaker")
+
+
+def parse(factory: CallbackData, data: str | None) -> dict[str, str] | None:
+    """The parts of ``data`` by name, or ``None`` if it is not this factory's (an old or forged button)."""
+    if data is None:
+        return None
+    try:
+        return factory.parse(data)
+    except ValueError:
+        return None
+
+
+def settings_keyboard(lang: str, s: UserSettings, size_choices: list[int]) -> types.InlineKeyboardMarkup:
+    """/settings: sizes, named strengths, keep colours; the current choice is ticked."""
+
+    def mark(text: str, on: bool) -> str:
+        return f"✓ {text}" if on else text
+
+    markup = types.InlineKeyboardMarkup()
+    markup.row(
+        *[
+            types.InlineKeyboardButton(mark(f"{size} px", size == s.size), callback_data=SETTINGS.new("size", size))
+            for size in size_choices
+        ]
+    )
+    markup.row(
+        *[
+            types.InlineKeyboardButton(
+                mark(texts.t(lang, f"strength_{name}"), abs(value - s.strength) < 1e-6),
+                callback_data=SETTINGS.new("strength", name),
+            )
+            for name, value in NAMED_STRENGTHS.items()
+        ]
+    )
+    colors = "settings_colors_on" if s.keep_colors else "settings_colors_off"
+    markup.row(
+        types.InlineKeyboardButton(texts.t(lang, colors), callback_data=SETTINGS.new("colors", int(not s.keep_colors)))
+    )
+    return markup
+
+
+def result_buttons(job: Job, full: bool = True) -> types.InlineKeyboardMarkup:
+    """Buttons under the result; callback data carries the job id, nothing else.
+
+    ``full=False`` (the PNG could not be saved) leaves out "Full quality file".
+    """
+
+    def t(key: str) -> str:
+        return texts.t(job.lang, key)
+
+    markup = types.InlineKeyboardMarkup(row_width=2)
+    markup.add(
+        types.InlineKeyboardButton(t("btn_stronger"), callback_data=RERUN.new(job.id, "stronger")),
+        types.InlineKeyboardButton(t("btn_weaker"), callback_data=RERUN.new(job.id, "weaker")),
+    )
+    row = [types.InlineKeyboardButton(t("btn_another_style"), callback_data=RESTYLE.new(job.id))]
+    if full:
+        row.append(types.InlineKeyboardButton(t("btn_full_quality"), callback_data=FULL.new(job.id)))
+    markup.add(*row)
+    return markup
+
+
+def recent_style_buttons(lang: str, count: int) -> types.InlineKeyboardMarkup:
+    """One numbered button per recent style, matching the captions of the preview album."""
+    markup = types.InlineKeyboardMarkup(row_width=5)
+    markup.add(
+        *[
+            types.InlineKeyboardButton(texts.t(lang, "recent_style_button", n=n), callback_data=RECENT_STYLE.new(n))
+            for n in range(1, count + 1)
+        ]
+    )
+    return markup

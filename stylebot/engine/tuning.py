@@ -1,0 +1,119 @@
+"""Intra-op threads chosen per pyramid level from what this machine does now, not from constants.
+
+Why: whether a second thread pays depends on the machine and on its neighbours. On the 2-core AVX2 host of
+issue 13 two threads gave nothing above 128² (512²: 3.28 s an evaluation on one thread, 3.43 s on two), and
+with one busy single-threaded process beside it the default 512 px job went from 41.5 s to 100.5 s: two
+OpenMP threads fighting for one free core wait at every barrier. So each level times its own evaluations:
+
+* evaluation 0 warms up (new shapes, first page faults) and is not compared;
+* evaluations 1 and 2 run on 1 thread and on the engine's full count (the probes: real evaluations, so
+  nothing is wasted but the difference between the two); levels of :data:`TWICE_FROM_EVALS` evaluations or
+  more (the cheap coarse ones) probe each count twice, alternating, and keep each one's faster time, since
+  a burst from a neighbour can double one evaluation on a shared machine;
+* the rest of the level runs on the cheaper; more threads must win by :data:`MARGIN`, because one thread
+  leaves a core to the bot, another worker or a neighbour.
+
+An evaluation is the same work at every step of a level, so a later one much slower than its probe means the
+machine changed: the other count is timed again (:data:`REPROBE_ABOVE`). Levels with fewer than
+:data:`MIN_PROBE_EVALS` evaluations keep the previous choice.
+
+Thread counts are set in the calling thread only and only on OpenMP builds (see
+:func:`.platform.threads_are_per_thread`), where the count is each thread's own: two jobs in one process
+(``STYLEBOT_WORKERS`` > 1) each choose for themselves and never flip each other's setting. Elsewhere the
+count is process-wide and adaptation is off. Thread counts change reduction order, never the maths: results
+differ by float rounding only (tests/unit/test_engine_threads.py).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+__all__ = ["MARGIN", "MIN_PROBE_EVALS", "REPROBE_ABOVE", "TWICE_FROM_EVALS", "LevelThreads", "use_threads"]
+
+log = logging.getLogger(__name__)
+
+#: More threads are kept only when their evaluation takes under this fraction of one thread's.
+MARGIN = 0.9
+#: A level needs this many evaluations to be worth probing (warm-up, two probes, then at least 2 more).
+MIN_PROBE_EVALS = 5
+#: Levels with at least this many evaluations probe each count twice (1, n, 1, n).
+TWICE_FROM_EVALS = 16
+#: An evaluation at the chosen count this much slower than its probe triggers a new probe of the other count.
+REPROBE_ABOVE = 1.4
+
+
+def use_threads(n: int) -> None:
+    """Set this thread's intra-op thread count (a no-op when it is already ``n``)."""
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
+class LevelThreads:
+    """The thread count for each evaluation of one level: :meth:`before` each, :meth:`after` with its time."""
+
+    def __init__(self, label: str, full: int, n_evals: int, previous: int, adaptive: bool) -> None:
+        """
+        :param label: the level, for the log line ("512x341").
+        :param full: the engine's thread count (the most this job uses).
+        :param previous: the previous level's choice, kept when this level is not probed.
+        :param adaptive: False: ``full`` threads throughout (the fixed baseline of ``bench/contention.py``).
+        """
+        self.label, self.full = label, full
+        self.probing = adaptive and full > 1 and n_evals >= MIN_PROBE_EVALS
+        #: probe order after the warm-up: one thread, then the full count
+        self._queue: list[int] = ([1, full] * (2 if n_evals >= TWICE_FROM_EVALS else 1)) if self.probing else []
+        self.chosen: int | None = None if self.probing else (previous if adaptive else full)
+        self.times: dict[int, float] = {}
+        self._evals = 0
+        self._current = full if self.probing else self.chosen  # warm-up runs on the full count
+        self.reprobes = 0
+        if not self.probing:
+            why = "fixed" if not adaptive or full == 1 else "kept from the previous level"
+            log.info("level %s: %d thread%s (%s)", label, self.chosen, "" if self.chosen == 1 else "s", why)
+
+    @property
+    def current(self) -> int:
+        """The count the next evaluation runs on."""
+        assert self._current is not None
+        return self._current
+
+    def before(self) -> None:
+        """Set the count for the evaluation about to run (in the calling thread)."""
+        use_threads(self.current)
+
+    def after(self, seconds: float) -> None:
+        """Record the evaluation's wall time and choose the next evaluation's count."""
+        self._evals += 1
+        if not self.probing or self._evals == 1:  # not probed, or the warm-up: nothing to compare
+            if self._queue:
+                self._current = self._queue[0]
+            return
+        ran = self._current
+        assert ran is not None
+        if self._queue and self._queue[0] == ran:  # a probe
+            self._queue.pop(0)
+            self.times[ran] = min(seconds, self.times.get(ran, seconds)) if self.chosen is None else seconds
+            if self._queue:
+                self._current = self._queue[0]
+                return
+            self._decide()
+        elif seconds > REPROBE_ABOVE * self.times[ran]:  # the machine changed under us: try the other count
+            self.times[ran] = seconds
+            other = 1 if ran != 1 else self.full
+            self._queue = [other]
+            self._current = other
+            self.reprobes += 1
+
+    def _decide(self) -> None:
+        one, full = self.times[1], self.times[self.full]
+        first = self.chosen is None
+        self.chosen = self.full if full < MARGIN * one else 1
+        self._current = self.chosen
+        other = 1 if self.chosen != 1 else self.full
+        msg = "level %s: %d thread%s (%.2f s/eval vs %.2f s with %d)"
+        args = (self.label, self.chosen, "" if self.chosen == 1 else "s", self.times[self.chosen],
+                self.times[other], other)
+        # Once per level at INFO; a mid-level change (REPROBE_ABOVE) at DEBUG.
+        log.log(logging.INFO if first else logging.DEBUG, ("" if first else "re-probed: ") + msg, *args)

@@ -1,0 +1,71 @@
+"""The gallery as the bot sees it: a list of :class:`GalleryStyle` read from a folder.
+
+Torch-free and cheap (reads JSON and lists files; opens no image), so the chat process can call it on demand.
+A folder without ``manifest.json`` still works: one entry per image, named after its file.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["DEFAULT_DIR", "IMAGE_SUFFIXES", "GalleryStyle", "load_gallery"]
+
+#: The styles shipped with the bot (made by :mod:`stylebot.gallery.generate`).
+DEFAULT_DIR = Path(__file__).parent / "styles"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+
+
+@dataclass(frozen=True)
+class GalleryStyle:
+    """One style picture: ``names`` and ``credit`` map a language code ("en", "ru") to text."""
+
+    slug: str
+    path: Path
+    names: dict[str, str] = field(default_factory=dict)
+    credit: dict[str, str] = field(default_factory=dict)
+
+    def name(self, lang: str) -> str:
+        """The name in ``lang``, else English, else the slug (a manifest may lack a translation)."""
+        return self.names.get(lang) or self.names.get("en") or self.slug
+
+    def credit_text(self, lang: str) -> str:
+        """The credit line in ``lang``, else English, else empty."""
+        return self.credit.get(lang) or self.credit.get("en") or ""
+
+
+def _texts(value: object) -> dict[str, str]:
+    """A manifest field as {lang: text}; a bare string counts as English."""
+    if isinstance(value, str):
+        return {"en": value}
+    if isinstance(value, dict):
+        return {str(k): str(v) for k, v in value.items() if isinstance(v, str) and v}
+    return {}
+
+
+def load_gallery(directory: str | Path = DEFAULT_DIR) -> list[GalleryStyle]:
+    """The styles in ``directory``, in manifest order (else by file name).
+
+    Manifest entries whose file is missing are skipped, so a half-copied folder never offers a style that
+    cannot be opened. A missing folder is an empty gallery.
+    """
+    root = Path(directory)
+    if not root.is_dir():
+        return []
+    manifest = root / "manifest.json"
+    if manifest.is_file():
+        entries = json.loads(manifest.read_text(encoding="utf-8"))
+        styles = []
+        for e in entries:
+            path = root / str(e["file"])
+            if not path.is_file():
+                continue
+            styles.append(GalleryStyle(str(e.get("slug") or path.stem), path, _texts(e.get("name")),
+                                       _texts(e.get("credit"))))
+        return styles
+    return [
+        GalleryStyle(p.stem, p, {"en": p.stem})
+        for p in sorted(root.iterdir())
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    ]

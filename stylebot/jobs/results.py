@@ -1,0 +1,107 @@
+"""results: the full-quality result files, and the words that describe a result.
+
+The PNG behind "Full quality file" is written here (atomically, through
+:func:`write_file`, the one seam where a full disk shows up), kept
+``RESULT_HOURS`` and swept now and then; :func:`probe_disk` is the health probe.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from stylebot import texts
+
+if TYPE_CHECKING:
+    from stylebot.jobs.job import Job
+
+log = logging.getLogger(__name__)
+
+#: How long the full-quality PNG is kept for the "Full quality file" button.
+RESULT_HOURS = 24
+#: Old results are swept at most this often (seconds): globbing the folder after
+#: every job cost each queued job a directory scan for nothing (issue 11).
+SWEEP_EVERY = 600.0
+_last_sweep: dict[Path, float] = {}
+_sweep_lock = threading.Lock()
+
+
+def strength_label(lang: str, strength: float) -> str:
+    names = {0.5: "strength_weak", 1.0: "strength_normal", 2.0: "strength_strong"}
+    key = names.get(round(strength, 3))
+    return texts.t(lang, key) if key else texts.t(lang, "strength_custom", value=f"{strength:g}")
+
+
+def result_caption(job: Job, size: tuple[int, int]) -> str:
+    colors = texts.t(job.lang, "colors_kept" if job.keep_colors else "colors_style")
+    return texts.t(
+        job.lang,
+        "result_caption",
+        width=size[0],
+        height=size[1],
+        strength=strength_label(job.lang, job.strength),
+        colors=colors,
+    )
+
+
+def result_path(results_dir: Path, job_id: str) -> Path:
+    return results_dir / f"{job_id}.png"
+
+
+def sweep_results(results_dir: Path, hours: float = RESULT_HOURS) -> int:
+    """Delete full-quality results older than the retention period."""
+    if not results_dir.is_dir():
+        return 0
+    cutoff = time.time() - hours * 3600
+    removed = 0
+    for path in results_dir.glob("*.png"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+def sweep_now_and_then(results_dir: Path, every: float = SWEEP_EVERY) -> None:
+    """:func:`sweep_results` at most once per ``every`` seconds per folder; never raises."""
+    now = time.monotonic()
+    with _sweep_lock:
+        if now - _last_sweep.get(results_dir, -every) < every:
+            return
+        _last_sweep[results_dir] = now
+    try:
+        sweep_results(results_dir)
+    except OSError as exc:
+        log.warning("sweeping old results failed: %s", exc)
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file, then rename).
+
+    Every file the worker writes goes through here: it is the seam where a
+    full disk (``OSError`` ENOSPC) shows up, and where tests inject one.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+#: Size of the probe file: large enough that a disk with no room refuses it.
+PROBE_BYTES = 64 * 1024
+
+
+def probe_disk(directory: Path) -> None:
+    """Raise ``OSError`` unless ``directory`` takes a small write now (the health probe)."""
+    path = Path(directory) / ".probe"
+    write_file(path, b"\0" * PROBE_BYTES)
+    path.unlink(missing_ok=True)
