@@ -204,6 +204,7 @@ def measure(engine, image: Image.Image, content: Image.Image, style: Image.Image
 
 def run_pair(engine, pair: Pair, size: int, a_evals: int, out: Path) -> dict:
     from engine import _original_recipe  # bench/engine.py: (a) exactly as that benchmark runs it
+
     from model import StyleParams
 
     content, style = _fit(pair.content(), size), pair.style()

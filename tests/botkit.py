@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
+from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_SIZE = 48
@@ -41,6 +41,32 @@ def picture(size: tuple[int, int] = (120, 80), color=(200, 40, 40), fmt: str = "
     out = io.BytesIO()
     image.save(out, fmt, **save)
     return out.getvalue()
+
+
+def make_content(size: tuple[int, int]) -> Image.Image:
+    """A smooth two-colour scene with a disc: some structure for the content loss, no noise."""
+    w, h = size
+    img = Image.new("RGB", size)
+    px = img.load()
+    assert px is not None
+    for y in range(h):
+        for x in range(w):
+            px[x, y] = (40 + 180 * x // max(1, w - 1), 90, 200 - 150 * y // max(1, h - 1))
+    ImageDraw.Draw(img).ellipse((w // 4, h // 4, 3 * w // 4, 3 * h // 4), fill=(230, 200, 60))
+    return img
+
+
+def make_style(size: tuple[int, int] = (48, 48)) -> Image.Image:
+    """Bold diagonal stripes in saturated colours: a style that is easy to see in the losses."""
+    w, h = size
+    img = Image.new("RGB", size)
+    px = img.load()
+    assert px is not None
+    for y in range(h):
+        for x in range(w):
+            band = ((x + y) // 4) % 3
+            px[x, y] = [(220, 30, 30), (20, 20, 20), (30, 60, 220)][band]
+    return img
 
 
 def decode(data: bytes) -> Image.Image:
@@ -144,6 +170,6 @@ def bot_env(api, data_dir: Path, **extra: str) -> dict[str, str]:
 
 def spawn_bot(api, data_dir: Path, log_path: Path, *args: str, **extra: str) -> subprocess.Popen:
     """The bot as its own process, as an operator runs it (for kill/restart tests)."""
-    log = open(log_path, "ab")
-    return subprocess.Popen([sys.executable, str(ROOT / "main.py"), *args], cwd=ROOT,
-                            env=bot_env(api, data_dir, **extra), stdout=log, stderr=subprocess.STDOUT)
+    with open(log_path, "ab") as log:  # the child has its own copy of the descriptor
+        return subprocess.Popen([sys.executable, str(ROOT / "main.py"), *args], cwd=ROOT,
+                                env=bot_env(api, data_dir, **extra), stdout=log, stderr=subprocess.STDOUT)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -64,8 +64,10 @@ def make_bot(emulator: BotAPIEmulator, tmp_path: Path, engine: Any) -> Iterator[
         fields = set(Config.__dataclass_fields__)
         config_opts = {k: v for k, v in options.items() if k in fields}
         context_opts = {k: v for k, v in options.items() if k not in fields}
+        weights = weights_path()
+        assert weights is not None  # the engine fixture skipped otherwise
         config = Config(token=emulator.token, api_url=emulator.base_url, data_dir=tmp_path / "data",
-                        weights=weights_path(), device="cpu", image_size=TEST_SIZE)
+                        weights=weights, device="cpu", image_size=TEST_SIZE)
         config = replace(config, **config_opts)
         app = main.App(config, engine=engine, **context_opts).start()
         apps.append(app)
@@ -86,7 +88,7 @@ _REQUIRED_TOOLS = ("redis", "chromium", "playwright", "weights")
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     outcome = yield
     report = outcome.get_result()
     if report.skipped and os.environ.get("STYLEBOT_REQUIRE_ALL"):

@@ -295,7 +295,7 @@ def cubist(rng: Rng, w: int, h: int) -> Image.Image:
     code = np.zeros((h, w), dtype=np.int64)
     near = np.full((h, w), np.inf)
     shade = np.zeros((h, w))
-    for i in range(n_lines):
+    for _ in range(n_lines):
         a = rng.uniform(0, math.pi)
         nx, ny = math.cos(a), math.sin(a)
         c = rng.uniform(0, w) * nx + rng.uniform(0, h) * ny

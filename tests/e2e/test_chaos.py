@@ -10,12 +10,16 @@ The full disk is real: the data dir is a small tmpfs (root may mount one here)
 filled to the last page by a filler file, then freed by deleting it. Where
 mounting is not permitted, the bot's ``RLIMIT_FSIZE`` is lowered instead, with
 ``prlimit`` on the running process: its writes past the limit then fail with
-EFBIG (Python ignores SIGXFSZ), which is close to, but not quite, a full disk.
-``STYLEBOT_CHAOS_DISK=fsize`` forces that fallback; ``STYLEBOT_CHAOS_SEED``
-replays a schedule (the seed is in every failure message).
+EFBIG (Python ignores SIGXFSZ), which is close to, but not quite, a full disk
+(SQLite says "disk I/O error", not "full"; and the bot's log, a file too, loses
+its lines meanwhile). ``STYLEBOT_CHAOS_DISK=fsize`` forces that fallback;
+``STYLEBOT_CHAOS_SEED`` replays a schedule (the seed is in every failure message).
 
 SIGKILLs never fall inside the full-disk window: a restart on a full disk is its
 own scenario, and mixing the two would make some seeds test it and others not.
+That one and the other corners a seed may or may not reach (a kill while a
+delivered result is not yet recorded, a kill while a message is being handled)
+have a deterministic test each, after the chaos run.
 """
 
 from __future__ import annotations
@@ -28,9 +32,9 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pytest
 from botkit import User, picture, spawn_bot, weights_path
@@ -324,6 +328,9 @@ def test_chaos_every_user_gets_exactly_one_result_or_a_clear_failure(emulator: B
                 size = chat.user.result_image(message).size
                 assert size == expected_size(chat.content), \
                     f"user {chat.user.id} got a {size} result, not their own picture's{context()}"
+        photo_chats = {str(c.params.get("chat_id")) for c in emulator.calls()
+                       if c.method in ("sendPhoto", "sendDocument", "editMessageMedia") and c.status == 200}
+        assert photo_chats <= {str(u.id) for u in users}, f"images sent to {photo_chats}{context()}"
         assert emulator.token not in log.read_text(errors="replace"), f"the token is in the bot log{context()}"
         print(context())  # with -s: what this seed did
     finally:

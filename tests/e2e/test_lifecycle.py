@@ -15,8 +15,8 @@ import time
 import pytest
 from botkit import ROOT, User, picture, spawn_bot, weights_path
 
-from stylebot.playground.emulator import BotAPIEmulator
 from stylebot.jobs.job import JobStatus
+from stylebot.playground.emulator import BotAPIEmulator
 from stylebot.store.sqlite_store import Store
 
 pytestmark = pytest.mark.skipif(weights_path() is None, reason="VGG weights not found (see README)")

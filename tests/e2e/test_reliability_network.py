@@ -141,8 +141,8 @@ class Web:
 @pytest.fixture
 def web(emulator: BotAPIEmulator, tmp_path: Path) -> Iterator[Web]:
     """``webhook.WebhookApp`` over a real redis-server, with test-sized client limits."""
-    from stylebot.scaleout import webhook
     from stylebot.config import Config
+    from stylebot.scaleout import webhook
 
     with redis_server(tmp_path / "redis") as redis_url:
         port = free_port()

@@ -26,8 +26,8 @@ def redis_url(tmp_path_factory):
 
 @pytest.fixture
 def queue(redis_url):
-    from stylebot.store.redis_store import RedisStore
     from stylebot.scaleout.rq_queue import RQQueue
+    from stylebot.store.redis_store import RedisStore
 
     store = RedisStore(redis_url, prefix=f"t{uuid.uuid4().hex[:8]}")
     q = RQQueue(store, name=f"q{uuid.uuid4().hex[:8]}")

@@ -12,7 +12,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-import quality  # noqa: E402
+import quality
 
 
 def _pictures() -> tuple[np.ndarray, np.ndarray]:

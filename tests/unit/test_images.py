@@ -14,8 +14,7 @@ import zlib
 import pytest
 from PIL import Image
 
-from stylebot import images
-from stylebot import texts
+from stylebot import images, texts
 from stylebot.images import BadImage
 
 

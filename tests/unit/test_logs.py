@@ -53,7 +53,7 @@ def test_bot_logging_never_shows_the_token(emulator: BotAPIEmulator) -> None:
         cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        assert proc.stdout is not None and proc.stdin is not None
+        assert proc.stdout is not None and proc.stdin is not None and proc.stderr is not None
         first = proc.stdout.readline()
         assert first.strip() == "ready", (first, proc.stderr.read() if proc.poll() is not None else "")
         emulator.close()  # the next call is refused: requests puts the URL, token included, in the error

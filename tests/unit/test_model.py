@@ -4,18 +4,15 @@ a minute on 2 cores). Nothing here is timed."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
-import select
-import signal
-import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image, ImageDraw
+from botkit import make_content, make_style
+from PIL import Image
 
 import model
 from model import Cancelled, Engine, Progress, StyleParams, WeightsError, output_size
@@ -31,10 +28,11 @@ needs_weights = pytest.mark.skipif(
 )
 
 # Cheap presets for tests: same objectives as the real ones, a handful of evaluations per level.
+_FEW = ((1 << 30, 4),)
 QUICK = {
-    "quick": dataclasses.replace(model.PRESETS["default"], min_side=32, coarse_evals=12, refine_evals=((1 << 30, 4),)),
-    "quick_seed": dataclasses.replace(model.PRESETS["seed"], min_side=32, coarse_evals=12, refine_evals=((1 << 30, 4),)),
-    "quick30": dataclasses.replace(model.PRESETS["default"], min_side=32, coarse_evals=30, refine_evals=((1 << 30, 4),)),
+    "quick": dataclasses.replace(model.PRESETS["default"], min_side=32, coarse_evals=12, refine_evals=_FEW),
+    "quick_seed": dataclasses.replace(model.PRESETS["seed"], min_side=32, coarse_evals=12, refine_evals=_FEW),
+    "quick30": dataclasses.replace(model.PRESETS["default"], min_side=32, coarse_evals=30, refine_evals=_FEW),
 }
 
 
@@ -55,30 +53,6 @@ def engine():
     threads = torch.get_num_threads()
     yield Engine(WEIGHTS, device="cpu", threads=1)
     torch.set_num_threads(threads)
-
-
-def make_content(size: tuple[int, int]) -> Image.Image:
-    """A smooth two-colour scene with a disc: some structure for the content loss, no noise."""
-    w, h = size
-    img = Image.new("RGB", size)
-    px = img.load()
-    for y in range(h):
-        for x in range(w):
-            px[x, y] = (40 + 180 * x // max(1, w - 1), 90, 200 - 150 * y // max(1, h - 1))
-    ImageDraw.Draw(img).ellipse((w // 4, h // 4, 3 * w // 4, 3 * h // 4), fill=(230, 200, 60))
-    return img
-
-
-def make_style(size: tuple[int, int] = (48, 48)) -> Image.Image:
-    """Bold diagonal stripes in saturated colours: a style that is easy to see in the losses."""
-    w, h = size
-    img = Image.new("RGB", size)
-    px = img.load()
-    for y in range(h):
-        for x in range(w):
-            band = ((x + y) // 4) % 3
-            px[x, y] = [(220, 30, 30), (20, 20, 20), (30, 60, 220)][band]
-    return img
 
 
 def pixels(img: Image.Image) -> torch.Tensor:
@@ -105,7 +79,8 @@ def test_output_size(content, size, expected):
 
 @pytest.mark.parametrize(
     ("kwargs", "word"),
-    [({"preset": "fancy"}, "preset"), ({"size": 0}, "size"), ({"strength": -1}, "strength"), ({"tv_weight": -1}, "tv_weight")],
+    [({"preset": "fancy"}, "preset"), ({"size": 0}, "size"), ({"strength": -1}, "strength"),
+     ({"tv_weight": -1}, "tv_weight")],
 )
 def test_params_validation_names_the_field(kwargs, word):
     with pytest.raises(ValueError, match=word):
@@ -118,7 +93,7 @@ def test_bad_device_is_rejected():
 
 
 def test_missing_weights_say_how_to_get_them(tmp_path):
-    with pytest.raises(WeightsError, match="weights.py build"):
+    with pytest.raises(WeightsError, match=r"weights\.py build"):
         Engine(tmp_path / "nope.pth", device="cpu")
 
 
@@ -162,7 +137,7 @@ def test_losses_go_down(engine, preset):
     # progress: once per evaluation, counted over all levels, fraction rising to 1
     assert [p.step for p in seen] == list(range(1, len(seen) + 1))
     assert seen[-1].total == len(seen)
-    assert all(a.fraction <= b.fraction for a, b in zip(seen, seen[1:]))
+    assert all(a.fraction <= b.fraction for a, b in itertools.pairwise(seen))
     assert seen[-1].fraction == pytest.approx(1.0)
     assert seen[-1].eta == pytest.approx(0.0, abs=1e-6)
     assert {p.scale for p in seen} == {32, 64}  # two levels: 32 px, then 64 px
@@ -260,7 +235,8 @@ def test_cancel_set_before_start_does_no_work(engine):
 def test_two_threads_at_once_match_one_at_a_time(engine):
     jobs = [
         (make_content((48, 36)), make_style(), StyleParams(size=48, preset="quick", strength=0.5)),
-        (make_content((36, 48)), make_style((40, 56)).rotate(90), StyleParams(size=48, preset="quick_seed", strength=3)),
+        (make_content((36, 48)), make_style((40, 56)).rotate(90),
+         StyleParams(size=48, preset="quick_seed", strength=3)),
     ]
     alone = [engine.stylize(*job) for job in jobs]
     together: list[Image.Image | None] = [None, None]
@@ -295,8 +271,9 @@ def test_seed_zero_is_deterministic_and_another_seed_is_a_variation(engine):
 @needs_weights
 def test_module_stylize_caches_one_engine(monkeypatch):
     monkeypatch.setattr(engine_module, "_engines", {})
-    a = model.stylize(make_content((32, 24)), make_style(), StyleParams(size=32, preset="quick"), weights=WEIGHTS, device="cpu")
-    b = model.stylize(make_content((24, 32)), make_style(), StyleParams(size=32, preset="quick"), weights=WEIGHTS, device="cpu")
+    quick = StyleParams(size=32, preset="quick")
+    a = model.stylize(make_content((32, 24)), make_style(), quick, weights=WEIGHTS, device="cpu")
+    b = model.stylize(make_content((24, 32)), make_style(), quick, weights=WEIGHTS, device="cpu")
     assert a.size == (32, 24) and b.size == (24, 32)
     assert len(engine_module._engines) == 1
 
@@ -372,41 +349,12 @@ def test_every_render_keeps_its_image_after_the_callback(engine):
     assert abs(brightness(renders[-2]()) - brightness(content)) < 40  # a real partial result, not black
 
 
-@needs_weights
-def test_ctrl_c_in_model_py_saves_the_partial_result(tmp_path):
-    """SIGINT to ``python model.py`` after a few progress steps: exit status 130 and the saved image is the
-    picture as far as it got (about the content's brightness), not the near-black one it used to be."""
-    content, style, out = tmp_path / "content.png", tmp_path / "style.png", tmp_path / "out.png"
-    make_content((96, 80)).save(content)
-    make_style().save(style)
-    cmd = [sys.executable, str(REPO / "model.py"), str(content), str(style), "-o", str(out), "--size", "96",
-           "--threads", "1", "--weights", str(WEIGHTS)]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        seen = b""
-        deadline = time.monotonic() + 300  # generous: importing torch on a busy machine
-        while b"step 5/" not in seen:  # the bar writes "\r[...] step N/TOTAL ...", no newlines
-            assert time.monotonic() < deadline, f"no progress from model.py: {seen[-500:]!r}"
-            ready, _, _ = select.select([proc.stderr], [], [], 1.0)
-            if ready:
-                chunk = os.read(proc.stderr.fileno(), 4096)
-                assert chunk or proc.poll() is None, f"model.py ended early: {seen[-500:]!r}"
-                seen += chunk
-        assert b"step 80/" not in seen  # still running: the default preset does 80 evaluations here
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 130, (stdout, stderr[-2000:])
-    saved = Image.open(out)
-    assert saved.size == (96, 80)
-    assert abs(brightness(saved) - brightness(make_content((96, 80)))) < 40, brightness(saved)
+# Ctrl-C in ``python model.py`` (a subprocess): tests/e2e/test_engine_cli.py.
 
 
 @needs_weights
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine: the GPU path runs only where one is")
+@pytest.mark.skipif(not torch.cuda.is_available(),
+                    reason="no CUDA device on this machine: the GPU path runs only where one is")
 def test_cuda_path_paints_with_falling_losses_and_the_exact_size():
     gpu = Engine(WEIGHTS, device="cuda")
     assert gpu.device.type == "cuda"

@@ -7,8 +7,6 @@ import hashlib
 import io
 import os
 import pickle
-import subprocess
-import sys
 import urllib.error
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import pytest
 import torch
 
 from stylebot.engine import weights
-from stylebot.engine.weights import LAYER_SHAPES, WeightsError, build_cache, convert, load_state_dict, state_digest
+from stylebot.engine.weights import LAYER_SHAPES, WeightsError, build_cache, load_state_dict, state_digest
 
 REPO = Path(__file__).resolve().parents[2]
 LEGACY = Path(os.environ.get("STYLEBOT_WEIGHTS") or REPO.parent / "shared" / "weights" / "vgg19_cache.pth")
@@ -76,16 +74,7 @@ def test_convert_cli_round_trip(tmp_path, state_file, capsys):
     assert state_digest(load_state_dict(out)) in capsys.readouterr().out
 
 
-def test_top_level_weights_py_is_still_the_command_line(tmp_path, state_file):
-    """``python weights.py ...`` is what bin/post_compile and the docs run; the code moved into the package."""
-    out = tmp_path / "again.pth"
-    run = [sys.executable, str(REPO / "weights.py")]
-    assert subprocess.run([*run, "convert", str(state_file), str(out)], cwd=REPO, timeout=300).returncode == 0
-    check = subprocess.run([*run, "check", str(out)], cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert check.returncode == 0 and state_digest(load_state_dict(out)) in check.stdout
-    missing = subprocess.run([*run, "check", str(tmp_path / "nope.pth")], cwd=REPO, capture_output=True, text=True,
-                             timeout=300)
-    assert missing.returncode == 1 and "weights.py build" in missing.stderr
+# ``python weights.py ...`` as a subprocess: tests/e2e/test_engine_cli.py.
 
 
 # --- clear errors ------------------------------------------------------------------------------------------
@@ -114,14 +103,14 @@ def test_truncated_legacy_file_is_corrupt(tmp_path):
 def test_garbage_is_rejected(tmp_path, payload):
     bad = tmp_path / "garbage.pth"
     bad.write_bytes(payload)
-    with pytest.raises(WeightsError, match="weights.py"):
+    with pytest.raises(WeightsError, match=r"weights\.py"):
         load_state_dict(bad)
 
 
 def test_foreign_state_dict_is_rejected(tmp_path):
     foreign = tmp_path / "resnet.pth"
     torch.save({"fc.weight": torch.zeros(10, 4)}, foreign)
-    with pytest.raises(WeightsError, match="conv_1.weight"):
+    with pytest.raises(WeightsError, match=r"conv_1\.weight"):
         load_state_dict(foreign)
 
 
@@ -129,7 +118,7 @@ def test_wrong_shape_is_rejected(tmp_path, legacy_state):
     bad = dict(legacy_state, **{"conv_3.weight": torch.zeros(128, 64, 5, 5)})
     path = tmp_path / "bad.pth"
     torch.save(bad, path)
-    with pytest.raises(WeightsError, match="conv_3.weight has shape"):
+    with pytest.raises(WeightsError, match=r"conv_3\.weight has shape"):
         load_state_dict(path)
 
 
