@@ -49,7 +49,8 @@ if max(content.size) < {size}:
 t = time.perf_counter()
 out = engine.stylize(content, style, StyleParams(size={size}))
 wall = time.perf_counter() - t
-print(json.dumps({{"wall_s": wall, "size": out.size, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({{"wall_s": wall, "size": out.size, "peak_mb": peak_mb}}))
 """
 
 
@@ -90,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in range(args.rounds):
         for mode in modes:
             for cond in ("clean", "busy"):
-                res = run_job(args.size, args.threads, mode == "adaptive", cond == "busy", args.log and mode == "adaptive")
+                adaptive = mode == "adaptive"
+                res = run_job(args.size, args.threads, adaptive, cond == "busy", args.log and adaptive)
                 walls[(mode, cond)].append(res["wall_s"])
                 print(f"round {r + 1} {mode:8s} {cond:5s}: {res['wall_s']:6.1f} s  (peak RSS {res['peak_mb']:.0f} MB)",
                       flush=True)

@@ -53,7 +53,8 @@ class Engine:
         """
         :param weights: ``vgg19_cache.pth`` (state dict or the legacy pickle; see ``weights.py``).
         :param device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
-        :param threads: torch intra-op threads; left to torch's default when None (it is process-wide).
+        :param threads: the most torch intra-op threads a job uses (torch's default when None); with
+            ``adaptive`` each level may run on 1 instead, set in the job's own thread (:mod:`.tuning`).
         :param low_memory: on CPU, evaluate large levels in strips and give big blocks back to the OS, so a
             512 px job fits a 512 MB dyno (figures: DESIGN.md, ``bench/strips.py``). Pass False on a
             machine with memory to spare: a little faster per evaluation, several times the peak.

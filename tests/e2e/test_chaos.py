@@ -73,7 +73,9 @@ def _fixed_part(key: str) -> str:
 
 FAILURES = {key: _fixed_part(key) for key in FAILURE_KEYS}
 START_PROMPT = _fixed_part("start").split("\n")[0]
-STYLE_PROMPT = os.path.commonprefix([_fixed_part("ask_style"), _fixed_part("ask_style_recent")])
+#: "ask_style" and "ask_style_recent" (a user with recent styles) begin alike: that shared start.
+STYLE_PROMPT = next(_fixed_part("ask_style")[:n] for n in range(len(_fixed_part("ask_style")), -1, -1)
+                    if _fixed_part("ask_style_recent").startswith(_fixed_part("ask_style")[:n]))
 
 
 def expected_size(content: tuple[int, int], size: int = SIZE) -> tuple[int, int]:
