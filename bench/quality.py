@@ -312,9 +312,10 @@ def contact_sheet(results: dict[str, dict], out: Path, sheet_path: Path, docs: P
     sheet.save(sheet_path, quality=88)
     if docs is not None:
         docs.parent.mkdir(parents=True, exist_ok=True)
-        for quality in (85, 75, 65, 55):
-            sheet.save(docs, quality=quality, optimize=True)
-            if docs.stat().st_size < 250_000:
+        small = sheet.resize((sheet.width * 3 // 4, sheet.height * 3 // 4), Image.Resampling.LANCZOS)
+        for img, quality in ((sheet, 80), (sheet, 65), (small, 80), (small, 65), (small, 50)):
+            img.save(docs, quality=quality, optimize=True)
+            if docs.stat().st_size < 200_000:  # the repository keeps every version of it
                 break
 
 

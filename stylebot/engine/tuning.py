@@ -86,6 +86,7 @@ class LevelThreads:
     def after(self, seconds: float) -> None:
         """Record the evaluation's wall time and choose the next evaluation's count."""
         self._evals += 1
+        log.debug("level %s: evaluation %d on %d thread(s): %.3f s", self.label, self._evals, self._current, seconds)
         if not self.probing or self._evals == 1:  # not probed, or the warm-up: nothing to compare
             if self._queue:
                 self._current = self._queue[0]

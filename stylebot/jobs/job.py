@@ -72,6 +72,14 @@ class Job:
     finished_at: float | None = None
     attempts: int = 0
     error: str | None = None
+    #: A gallery style's slug (its credit goes in the caption); None for a picture the user sent.
+    style_slug: str | None = None
+    #: Mixed styles: the second style and its share of the style statistics (0..1).
+    style2_file_id: str | None = None
+    style2_slug: str | None = None
+    mix: float = 0.5
+    #: In a group, the user's message the result replies to (None in a private chat).
+    reply_to_message_id: int | None = None
 
 
 def crashes(job: Job) -> int:

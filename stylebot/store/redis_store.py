@@ -532,6 +532,15 @@ class RedisStore:
             items.append(AlbumItem(int(mid), fid, thumb))
         return items
 
+    # --- files the bot uploaded once (gallery images) ---------------------
+    def uploaded_file_id(self, key: str, sha256: str) -> str | None:
+        """The Telegram ``file_id`` of a file uploaded as ``key``, if its content is still ``sha256``."""
+        found = self.r.hmget(self.key("upload", key), "sha256", "file_id")
+        return found[1] if found[0] == sha256 else None
+
+    def save_uploaded_file_id(self, key: str, sha256: str, file_id: str) -> None:
+        self.r.hset(self.key("upload", key), mapping={"sha256": sha256, "file_id": file_id})
+
     # --- privacy -------------------------------------------------------
     def forget_user(self, user_id: int) -> list[str]:
         """Delete every key about ``user_id`` (all chats); return the ids of the jobs deleted.

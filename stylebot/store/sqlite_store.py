@@ -160,8 +160,30 @@ def _migrate_v2(db: sqlite3.Connection) -> None:
                    [(_who(salt, r[0]), r[1]) for r in rows.fetchall()])
 
 
+#: Version 3: gallery styles and mixed styles on jobs, group replies, and the Telegram file ids
+#: of files the bot uploaded once (gallery images), keyed by name and content hash.
+SCHEMA_V3 = """
+ALTER TABLE jobs ADD COLUMN style_slug TEXT;
+ALTER TABLE jobs ADD COLUMN style2_file_id TEXT;
+ALTER TABLE jobs ADD COLUMN style2_slug TEXT;
+ALTER TABLE jobs ADD COLUMN mix REAL NOT NULL DEFAULT 0.5;
+ALTER TABLE jobs ADD COLUMN reply_to_message_id INTEGER;
+CREATE TABLE uploads (
+    key TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL,
+    file_id TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
+"""
+
+
+def _migrate_v3(db: sqlite3.Connection) -> None:
+    for statement in _statements(SCHEMA_V3):
+        db.execute(statement)
+
+
 #: Ordered: ``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_v1, _migrate_v2]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_v1, _migrate_v2, _migrate_v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -458,6 +480,21 @@ class Store:
                 (chat, group_id),
             ).fetchall()
         return [AlbumItem(r["message_id"], r["file_id"], r["thumb_file_id"]) for r in rows]
+
+    # --- files the bot uploaded once (gallery images) ---------------------
+    def uploaded_file_id(self, key: str, sha256: str) -> str | None:
+        """The Telegram ``file_id`` of a file uploaded as ``key``, if its content is still ``sha256``."""
+        row = self._db().execute("SELECT sha256, file_id FROM uploads WHERE key = ?", (key,)).fetchone()
+        return row["file_id"] if row is not None and row["sha256"] == sha256 else None
+
+    def save_uploaded_file_id(self, key: str, sha256: str, file_id: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO uploads (key, sha256, file_id, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET sha256 = excluded.sha256, file_id = excluded.file_id, "
+                "updated_at = excluded.updated_at",
+                (key, sha256, file_id, time.time()),
+            )
 
     # --- privacy -------------------------------------------------------
     def forget_user(self, user_id: int) -> list[str]:

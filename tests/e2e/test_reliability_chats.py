@@ -276,7 +276,7 @@ def test_old_database_is_upgraded_and_its_jobs_delivered(make_bot, emulator: Bot
     emulator.handle("getUpdates", {"offset": str(2 + 1), "timeout": "0"}, {})
     old_database(db_path(tmp_path), [("oldjob000001", user.id, user.id, content, style_id, TEST_SIZE, time.time())])
     app = make_bot()
-    assert app.store.schema_version() == SCHEMA_VERSION == 2
+    assert app.store.schema_version() == SCHEMA_VERSION == 3
     user.wait_seen("your job is back in the queue")
     user.wait_result(timeout=120)
     emulator.wait_for(lambda: app.store.get_job("oldjob000001").status == JobStatus.DONE, 30, what="job done")
