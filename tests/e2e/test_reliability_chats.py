@@ -301,7 +301,8 @@ def test_migrations_run_once_and_in_order(tmp_path: Path):
     old_database(tmp_path / "db.sqlite3", [("j1", 7, 7, "c", "s", 64, time.time())])
     first = Store(tmp_path / "db.sqlite3")
     salt = first._salt
-    assert first.schema_version() == 2 and first.get_job("j1").status == JobStatus.QUEUED
+    assert first.schema_version() == 3 and first.get_job("j1").status == JobStatus.QUEUED
+    assert first.get_job("j1").mix == 0.5 and first.get_job("j1").style_slug is None  # v3 columns, defaults
     assert len(first.jobs_created_since(7, time.time() - 60)) == 1  # the last hour still counts
     again = Store(tmp_path / "db.sqlite3")
     assert again._salt == salt and len(again.jobs_created_since(7, time.time() - 60)) == 1
