@@ -14,7 +14,7 @@ import argparse
 import sys
 
 from stylebot.config import Config, ConfigError
-from stylebot.tg import setup_logging
+from stylebot.logs import setup_logging
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

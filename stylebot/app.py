@@ -30,9 +30,10 @@ from stylebot.jobs.results import probe_disk, sweep_results
 from stylebot.jobs.run import Context, run_job
 from stylebot.jobs.status import announce_requeued
 from stylebot.jobs.threads import ThreadQueue
+from stylebot.logs import setup_logging
 from stylebot.polling import Poller
 from stylebot.store.sqlite_store import Store
-from stylebot.tg import Telegram, setup_logging, use_api_url
+from stylebot.tg import Telegram, use_api_url
 
 log = logging.getLogger("stylebot")
 

@@ -15,7 +15,7 @@ import textwrap
 from botkit import ROOT
 
 from stylebot.playground.emulator import BotAPIEmulator
-from stylebot.tg import setup_logging
+from stylebot.logs import setup_logging
 
 #: What the bot process does, in short: the real setup_logging, then telebot calls that leave traces.
 SCRIPT = textwrap.dedent("""
