@@ -40,10 +40,12 @@ class Objective:
         channels_last: bool,
         tile_px: int | None = None,
         target_dtype: torch.dtype = torch.float32,
+        style2: torch.Tensor | None = None,
+        mix: float = 0.5,
     ) -> None:
         self.net, self.recipe, self.autocast, self.channels_last = net, recipe, autocast, channels_last
         self.tile_px = tile_px
-        style_grams = self._scan(style, keep_content=False).grams
+        style_grams = self._style_grams(style, style2, mix)
         self.style_losses = [
             StyleLoss(g, recipe.style_weight * strength * lw) for g, lw in zip(style_grams, recipe.layer_weights)
         ]
@@ -51,6 +53,21 @@ class Objective:
         assert c_feat is not None
         self.content_loss = ContentLoss(c_feat, recipe.content_weight)
         self.tv_loss = TVLoss(tv_weight * recipe.tv_scale)
+
+    def _style_grams(self, style: torch.Tensor, style2: torch.Tensor | None, mix: float) -> list[torch.Tensor]:
+        """The style targets: one style's Grams, or per layer (1 - mix)·G1 + mix·G2 of two styles.
+
+        Mixing the statistics gives ONE objective whose optimum has both textures (two runs blended would
+        give a double exposure). mix 0 or 1 uses that style's Grams alone, bit for bit. Both the whole-image
+        and the strip path read these targets from the style losses, so they agree for a mix too.
+        """
+        if style2 is None or mix <= 0.0:
+            return self._scan(style, keep_content=False).grams
+        if mix >= 1.0:
+            return self._scan(style2, keep_content=False).grams
+        g1 = self._scan(style, keep_content=False).grams
+        g2 = self._scan(style2, keep_content=False).grams
+        return [a.mul(1.0 - mix).add_(b, alpha=mix) for a, b in zip(g1, g2)]
 
     # -- the network, as this level runs it ---------------------------------------------------------------
 

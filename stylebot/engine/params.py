@@ -105,6 +105,9 @@ class StyleParams:
     tv_weight: float = 1e-3  # total variation weight (smoothness); ignored by preset "seed"
     preset: str = "default"  # "default" | "seed" (the original bot's objective, exactly)
     seed: int = 0  # 0: start from the content exactly; other values: a seeded variation
+    #: With a second style (``Engine.stylize(..., style2=...)``): its share of the style targets, 0..1
+    #: (0 = the first style alone, 1 = the second alone). Ignored without a second style.
+    mix: float = 0.5
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -117,6 +120,8 @@ class StyleParams:
             raise ValueError(f"tv_weight must be a finite number >= 0, not {self.tv_weight}")
         if self.seed < 0:
             raise ValueError(f"seed must be 0 (no noise) or a positive number, not {self.seed}")
+        if not 0.0 <= self.mix <= 1.0:  # also rejects NaN
+            raise ValueError(f"mix must be a share between 0 and 1, not {self.mix}")
 
     @property
     def recipe(self) -> Recipe:
