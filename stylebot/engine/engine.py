@@ -93,15 +93,27 @@ class Engine:
         tv_weight: float,
         keep_colors: bool,
         exact: bool = False,
+        style2_img: Image.Image | None = None,
+        mix: float = 0.5,
     ) -> tuple[Objective, torch.Tensor]:
-        """Targets for one level of ``size`` (w, h): the content resized, the style scaled to the level."""
+        """Targets for one level of ``size`` (w, h): the content resized, the style(s) scaled to the level.
+
+        A second style is scaled (and under ``keep_colors`` luminance-matched) like the first; the objective
+        mixes their statistics with share ``mix`` for the second.
+        """
         content_lvl = imaging.resize(content_img, size)
-        style_lvl = imaging.resize(style_img, imaging.style_size(style_img, max(size)))
         content_t = imaging.to_tensor(content_lvl, self.device)
-        style_t = imaging.to_tensor(style_lvl, self.device)
         if keep_colors:
             content_t = imaging.to_tensor(imaging.luminance(content_lvl), self.device)
-            style_t = imaging.match_luminance(imaging.to_tensor(imaging.luminance(style_lvl), self.device), content_t)
+
+        def style_tensor(img: Image.Image) -> torch.Tensor:
+            lvl = imaging.resize(img, imaging.style_size(img, max(size)))
+            if keep_colors:
+                return imaging.match_luminance(imaging.to_tensor(imaging.luminance(lvl), self.device), content_t)
+            return imaging.to_tensor(lvl, self.device)
+
+        style_t = style_tensor(style_img)
+        style2_t = style_tensor(style2_img) if style2_img is not None else None
         objective = Objective(
             self.net,
             recipe,
@@ -115,24 +127,33 @@ class Engine:
             # The content target is the largest buffer of a level; when memory is the point (tiled) it is
             # kept in bfloat16 (its rounding error is far below the content loss).
             torch.bfloat16 if recipe.tiled and not exact else torch.float32,
+            style2=style2_t,
+            mix=mix,
         )
         return objective, content_t
 
     # -- public --------------------------------------------------------------------------------------------
 
     def evaluate(
-        self, image: Image.Image, content: Image.Image, style: Image.Image, params: StyleParams = DEFAULT_PARAMS
+        self,
+        image: Image.Image,
+        content: Image.Image,
+        style: Image.Image,
+        params: StyleParams = DEFAULT_PARAMS,
+        *,
+        style2: Image.Image | None = None,
     ) -> Losses:
         """The objective of ``params`` (strength included) for ``image`` at its own size, in fp32.
 
         The content is resized to the image and the style scaled as during :meth:`stylize`; with
         ``keep_colors`` it is the luminance objective that run minimised, on the image's luminance. The
         benchmark evaluates outputs with ``StyleParams(preset="seed")`` at full, 1/2 and 1/4 size.
+        ``style2``: the mixed objective of :meth:`stylize` (share ``params.mix``).
         """
         image, content, style = (im.convert("RGB") for im in (image, content, style))
         objective, _ = self._objective(
             params.recipe, content, style, image.size, params.strength, params.tv_weight, params.keep_colors,
-            exact=True,
+            exact=True, style2_img=style2.convert("RGB") if style2 is not None else None, mix=params.mix,
         )
         x = imaging.to_tensor(imaging.luminance(image) if params.keep_colors else image, self.device)
         return objective.value(x)
@@ -144,14 +165,21 @@ class Engine:
         params: StyleParams = DEFAULT_PARAMS,
         on_progress: Callable[[Progress], None] | None = None,
         cancel: threading.Event | None = None,
+        *,
+        style2: Image.Image | None = None,
     ) -> Image.Image:
         """Render ``content`` in the style of ``style``; returns an RGB image of :func:`output_size`.
 
         :param on_progress: called once per objective evaluation with a :class:`Progress`.
         :param cancel: when set, :class:`Cancelled` is raised within one evaluation.
+        :param style2: a second style, mixed in ONE objective whose style targets are, per layer,
+            ``(1 - params.mix)·Gram(style) + params.mix·Gram(style2)`` (not two runs blended). ``mix`` 0
+            paints exactly as ``style`` alone, 1 exactly as ``style2`` alone.
         """
         recipe = params.recipe
         content, style = content.convert("RGB"), style.convert("RGB")
+        if style2 is not None:
+            style2 = style2.convert("RGB")
         levels = imaging.levels(output_size(content.size, params.size), recipe.min_side)
         plan = [recipe.coarse_evals] + [
             next(n for bound, n in recipe.refine_evals if max(size) <= bound) for size in levels[1:]
@@ -160,7 +188,7 @@ class Engine:
         work = [n * w * h for n, (w, h) in zip(plan, levels)]
         caller_threads = torch.get_num_threads()
         try:
-            x = self._levels(content, style, params, levels, plan, work, on_progress, cancel)
+            x = self._levels(content, style, params, levels, plan, work, on_progress, cancel, style2)
         finally:
             use_threads(caller_threads)  # the caller's thread gets its own count back
         return imaging.render(x, content, params.keep_colors)
@@ -175,6 +203,7 @@ class Engine:
         work: list[int],
         on_progress: Callable[[Progress], None] | None,
         cancel: threading.Event | None,
+        style2: Image.Image | None = None,
     ) -> torch.Tensor:
         """The pyramid, coarse to fine; returns the finest level's image tensor."""
         recipe = params.recipe
@@ -192,7 +221,8 @@ class Engine:
             chooser = LevelThreads(f"{w}x{h}", self.threads, n_evals, threads, self.adaptive)
             use_threads(chooser.current)  # the targets are built on the count the level starts with
             objective, content_t = self._objective(
-                recipe, content, style, (w, h), params.strength, params.tv_weight, params.keep_colors
+                recipe, content, style, (w, h), params.strength, params.tv_weight, params.keep_colors,
+                style2_img=style2, mix=params.mix,
             )
             # Content init (the content is in place from the first step), then each finer level starts
             # from the coarser result, upsampled.

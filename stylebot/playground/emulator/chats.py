@@ -25,23 +25,34 @@ class UserSide(EmulatorState):
     # the user writes in (``"type": "group"`` with a title), the bot a member of it.
 
     def send_text(self, user_id: int, text: str, language_code: str = "en", first_name: str = "Ann",
-                  chat_id: int | None = None) -> dict:
-        """The user types ``text``; a leading ``/command`` gets a ``bot_command`` entity like in Telegram."""
+                  chat_id: int | None = None, reply_to: int | None = None) -> dict:
+        """The user types ``text``; a leading ``/command`` gets a ``bot_command`` entity like in Telegram.
+
+        ``reply_to``: the id of a message in the same chat this one replies to (embedded whole, as
+        Telegram does). In a group, privacy mode decides whether the bot gets an update at all.
+        """
         content: dict[str, Any] = {"text": text}
         command = re.match(r"/\w+(@\w+)?", text)
         if command:
             content["entities"] = [{"offset": 0, "length": command.end(), "type": "bot_command"}]
-        return self._user_message(user_id, content, language_code, first_name, chat_id=chat_id)
+        return self._user_message(user_id, content, language_code, first_name, chat_id=chat_id, reply_to=reply_to)
 
     def send_photo(self, user_id: int, image_bytes: bytes, caption: str | None = None,
-                   language_code: str = "en", media_group_id: str | None = None, chat_id: int | None = None) -> dict:
-        """The user sends a picture as a photo: Telegram re-encodes it to JPEGs of several sizes."""
+                   language_code: str = "en", media_group_id: str | None = None, chat_id: int | None = None,
+                   reply_to: int | None = None, first_name: str = "Ann") -> dict:
+        """The user sends a picture as a photo: Telegram re-encodes it to JPEGs of several sizes.
+
+        A caption starting with ``/command`` gets a ``bot_command`` caption entity like in Telegram.
+        """
         content: dict[str, Any] = {"photo": self._store_photo(image_bytes, keep_original=False)}
         if caption:
             content["caption"] = caption
+            command = re.match(r"/\w+(@\w+)?", caption)
+            if command:
+                content["caption_entities"] = [{"offset": 0, "length": command.end(), "type": "bot_command"}]
         if media_group_id:
             content["media_group_id"] = media_group_id
-        return self._user_message(user_id, content, language_code, chat_id=chat_id)
+        return self._user_message(user_id, content, language_code, first_name, chat_id=chat_id, reply_to=reply_to)
 
     def send_document(self, user_id: int, data: bytes, file_name: str, mime_type: str,
                       language_code: str = "en", media_group_id: str | None = None,

@@ -11,6 +11,7 @@ import io
 import itertools
 import mimetypes
 import queue
+import re
 import secrets
 import threading
 import time
@@ -68,6 +69,9 @@ class EmulatorState:
         self._users: dict[int, dict] = {}
         self._blocked: set[int] = set()
         self._groups: dict[int, dict] = {}                # group chat_id -> its Chat object
+        # Telegram's default for bots: in groups only messages addressed to the bot become updates
+        # (the rest stay in the chat's history). A test may turn it off like an admin bot.
+        self.privacy_mode = True
         self._faults: dict[str, deque[_Fault]] = {}
         self._transfer_faults: dict[str, deque[_TransferFault]] = {}   # "file" or a method, lowercase
         self._unstall = threading.Event()                # set on close: stalled answers end at once
@@ -178,16 +182,37 @@ class EmulatorState:
         return stored
 
     def _user_message(self, user_id: int, content: dict, language_code: str, first_name: str = "Ann",
-                      chat_id: int | None = None) -> dict:
+                      chat_id: int | None = None, reply_to: int | None = None) -> dict:
         chat = user_id if chat_id is None else chat_id
         if chat != user_id and chat >= 0:
             raise ValueError("a group chat id is negative (a positive one is a user's private chat)")
         with self._lock:
             if chat < 0:
                 self._groups.setdefault(chat, {"id": chat, "title": f"Group {-chat}", "type": "group"})
+            if reply_to is not None:
+                original = self._messages.get(chat, {}).get(reply_to)
+                if original is None:
+                    raise ValueError(f"no message {reply_to} in chat {chat} to reply to")
+                # Telegram embeds the replied-to message one level deep (without its own reply).
+                content = dict(content, reply_to_message={k: v for k, v in original.message.items()
+                                                          if k != "reply_to_message"})
             stored = self._new_message(chat, self._user(user_id, language_code, first_name), content, False)
-            self._add_update({"message": stored.message})
+            if chat > 0 or not self.privacy_mode or self._addressed_to_bot(stored.message):
+                self._add_update({"message": stored.message})
             return dict(stored.message)
+
+    def _addressed_to_bot(self, message: dict) -> bool:
+        """Telegram's privacy mode for a group message: a command (``/cmd`` for every bot, ``/cmd@name``
+        only for that bot), a reply to one of the bot's messages, or a mention of the bot."""
+        text = message.get("text") or message.get("caption") or ""
+        username = str(self.bot_user["username"]).lower()
+        command = re.match(r"/\w+(@(\w+))?", text)
+        if command:
+            return command.group(2) is None or command.group(2).lower() == username
+        replied = message.get("reply_to_message")
+        if replied and replied.get("from", {}).get("id") == self.bot_user["id"]:
+            return True
+        return f"@{username}" in text.lower()
 
     def _add_update(self, body: dict) -> dict:
         update = {"update_id": next(self._update_ids), **body}
