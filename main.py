@@ -22,7 +22,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="main.py",
         description="Telegram bot that repaints a photo in the style of another picture.",
         epilog="Settings come from the environment (or .env): TELEGRAM_BOT_TOKEN, TELEGRAM_API_URL, "
-        "STYLEBOT_DATA_DIR, STYLEBOT_WEIGHTS, STYLEBOT_DEVICE, STYLEBOT_WORKERS, STYLEBOT_IMAGE_SIZE. See README.md.",
+        "STYLEBOT_DATA_DIR, STYLEBOT_WEIGHTS, STYLEBOT_DEVICE, STYLEBOT_WORKERS, STYLEBOT_IMAGE_SIZE, "
+        "STYLEBOT_STYLES_DIR. See README.md.",
     )
     parser.add_argument("command", nargs="?", choices=["bot", "worker"], default="bot",
                         help="bot (default): run the bot; worker: run an RQ worker (needs REDIS_URL)")

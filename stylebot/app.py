@@ -48,7 +48,7 @@ def load_engine(config: Config) -> Any:
 
 def engine_params(job: Job) -> StyleParams:
     """A job's settings as the engine's parameters (``Context.params``)."""
-    return StyleParams(size=job.size, strength=job.strength, keep_colors=job.keep_colors)
+    return StyleParams(size=job.size, strength=job.strength, keep_colors=job.keep_colors, mix=job.mix)
 
 
 def gpu_flag(config: Config, engine: Any = None) -> bool:
@@ -83,6 +83,7 @@ def build_context(config: Config, store: Any, tg: Telegram, engine: Any,
         params=engine_params,
         results_dir=config.results_dir,
         health=health,
+        styles_dir=config.styles_dir,
         **{"job_timeout": float(config.job_timeout), **options},
     )
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Mapping
 
 from stylebot.errors import ConfigError
+from stylebot.gallery.catalog import DEFAULT_DIR as DEFAULT_STYLES_DIR
 
 #: The repository root (where `.env`, `data/` and `vgg19_cache.pth` live by default).
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +46,8 @@ class Config:
     webhook_secret: str | None = field(default=None, repr=False)
     port: int = 8080
     job_timeout: int = 900  # seconds a job may paint before it is stopped and its user told
+    #: The style gallery: images plus an optional manifest.json (names, credits); a missing folder shows none.
+    styles_dir: Path = DEFAULT_STYLES_DIR
 
     @property
     def db_path(self) -> Path:
@@ -115,6 +118,7 @@ class Config:
 
         data_dir = Path(get("STYLEBOT_DATA_DIR") or ROOT / "data")
         weights = Path(get("STYLEBOT_WEIGHTS") or ROOT / "vgg19_cache.pth")
+        styles_dir = Path(get("STYLEBOT_STYLES_DIR") or DEFAULT_STYLES_DIR)
         return cls(
             token=token or "",
             api_url=api_url,
@@ -131,6 +135,7 @@ class Config:
             webhook_secret=get("STYLEBOT_WEBHOOK_SECRET"),
             port=_int(get, "PORT", 8080, low=1, high=65535),
             job_timeout=_int(get, "STYLEBOT_JOB_TIMEOUT", 900, low=10, high=86400),
+            styles_dir=styles_dir if styles_dir.is_absolute() else Path.cwd() / styles_dir,
         )
 
     def describe(self) -> str:

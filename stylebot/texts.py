@@ -36,8 +36,43 @@ _EN: dict[str, str] = {
         "Privacy: I store only Telegram file ids and your settings; images are fetched when "
         "your job runs and the full-quality result is deleted after {hours} hours or on /forget."
     ),
-    "ask_style": "Got the photo. Now send the picture whose style you want.",
+    "ask_style": "Got the photo. Now send the picture whose style you want, or pick one of mine:",
+    "ask_style_no_gallery": "Got the photo. Now send the picture whose style you want.",
+    # --- style gallery ------------------------------------------------
+    "gallery_caption": "🖼 My styles: tap a name to use one.",
+    "gallery_button": "{n}. {name}",
+    "gallery_prev": "◀",
+    "gallery_next": "▶",
+    "gallery_picked": "You picked: {name}",
+    "another_style_gallery": "Send the new style picture (your photo is kept), or pick one of mine:",
+    "result_style_credit": "{name} — {credit}",
     "ask_style_recent": "Got the photo. Now send a style picture, or tap one of your recent styles:",
+    # --- group chats (privacy mode: the bot sees only commands and replies to it) ---
+    "group_start": (
+        "Hi! In a group I work like this:\n\n"
+        "1. Reply /style to a photo (or send a photo with the caption /style).\n"
+        "2. Reply to my answer with the picture whose style you want.\n\n"
+        "The result comes as a reply to you, and only you can use its buttons. "
+        "/settings works in a private chat with me; /help explains more."
+    ),
+    "group_help": (
+        "Neural style transfer in a group:\n\n"
+        "• Reply /style to a photo, or send a photo with the caption /style.\n"
+        "• Then reply to my answer with the style picture (a photo or an image file).\n"
+        "• A result takes about a minute at {size} px and replies to your message; its buttons "
+        "(Stronger, Weaker, Another style, Full quality file) work only for you.\n"
+        "• /cancel stops your job; /settings and /forget: in a private chat with me.\n\n"
+        "Results are kept {hours} hours."
+    ),
+    "group_style_prompt": "Got the photo, {name}. Now reply to this message with the picture whose style you want.",
+    "group_style_howto": (
+        "Reply /style to a photo (or send a photo with the caption /style), "
+        "then reply to my answer with a style picture."
+    ),
+    "group_send_picture": "Please reply with a picture (a photo or an image file) for the style.",
+    "group_settings_private": "Settings are personal: use /settings in a private chat with me.",
+    "not_your_buttons": "These buttons belong to {name}.",
+    "not_your_buttons_anon": "These buttons belong to someone else.",
     "recent_style_button": "🎨 Style {n}",
     "ask_content_first": "Send me the photo to repaint first (then the style).",
     "queued": "In the queue: position {position}. I will update this message.",
@@ -72,6 +107,7 @@ _EN: dict[str, str] = {
     "text_instead_of_image": "Please send an image (a photo or an image file). /help explains.",
     "unknown_command": "I don't know that command. Try /help.",
     "album_extra": "I use the first two images of an album: the first as the photo, the second as the style.",
+    "album_too_many": "That album has {count} images; I take 2 (the photo, then a style) or 3 (the photo, then two styles to mix). Please send it again with fewer.",
     # --- bad input ----------------------------------------------------
     "bad_not_image": "That file is not an image I can use. Please send a JPEG, PNG, WebP or HEIC picture.",
     "bad_too_big_file": "That file is larger than 20 MB, which Telegram does not let bots download. Please send a smaller image.",
@@ -92,8 +128,15 @@ _EN: dict[str, str] = {
     "btn_weaker": "Weaker",
     "btn_another_style": "Another style",
     "btn_full_quality": "Full quality file",
+    "btn_timelapse": "🎞 How it was painted",
+    "btn_mix_with": "Mix with another style",
+    "btn_mix_ratio": "{first}/{second}",
+    "mix_ask": "Send a second style picture, or pick one: I'll mix it with this result's style (your photo is kept).",
+    "mix_caption": "mixed styles: {first}% first · {second}% second",
+    "mix_same": "This result already has that mix.",
     "another_style": "Send the new style picture (your photo is kept).",
     "full_quality_gone": "That file is no longer stored (results are kept {hours} hours). Run the job again.",
+    "timelapse_gone": "That animation is no longer stored (it is kept {hours} hours with the result).",
     "stale_button": "That button is out of date.",
     "strength_limit": "The style is already at its {which}.",
     "strongest": "strongest",
@@ -124,8 +167,42 @@ _RU: dict[str, str] = {
         "Приватность: я храню только идентификаторы файлов Telegram и ваши настройки; изображения "
         "скачиваются, когда задача запускается, а результат в полном качестве удаляется через {hours} ч или по /forget."
     ),
-    "ask_style": "Фото получено. Теперь пришлите картинку, стиль которой нужен.",
+    "ask_style": "Фото получено. Теперь пришлите картинку, стиль которой нужен, или выберите один из моих:",
+    "ask_style_no_gallery": "Фото получено. Теперь пришлите картинку, стиль которой нужен.",
+    "gallery_caption": "🖼 Мои стили: нажмите на название, чтобы выбрать.",
+    "gallery_button": "{n}. {name}",
+    "gallery_prev": "◀",
+    "gallery_next": "▶",
+    "gallery_picked": "Вы выбрали: {name}",
+    "another_style_gallery": "Пришлите новую картинку стиля (фото сохранено) или выберите один из моих:",
+    "result_style_credit": "{name} — {credit}",
     "ask_style_recent": "Фото получено. Теперь пришлите картинку стиля или выберите один из недавних:",
+    # --- group chats (privacy mode: the bot sees only commands and replies to it) ---
+    "group_start": (
+        "Привет! В группе я работаю так:\n\n"
+        "1. Ответьте на фото командой /style (или пришлите фото с подписью /style).\n"
+        "2. Ответьте на моё сообщение картинкой, стиль которой нужен.\n\n"
+        "Результат придёт ответом на ваше сообщение, и его кнопки работают только для вас. "
+        "/settings — в личном чате со мной; подробнее: /help."
+    ),
+    "group_help": (
+        "Перенос стиля в группе:\n\n"
+        "• Ответьте на фото командой /style или пришлите фото с подписью /style.\n"
+        "• Затем ответьте на моё сообщение картинкой стиля (фото или файлом).\n"
+        "• Результат при {size} px занимает около минуты и приходит ответом на ваше сообщение; "
+        "его кнопки (Сильнее, Слабее, Другой стиль, Файл в полном качестве) работают только для вас.\n"
+        "• /cancel останавливает вашу задачу; /settings и /forget — в личном чате со мной.\n\n"
+        "Результаты хранятся {hours} ч."
+    ),
+    "group_style_prompt": "Фото получено, {name}. Теперь ответьте на это сообщение картинкой, стиль которой нужен.",
+    "group_style_howto": (
+        "Ответьте на фото командой /style (или пришлите фото с подписью /style), "
+        "затем ответьте на моё сообщение картинкой стиля."
+    ),
+    "group_send_picture": "Ответьте, пожалуйста, картинкой стиля (фото или файлом с изображением).",
+    "group_settings_private": "Настройки личные: используйте /settings в личном чате со мной.",
+    "not_your_buttons": "Эти кнопки принадлежат пользователю {name}.",
+    "not_your_buttons_anon": "Эти кнопки принадлежат другому пользователю.",
     "recent_style_button": "🎨 Стиль {n}",
     "ask_content_first": "Сначала пришлите фото, которое нужно перерисовать (потом стиль).",
     "queued": "В очереди: позиция {position}. Я буду обновлять это сообщение.",
@@ -159,6 +236,7 @@ _RU: dict[str, str] = {
     "text_instead_of_image": "Пришлите изображение (фото или файл с картинкой). Подробнее: /help.",
     "unknown_command": "Не знаю такой команды. Попробуйте /help.",
     "album_extra": "Из альбома я беру первые два изображения: первое — фото, второе — стиль.",
+    "album_too_many": "В альбоме {count} изображений; я беру 2 (фото, затем стиль) или 3 (фото, затем два стиля для смешивания). Пришлите его заново, поменьше.",
     "bad_not_image": "Этот файл не похож на изображение. Пришлите JPEG, PNG, WebP или HEIC.",
     "bad_too_big_file": "Файл больше 20 МБ — Telegram не даёт ботам скачивать такие. Пришлите изображение поменьше.",
     "bad_corrupt": "Изображение повреждено или не полностью загружено. Пришлите другое.",
@@ -176,8 +254,15 @@ _RU: dict[str, str] = {
     "btn_weaker": "Слабее",
     "btn_another_style": "Другой стиль",
     "btn_full_quality": "Файл в полном качестве",
+    "btn_timelapse": "🎞 Как это рисовалось",
+    "btn_mix_with": "Смешать с другим стилем",
+    "btn_mix_ratio": "{first}/{second}",
+    "mix_ask": "Пришлите вторую картинку стиля или выберите её: я смешаю её со стилем этого результата (фото сохранено).",
+    "mix_caption": "смесь стилей: {first}% первого · {second}% второго",
+    "mix_same": "У этого результата уже такая смесь.",
     "another_style": "Пришлите новую картинку стиля (фото сохранено).",
     "full_quality_gone": "Этот файл уже не хранится (результаты хранятся {hours} ч). Запустите задачу заново.",
+    "timelapse_gone": "Эта анимация уже не хранится (она хранится {hours} ч вместе с результатом).",
     "stale_button": "Эта кнопка устарела.",
     "strength_limit": "Стиль уже на пределе: {which}.",
     "strongest": "самый сильный",

@@ -20,6 +20,7 @@ dropped transfer ends in a retry or a :class:`TelegramError`, never a hang.
 from __future__ import annotations
 
 import http.client
+import io
 import logging
 import threading
 import time
@@ -136,8 +137,11 @@ class Telegram:
         raise TelegramError(f"{_name(fn)} failed after {self.attempts} attempts")
 
     # --- intent-named helpers -------------------------------------------
-    def send_text(self, chat_id: int, text: str, markup: types.InlineKeyboardMarkup | None = None) -> types.Message:
-        return self.call(self.bot.send_message, chat_id, text, reply_markup=markup)
+    def send_text(
+        self, chat_id: int, text: str, markup: types.InlineKeyboardMarkup | types.ForceReply | None = None,
+        reply_to: int | None = None,
+    ) -> types.Message:
+        return self.call(self.bot.send_message, chat_id, text, reply_markup=markup, **_replying(reply_to))
 
     def edit_text(self, chat_id: int, message_id: int, text: str, markup=None) -> None:
         self.call(self.bot.edit_message_text, text, chat_id, message_id, reply_markup=markup)
@@ -149,15 +153,38 @@ class Telegram:
         media = types.InputMediaPhoto(jpeg, caption=caption)
         self.call(self.bot.edit_message_media, media, chat_id, message_id)
 
-    def send_photo(self, chat_id: int, jpeg: bytes, caption: str | None = None, markup=None) -> types.Message:
-        return self.call(self.bot.send_photo, chat_id, jpeg, caption=caption, reply_markup=markup)
+    def send_photo(
+        self, chat_id: int, jpeg: bytes | str, caption: str | None = None, markup=None, reply_to: int | None = None
+    ) -> types.Message:
+        return self.call(self.bot.send_photo, chat_id, jpeg, caption=caption, reply_markup=markup,
+                         **_replying(reply_to))
 
     def send_document(
-        self, chat_id: int, data: bytes, file_name: str, caption: str | None = None, markup=None
+        self, chat_id: int, data: bytes, file_name: str, caption: str | None = None, markup=None,
+        reply_to: int | None = None,
     ) -> types.Message:
         return self.call(
-            self.bot.send_document, chat_id, data, caption=caption, reply_markup=markup, visible_file_name=file_name
+            self.bot.send_document, chat_id, data, caption=caption, reply_markup=markup, visible_file_name=file_name,
+            **_replying(reply_to),
         )
+
+    def send_animation(
+        self, chat_id: int, data: bytes, file_name: str, size: tuple[int, int] | None = None,
+        caption: str | None = None, reply_to: int | None = None,
+    ) -> types.Message:
+        """An animation Telegram plays inline (GIF or MP4), e.g. the "How it was painted" timelapse.
+
+        The upload is named (Telegram tells a GIF by its name too) and rebuilt on
+        each attempt: a retry must not send a stream already read to its end.
+        """
+        width, height = size if size is not None else (None, None)
+
+        def send_animation() -> types.Message:
+            upload = types.InputFile(io.BytesIO(data), file_name=file_name)
+            return self.bot.send_animation(chat_id, upload, caption=caption, width=width, height=height,
+                                           **_replying(reply_to))
+
+        return self.call(send_animation)
 
     def delete(self, chat_id: int, message_id: int) -> None:
         try:
@@ -238,6 +265,16 @@ class Telegram:
             if expected is not None and len(data) != expected:
                 raise _Dropped(f"short body: {len(data)} of {expected} bytes")
             return bytes(data)
+
+
+def _replying(reply_to: int | None) -> dict[str, Any]:
+    """``reply_parameters`` for a reply (groups: the answer sits under the user's message), or nothing.
+
+    Sent even when the user has deleted that message since: a lost reply must not lose the answer.
+    """
+    if reply_to is None:
+        return {}
+    return {"reply_parameters": types.ReplyParameters(reply_to, allow_sending_without_reply=True)}
 
 
 def _file_url(token: str, file_path: str) -> str:

@@ -19,14 +19,17 @@ from telebot import types
 from telebot.callback_data import CallbackData
 
 from stylebot import images, texts
-from stylebot.chat import keyboards
+from stylebot.chat import groups, keyboards
 from stylebot.chat.filters import Incoming, incoming_image, sender
+from stylebot.chat.gallery import Gallery
 from stylebot.chat.keyboards import NAMED_STRENGTHS
+from stylebot.chat.mix import MixDialog
 from stylebot.config import Config
 from stylebot.errors import BadImage, TelegramError, UserGone
+from stylebot.gallery.catalog import DEFAULT_DIR as DEFAULT_STYLES_DIR
 from stylebot.jobs.job import Job, JobQueue
-from stylebot.jobs.results import RESULT_HOURS, result_path
-from stylebot.store.base import STEP_CONTENT, STEP_STYLE, Dialog, StateStore, UserSettings
+from stylebot.jobs.results import RESULT_HOURS, result_path, timelapse_path
+from stylebot.store.base import STEP_CONTENT, STEP_MIX, STEP_STYLE, Dialog, StateStore, UserSettings
 from stylebot.tg import Telegram
 
 log = logging.getLogger(__name__)
@@ -48,8 +51,11 @@ class Handlers:
         default_size: int,
         size_choices: list[int],
         rate_limit: int,
+        styles_dir: Path | None = None,
     ) -> None:
         self.bot, self.store, self.queue, self.tg = bot, store, queue, tg
+        self.gallery = Gallery(tg, store, styles_dir if styles_dir is not None else DEFAULT_STYLES_DIR)
+        self.mix = MixDialog(self)  # mixed styles: 3-image albums, "Mix with another style", ratio buttons
         self.results_dir = results_dir
         self.default_size = default_size
         self.size_choices = size_choices
@@ -69,6 +75,7 @@ class Handlers:
             default_size=config.image_size,
             size_choices=config.size_choices(gpu),
             rate_limit=config.rate_limit,
+            styles_dir=config.styles_dir,
         )
 
     # --- helpers -------------------------------------------------------
@@ -150,6 +157,7 @@ class Handlers:
                 time.sleep(0.05)
         for job_id in self.store.forget_user(user):
             result_path(self.results_dir, job_id).unlink(missing_ok=True)
+            timelapse_path(self.results_dir, job_id).unlink(missing_ok=True)
         self.reply(message, "forgotten")
 
     def settings(self, message: types.Message) -> None:
@@ -195,7 +203,7 @@ class Handlers:
             self.store.reset_dialog(user, chat)
 
     def album(self, message: types.Message) -> None:
-        """Two images sent together: the first is the photo, the second the style."""
+        """Images sent together: the photo, then one style (or two to mix; see :mod:`.mix`)."""
         image = incoming_image(message)
         group = message.media_group_id
         if image is None or group is None:
@@ -207,20 +215,18 @@ class Handlers:
         items = self.store.add_album_item(
             group, user, message.message_id, image.file_id, image.thumb_file_id, chat_id=chat
         )
-        if len(items) == 2:
-            content, style = items
-            if self.submit(chat, sender(message), content.file_id, style.file_id):
-                self.store.remember_style(user, style.file_id, style.thumb_file_id)
-                self.store.reset_dialog(user, chat)
-        elif len(items) == 3:
-            self.reply(message, "album_extra")
+        self.mix.album_item(message, items)  # answered once the album is complete (2, 3 or too many)
 
     def ask_style(self, chat_id: int, user: types.User) -> None:
         lang = self.lang(user)
         recent = self.store.recent_styles(user.id)
         if not recent:
-            self.tg.send_text(chat_id, texts.t(lang, "ask_style"))
+            # The gallery sheet carries the prompt as its caption; without one, the prompt is words only.
+            if not self.gallery.show(chat_id, lang, texts.t(lang, "ask_style")):
+                self.tg.send_text(chat_id, texts.t(lang, "ask_style_no_gallery"))
             return
+        # The gallery first: the recent styles and their buttons end the prompt.
+        self.gallery.show(chat_id, lang, texts.t(lang, "gallery_caption"))
         thumbs = [s.thumb_file_id or s.file_id for s in recent]
         try:
             if len(thumbs) == 1:
@@ -244,19 +250,28 @@ class Handlers:
         strength: float | None = None,
         size: int | None = None,
         keep_colors: bool | None = None,
+        reply_to: int | None = None,
+        style_slug: str | None = None,
+        style2_file_id: str | None = None,
+        style2_slug: str | None = None,
+        mix: float = 0.5,
     ) -> bool:
-        """Queue a job if the user may have one now; answer either way."""
+        """Queue a job if the user may have one now; answer either way.
+
+        ``reply_to``: in a group, the user's message that every answer and the result reply to.
+        """
         lang = self.lang(user)
         health = getattr(self.queue, "health", None)  # jobs.Health: a full disk takes no new jobs
         if health is not None and not health.ok:
-            self.tg.send_text(chat_id, texts.t(lang, "busy_try_later"))
+            self.tg.send_text(chat_id, texts.t(lang, "busy_try_later"), reply_to=reply_to)
             return False
         if self.store.active_job(user.id) is not None:
-            self.tg.send_text(chat_id, texts.t(lang, "already_queued"))
+            self.tg.send_text(chat_id, texts.t(lang, "already_queued"), reply_to=reply_to)
             return False
         wait = self.rate_limited_for(user.id)
         if wait is not None:
-            self.tg.send_text(chat_id, texts.t(lang, "rate_limited", limit=self.rate_limit, minutes=wait))
+            self.tg.send_text(chat_id, texts.t(lang, "rate_limited", limit=self.rate_limit, minutes=wait),
+                              reply_to=reply_to)
             return False
         settings = self.settings_for(user.id)
         job = Job(
@@ -268,11 +283,16 @@ class Handlers:
             strength=strength if strength is not None else settings.strength,
             keep_colors=settings.keep_colors if keep_colors is None else keep_colors,
             lang=lang,
+            reply_to_message_id=reply_to,
+            style_slug=style_slug,
+            style2_file_id=style2_file_id,
+            style2_slug=style2_slug,
+            mix=mix,
         )
 
         def announce(position: int) -> int | None:
             key = "queued_next" if position == 1 else "queued"
-            return self.tg.send_text(chat_id, texts.t(lang, key, position=position)).message_id
+            return self.tg.send_text(chat_id, texts.t(lang, key, position=position), reply_to=reply_to).message_id
 
         self.queue.submit(job, announce)
         log.info("user %s queued job %s", user.id, job.id)
@@ -332,6 +352,10 @@ class Handlers:
         # Both the user and the chat must match: a button acts only where its job painted.
         if job is None or job.user_id != call.from_user.id or call.message is None \
                 or job.chat_id != call.message.chat.id:
+            in_chat = job is not None and call.message is not None and job.chat_id == call.message.chat.id
+            if in_chat and job is not None:  # someone else's result in a group: say whose, do nothing
+                self.answer(call, groups.not_yours(self.lang(call.from_user), call.message))
+                return None
             self.stale(call)
             return None
         return job
@@ -353,7 +377,9 @@ class Handlers:
             return
         self.answer(call)
         self.submit(job.chat_id, call.from_user, job.content_file_id, job.style_file_id,
-                    strength=strength, size=job.size, keep_colors=job.keep_colors)
+                    strength=strength, size=job.size, keep_colors=job.keep_colors, reply_to=job.reply_to_message_id,
+                    style_slug=job.style_slug, style2_file_id=job.style2_file_id, style2_slug=job.style2_slug,
+                    mix=job.mix)
 
     def on_restyle(self, call: types.CallbackQuery) -> None:
         """"Another style": keep the photo, ask for a style again."""
@@ -364,7 +390,8 @@ class Handlers:
         self.store.set_dialog(Dialog(call.from_user.id, STEP_STYLE, job.content_file_id, job.chat_id))
         if self.store.recent_styles(call.from_user.id):
             self.ask_style(job.chat_id, call.from_user)
-        else:
+        elif not self.gallery.show(job.chat_id, self.lang(call.from_user),
+                                   texts.t(self.lang(call.from_user), "another_style_gallery")):
             self.tg.send_text(job.chat_id, texts.t(self.lang(call.from_user), "another_style"))
 
     def on_full(self, call: types.CallbackQuery) -> None:
@@ -375,9 +402,25 @@ class Handlers:
         self.answer(call)
         path = result_path(self.results_dir, job.id)
         if path.is_file():
-            self.tg.send_document(job.chat_id, path.read_bytes(), f"stylized-{job.id}.png")
+            self.tg.send_document(job.chat_id, path.read_bytes(), f"stylized-{job.id}.png",
+                                  reply_to=job.reply_to_message_id)
         else:
             self.tg.send_text(job.chat_id, texts.t(self.lang(call.from_user), "full_quality_gone", hours=RESULT_HOURS))
+
+    def on_timelapse(self, call: types.CallbackQuery) -> None:
+        """"How it was painted": the timelapse GIF kept beside the result, or why it is gone."""
+        job = self.own_job(call, keyboards.LAPSE)
+        if job is None:
+            return
+        self.answer(call)
+        path = timelapse_path(self.results_dir, job.id)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:  # swept after RESULT_HOURS, or forgotten
+            self.tg.send_text(job.chat_id, texts.t(self.lang(call.from_user), "timelapse_gone", hours=RESULT_HOURS),
+                              reply_to=job.reply_to_message_id)
+            return
+        self.tg.send_animation(job.chat_id, data, f"painting-{job.id}.gif", reply_to=job.reply_to_message_id)
 
     def on_recent_style(self, call: types.CallbackQuery) -> None:
         user = call.from_user.id
@@ -389,14 +432,56 @@ class Handlers:
         dialog = self.store.get_dialog(user, chat_id)
         recent = self.store.recent_styles(user)
         n = (keyboards.parse(keyboards.RECENT_STYLE, call.data) or {}).get("n", "")
-        if dialog.step != STEP_STYLE or not dialog.content_file_id or not n.isdigit() or not 1 <= int(n) <= len(recent):
+        if dialog.step not in (STEP_STYLE, STEP_MIX) or not dialog.content_file_id or not n.isdigit() \
+                or not 1 <= int(n) <= len(recent):
             self.stale(call)
             return
         self.answer(call)
         style = recent[int(n) - 1]
-        if self.submit(chat_id, call.from_user, dialog.content_file_id, style.file_id):
+        if dialog.step == STEP_MIX:  # the second style of a mix
+            if self.mix.submit_mix(chat_id, call.from_user, dialog, style.file_id, self.gallery.slug_of(style.file_id)):
+                self.store.remember_style(user, style.file_id, style.thumb_file_id)
+                self.store.reset_dialog(user, chat_id)
+            return
+        if self.submit(chat_id, call.from_user, dialog.content_file_id, style.file_id,
+                       style_slug=self.gallery.slug_of(style.file_id)):  # a gallery style keeps its credit
             self.store.remember_style(user, style.file_id, style.thumb_file_id)
             self.store.reset_dialog(user, chat_id)
+
+    def on_gallery_pick(self, call: types.CallbackQuery) -> None:
+        """A gallery style picked: it becomes the style of the presser's own dialog in this chat.
+
+        Whose sheet it was does not matter (in a group anyone may pick for their own photo); a press
+        with no photo waiting in this chat, or naming a style no longer in the gallery, is stale.
+        """
+        if call.message is None:
+            self.stale(call)
+            return
+        user, chat_id = call.from_user.id, call.message.chat.id
+        slug = (keyboards.parse(keyboards.GALLERY, call.data) or {}).get("slug", "")
+        style = self.gallery.style(slug)
+        dialog = self.store.get_dialog(user, chat_id)
+        if style is None or dialog.step not in (STEP_STYLE, STEP_MIX) or not dialog.content_file_id:
+            self.stale(call)
+            return
+        self.answer(call)
+        lang = self.lang(call.from_user)
+        file_id, thumb = self.gallery.style_file_id(chat_id, lang, style)
+        mixing = dialog.step == STEP_MIX  # the second style of a mix
+        if self.mix.submit_mix(chat_id, call.from_user, dialog, file_id, style.slug) if mixing else \
+                self.submit(chat_id, call.from_user, dialog.content_file_id, file_id, style_slug=style.slug):
+            self.store.remember_style(user, file_id, thumb)
+            self.store.reset_dialog(user, chat_id)
+
+    def on_gallery_page(self, call: types.CallbackQuery) -> None:
+        """◀ ▶ under the gallery sheet: the same message shows another page."""
+        page = (keyboards.parse(keyboards.GALLERY_PAGE, call.data) or {}).get("page", "")
+        if call.message is None or not page.isdigit() or not 0 <= int(page) < self.gallery.pages():
+            self.stale(call)
+            return
+        self.answer(call)
+        self.gallery.turn(call.message.chat.id, call.message.message_id, call.message.caption,
+                          self.lang(call.from_user), int(page))
 
     def answer(self, call: types.CallbackQuery, text: str | None = None) -> None:
         try:

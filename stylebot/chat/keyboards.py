@@ -8,6 +8,9 @@ keep working, so they must stay byte-identical:
 
     set:size:48  set:strength:strong  set:colors:1
     rerun:<job_id>:stronger|weaker  restyle:<job_id>  full:<job_id>  style:<n>
+    lapse:<job_id>
+    gal:<slug>  galp:<page>
+    mixwith:<job_id>  mix:<job_id>:25|50|75
 """
 
 from __future__ import annotations
@@ -27,12 +30,24 @@ RERUN = CallbackData("job_id", "direction", prefix="rerun")
 RESTYLE = CallbackData("job_id", prefix="restyle")
 #: "Full quality file" under a result: the PNG kept on disk.
 FULL = CallbackData("job_id", prefix="full")
+#: "How it was painted" under a result: the timelapse GIF kept beside the PNG.
+LAPSE = CallbackData("job_id", prefix="lapse")
+#: "Mix with another style" under a one-style result: ask for a second style to mix with the first.
+MIX_WITH = CallbackData("job_id", prefix="mixwith")
+#: A mix ratio under a mixed result: the second style's share in percent (one of MIX_SHARES).
+MIX = CallbackData("job_id", "share", prefix="mix")
 #: One of the user's recent styles, numbered from 1 as in the preview album.
 RECENT_STYLE = CallbackData("n", prefix="style")
+#: A style picked from the gallery, by its slug (a file's stem: no ":"; stale once removed).
+GALLERY = CallbackData("slug", prefix="gal")
+#: A gallery page (from 0): the sheet message is edited to show it.
+GALLERY_PAGE = CallbackData("page", prefix="galp")
 
 #: The three strengths named in /settings (button value -> style weight multiplier).
 NAMED_STRENGTHS = {"weak": 0.5, "normal": 1.0, "strong": 2.0}
 DIRECTIONS = ("stronger", "weaker")
+#: The mix ratios offered under a mixed result (the second style's share, %).
+MIX_SHARES = ("25", "50", "75")
 
 
 def parse(factory: CallbackData, data: str | None) -> dict[str, str] | None:
@@ -74,10 +89,11 @@ def settings_keyboard(lang: str, s: UserSettings, size_choices: list[int]) -> ty
     return markup
 
 
-def result_buttons(job: Job, full: bool = True) -> types.InlineKeyboardMarkup:
+def result_buttons(job: Job, full: bool = True, lapse: bool = False) -> types.InlineKeyboardMarkup:
     """Buttons under the result; callback data carries the job id, nothing else.
 
-    ``full=False`` (the PNG could not be saved) leaves out "Full quality file".
+    ``full=False`` (the PNG could not be saved) leaves out "Full quality file";
+    ``lapse=True`` (the timelapse GIF was saved) adds "How it was painted".
     """
 
     def t(key: str) -> str:
@@ -92,7 +108,24 @@ def result_buttons(job: Job, full: bool = True) -> types.InlineKeyboardMarkup:
     if full:
         row.append(types.InlineKeyboardButton(t("btn_full_quality"), callback_data=FULL.new(job.id)))
     markup.add(*row)
+    if lapse:
+        markup.add(types.InlineKeyboardButton(t("btn_timelapse"), callback_data=LAPSE.new(job.id)))
+    add_mix_buttons(markup, job)
     return markup
+
+
+def add_mix_buttons(markup: types.InlineKeyboardMarkup, job: Job) -> None:
+    """A mixed result gets the ratio row (the current one ticked); a one-style result "Mix with another style"."""
+    if job.style2_file_id is None:
+        markup.add(types.InlineKeyboardButton(texts.t(job.lang, "btn_mix_with"), callback_data=MIX_WITH.new(job.id)))
+        return
+    current = str(round(job.mix * 100))
+
+    def label(share: str) -> str:
+        text = texts.t(job.lang, "btn_mix_ratio", first=100 - int(share), second=share)
+        return f"✓ {text}" if share == current else text
+
+    markup.row(*[types.InlineKeyboardButton(label(s), callback_data=MIX.new(job.id, s)) for s in MIX_SHARES])
 
 
 def recent_style_buttons(lang: str, count: int) -> types.InlineKeyboardMarkup:
@@ -104,4 +137,26 @@ def recent_style_buttons(lang: str, count: int) -> types.InlineKeyboardMarkup:
             for n in range(1, count + 1)
         ]
     )
+    return markup
+
+
+def gallery_buttons(
+    lang: str, names: list[tuple[int, str, str]], page: int, pages: int, columns: int = 2
+) -> types.InlineKeyboardMarkup:
+    """The gallery sheet's buttons: ``(number on the sheet, slug, name)`` each, then ◀ n/m ▶ when paged."""
+    markup = types.InlineKeyboardMarkup(row_width=columns)
+    markup.add(
+        *[
+            types.InlineKeyboardButton(texts.t(lang, "gallery_button", n=n, name=name), callback_data=GALLERY.new(slug))
+            for n, slug, name in names
+        ]
+    )
+    if pages > 1:  # ◀ and ▶ wrap around; the middle one names the page (and just shows it again)
+        markup.row(
+            types.InlineKeyboardButton(texts.t(lang, "gallery_prev"),
+                                       callback_data=GALLERY_PAGE.new((page - 1) % pages)),
+            types.InlineKeyboardButton(f"{page + 1}/{pages}", callback_data=GALLERY_PAGE.new(page)),
+            types.InlineKeyboardButton(texts.t(lang, "gallery_next"),
+                                       callback_data=GALLERY_PAGE.new((page + 1) % pages)),
+        )
     return markup

@@ -20,10 +20,11 @@ from telebot import types
 from stylebot import texts
 from stylebot.chat import keyboards
 from stylebot.chat.filters import AlbumFilter, CallbackFilter, ImageFilter, StepFilter
+from stylebot.chat.groups import register_groups
 from stylebot.chat.handlers import Handlers
 from stylebot.errors import UserGone
 from stylebot.jobs.health import resource_trouble
-from stylebot.store.base import STEP_STYLE
+from stylebot.store.base import STEP_MIX, STEP_STYLE
 from stylebot.tg import Telegram
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ def register(bot: telebot.TeleBot, h: Handlers) -> None:
     media = ["photo", "document"]
     g = functools.partial(guarded, tg=h.tg)
     on = bot.register_message_handler
+    register_groups(bot, h, g)  # group chats first: their own flow under privacy mode (chat/groups.py)
     on(g(h.start), commands=["start"])
     on(g(h.help), commands=["help"])
     on(g(h.cancel), commands=["cancel"])
@@ -104,15 +106,21 @@ def register(bot: telebot.TeleBot, h: Handlers) -> None:
     on(g(h.unknown_command), func=lambda m: (m.text or "").startswith("/"))
     on(g(h.album), content_types=media, album=True)
     on(g(h.style), content_types=media, image=True, step=STEP_STYLE)
+    on(g(h.mix.second_style), content_types=media, image=True, step=STEP_MIX)
     on(g(h.content), content_types=media, image=True)
     on(g(h.not_an_image), func=lambda m: True, content_types=telebot.util.content_type_media)
     # Presses whose data does not parse (an old layout, a forged button) fall through to the stale answer.
     cb = bot.register_callback_query_handler
     cb(g(h.on_settings), _always, button=keyboards.SETTINGS.filter())
     cb(g(h.on_recent_style), _always, button=keyboards.RECENT_STYLE.filter())
+    cb(g(h.on_gallery_pick), _always, button=keyboards.GALLERY.filter())
+    cb(g(h.on_gallery_page), _always, button=keyboards.GALLERY_PAGE.filter())
     cb(g(h.on_rerun), _always, button=keyboards.RERUN.filter(direction=keyboards.DIRECTIONS))
     cb(g(h.on_restyle), _always, button=keyboards.RESTYLE.filter())
     cb(g(h.on_full), _always, button=keyboards.FULL.filter())
+    cb(g(h.on_timelapse), _always, button=keyboards.LAPSE.filter())
+    cb(g(h.mix.on_mix_with), _always, button=keyboards.MIX_WITH.filter())
+    cb(g(h.mix.on_mix), _always, button=keyboards.MIX.filter(share=keyboards.MIX_SHARES))
     cb(g(h.stale), _always)
 
 

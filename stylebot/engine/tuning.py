@@ -14,7 +14,9 @@ OpenMP threads fighting for one free core wait at every barrier. So each level t
   leaves a core to the bot, another worker or a neighbour.
 
 An evaluation is the same work at every step of a level, so a later one much slower than its probe means the
-machine changed: the other count is timed again (:data:`REPROBE_ABOVE`). Levels with fewer than
+machine changed: after two such in a row the other count is timed again (:data:`REPROBE_ABOVE`), and
+every :data:`RECHECK_EVERY` evaluations anyway, since a neighbour leaving does not slow the chosen count
+down (on the coarse level, where evaluations are cheap, this costs next to nothing). Levels with fewer than
 :data:`MIN_PROBE_EVALS` evaluations keep the previous choice.
 
 Thread counts are set in the calling thread only and only on OpenMP builds (see
@@ -30,7 +32,9 @@ import logging
 
 import torch
 
-__all__ = ["MARGIN", "MIN_PROBE_EVALS", "REPROBE_ABOVE", "TWICE_FROM_EVALS", "LevelThreads", "use_threads"]
+__all__ = [
+    "MARGIN", "MIN_PROBE_EVALS", "RECHECK_EVERY", "REPROBE_ABOVE", "TWICE_FROM_EVALS", "LevelThreads", "use_threads",
+]
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +44,10 @@ MARGIN = 0.9
 MIN_PROBE_EVALS = 5
 #: Levels with at least this many evaluations probe each count twice (1, n, 1, n).
 TWICE_FROM_EVALS = 16
-#: An evaluation at the chosen count this much slower than its probe triggers a new probe of the other count.
+#: Two evaluations in a row at the chosen count this much slower than its probe trigger a probe of the other.
 REPROBE_ABOVE = 1.4
+#: Evaluations on the chosen count after which the other is timed again anyway (a neighbour may have left).
+RECHECK_EVERY = 16
 
 
 def use_threads(n: int) -> None:
@@ -67,6 +73,7 @@ class LevelThreads:
         self.chosen: int | None = None if self.probing else (previous if adaptive else full)
         self.times: dict[int, float] = {}
         self._evals = 0
+        self._since = self._slow = 0  # evaluations on the chosen count since the last decision; slow ones in a row
         self._current = full if self.probing else self.chosen  # warm-up runs on the full count
         self.reprobes = 0
         if not self.probing:
@@ -100,18 +107,22 @@ class LevelThreads:
                 self._current = self._queue[0]
                 return
             self._decide()
-        elif seconds > REPROBE_ABOVE * self.times[ran]:  # the machine changed under us: try the other count
-            self.times[ran] = seconds
-            other = 1 if ran != 1 else self.full
-            self._queue = [other]
-            self._current = other
-            self.reprobes += 1
+        else:  # on the chosen count
+            self._since += 1
+            self._slow = self._slow + 1 if seconds > REPROBE_ABOVE * self.times[ran] else 0
+            if self._slow >= 2 or self._since >= RECHECK_EVERY:  # the machine changed, or may have
+                self.times[ran] = seconds
+                other = 1 if ran != 1 else self.full
+                self._queue = [other]
+                self._current = other
+                self.reprobes += 1
 
     def _decide(self) -> None:
         one, full = self.times[1], self.times[self.full]
         first = self.chosen is None
         self.chosen = self.full if full < MARGIN * one else 1
         self._current = self.chosen
+        self._since = self._slow = 0
         other = 1 if self.chosen != 1 else self.full
         msg = "level %s: %d thread%s (%.2f s/eval vs %.2f s with %d)"
         args = (self.label, self.chosen, "" if self.chosen == 1 else "s", self.times[self.chosen],

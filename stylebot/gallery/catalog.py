@@ -7,10 +7,11 @@ A folder without ``manifest.json`` still works: one entry per image, named after
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["DEFAULT_DIR", "IMAGE_SUFFIXES", "GalleryStyle", "load_gallery"]
+__all__ = ["DEFAULT_DIR", "IMAGE_SUFFIXES", "GalleryStyle", "cached_gallery", "find_style", "load_gallery"]
 
 #: The styles shipped with the bot (made by :mod:`stylebot.gallery.generate`).
 DEFAULT_DIR = Path(__file__).parent / "styles"
@@ -69,3 +70,39 @@ def load_gallery(directory: str | Path = DEFAULT_DIR) -> list[GalleryStyle]:
         for p in sorted(root.iterdir())
         if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
     ]
+
+
+_cache: dict[Path, tuple[tuple[int, int], list[GalleryStyle]]] = {}
+_cache_lock = threading.Lock()
+
+
+def _stamp(root: Path) -> tuple[int, int]:
+    """What changes when a style is added, removed or renamed: the folder's and the manifest's mtimes."""
+    def mtime(path: Path) -> int:
+        try:
+            return path.stat().st_mtime_ns
+        except OSError:
+            return -1
+    return mtime(root), mtime(root / "manifest.json")
+
+
+def cached_gallery(directory: str | Path = DEFAULT_DIR) -> list[GalleryStyle]:
+    """:func:`load_gallery`, read again only when the folder or its manifest changed.
+
+    Every prompt and every result caption asks for the gallery; two ``stat`` calls are all that costs.
+    """
+    root = Path(directory)
+    stamp = _stamp(root)
+    with _cache_lock:
+        hit = _cache.get(root)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+    styles = load_gallery(root)
+    with _cache_lock:
+        _cache[root] = (stamp, styles)
+    return styles
+
+
+def find_style(directory: str | Path, slug: str) -> GalleryStyle | None:
+    """The style called ``slug`` in ``directory`` (cached), or ``None`` (removed since, or never there)."""
+    return next((s for s in cached_gallery(directory) if s.slug == slug), None)

@@ -35,9 +35,9 @@ def strength_label(lang: str, strength: float) -> str:
     return texts.t(lang, key) if key else texts.t(lang, "strength_custom", value=f"{strength:g}")
 
 
-def result_caption(job: Job, size: tuple[int, int]) -> str:
+def result_caption(job: Job, size: tuple[int, int], styles_dir: Path | None = None) -> str:
     colors = texts.t(job.lang, "colors_kept" if job.keep_colors else "colors_style")
-    return texts.t(
+    caption = texts.t(
         job.lang,
         "result_caption",
         width=size[0],
@@ -45,10 +45,32 @@ def result_caption(job: Job, size: tuple[int, int]) -> str:
         strength=strength_label(job.lang, job.strength),
         colors=colors,
     )
+    if job.style2_file_id:  # mixed styles: say so, with the ratio the buttons below change
+        second = round(job.mix * 100)
+        caption += " · " + texts.t(job.lang, "mix_caption", first=100 - second, second=second)
+    return "\n".join([caption, *style_credits(job, styles_dir)])  # gallery styles: name and credit
+
+
+def style_credits(job: Job, styles_dir: Path | None = None) -> list[str]:
+    """One line per gallery style of ``job`` still in the gallery (a cached catalog: two stats a call)."""
+    from stylebot.gallery.catalog import DEFAULT_DIR, find_style
+
+    lines = []
+    for slug in (job.style_slug, job.style2_slug):
+        style = find_style(styles_dir or DEFAULT_DIR, slug) if slug else None
+        if style is not None:
+            name, credit = style.name(job.lang), style.credit_text(job.lang)
+            lines.append(texts.t(job.lang, "result_style_credit", name=name, credit=credit) if credit else name)
+    return lines
 
 
 def result_path(results_dir: Path, job_id: str) -> Path:
     return results_dir / f"{job_id}.png"
+
+
+def timelapse_path(results_dir: Path, job_id: str) -> Path:
+    """The "How it was painted" GIF: kept, swept and forgotten with the result PNG."""
+    return results_dir / f"{job_id}.gif"
 
 
 def sweep_results(results_dir: Path, hours: float = RESULT_HOURS) -> int:
@@ -57,7 +79,7 @@ def sweep_results(results_dir: Path, hours: float = RESULT_HOURS) -> int:
         return 0
     cutoff = time.time() - hours * 3600
     removed = 0
-    for path in results_dir.glob("*.png"):
+    for path in [*results_dir.glob("*.png"), *results_dir.glob("*.gif")]:  # results and their timelapses
         try:
             if path.stat().st_mtime < cutoff:
                 path.unlink()

@@ -22,11 +22,12 @@ from typing import Any
 from stylebot import images, texts
 from stylebot.chat.keyboards import result_buttons
 from stylebot.errors import BadImage, Cancelled, TelegramError, UserGone
-from stylebot.jobs import results
+from stylebot.jobs import results, timelapse
 from stylebot.jobs.health import Health, OutcomeNotRecorded, resource_trouble
 from stylebot.jobs.job import JOB_TIMEOUT, MAX_CRASHES, Job, JobStatus, Stop, crashes
 from stylebot.jobs.results import result_caption, result_path, sweep_now_and_then
 from stylebot.jobs.status import StatusReporter
+from stylebot.jobs.timelapse import FrameRecorder
 from stylebot.store.base import STEP_STYLE, Dialog, StateStore
 from stylebot.tg import Telegram
 
@@ -54,6 +55,8 @@ class Context:
     job_timeout: float = JOB_TIMEOUT
     #: Told when the disk refuses the result file (the worker then probes until it takes writes).
     health: Health | None = None
+    #: The style gallery, for the credit line of a gallery style in the caption (None: the shipped one).
+    styles_dir: Path | None = None
 
 
 def run_job(job: Job, stop: Stop, ctx: Context) -> None:
@@ -74,18 +77,23 @@ def run_job(job: Job, stop: Stop, ctx: Context) -> None:
         reporter.start()
         content = _fetch(ctx, job, job.content_file_id, "bad_content_later")
         style = _fetch(ctx, job, job.style_file_id, "bad_style_later") if content is not None else None
-        if content is None or style is None:
+        # Mixed styles: the second style too; the engine mixes both in one objective (job.mix via ctx.params).
+        style2 = _fetch(ctx, job, job.style2_file_id, "bad_style_later") \
+            if job.style2_file_id and style is not None else None
+        if content is None or style is None or (job.style2_file_id and style2 is None):
             reporter.close()
             reporter.finish(None)
             return
+        frames = FrameRecorder()  # "How it was painted": small snapshots along the way
         result = ctx.engine.stylize(
-            content, style, ctx.params(job), on_progress=reporter.on_progress, cancel=stop.event
+            content, style, ctx.params(job), on_progress=frames.along(reporter.on_progress), cancel=stop.event,
+            **({"style2": style2} if style2 is not None else {}),
         )
-        del content, style
+        del content, style, style2
         reporter.close()
         if reporter.error is not None:
             raise reporter.error
-        _deliver(ctx, job, result)
+        _deliver(ctx, job, result, frames)
     except Exception as exc:
         reporter.close()
         _ended_badly(ctx, job, stop, reporter, exc)
@@ -112,7 +120,7 @@ def _record(job: Job, write: Callable[[], None]) -> None:
 def _tell(ctx: Context, job: Job, key: str, **values: Any) -> None:
     """A message to the job's user that must not turn one failure into two."""
     try:
-        ctx.tg.send_text(job.chat_id, texts.t(job.lang, key, **values))
+        ctx.tg.send_text(job.chat_id, texts.t(job.lang, key, **values), reply_to=job.reply_to_message_id)
     except TelegramError as exc:
         log.info("job %s: could not tell the user (%s): %s", job.id, key, exc.description)
 
@@ -191,11 +199,11 @@ def _fetch(ctx: Context, job: Job, file_id: str, failure_key: str):
             ctx.store.set_dialog(Dialog(job.user_id, STEP_STYLE, job.content_file_id, job.chat_id))
         else:
             ctx.store.reset_dialog(job.user_id, job.chat_id)
-        ctx.tg.send_text(job.chat_id, texts.t(job.lang, failure_key, reason=reason))
+        ctx.tg.send_text(job.chat_id, texts.t(job.lang, failure_key, reason=reason), reply_to=job.reply_to_message_id)
         return None
 
 
-def _deliver(ctx: Context, job: Job, result) -> None:
+def _deliver(ctx: Context, job: Job, result, frames: FrameRecorder | None = None) -> None:
     """Send the result as a photo (or a document if it's beyond sendPhoto's limits).
 
     The PNG for "Full quality file" is a bonus: when the disk refuses it, the
@@ -212,9 +220,12 @@ def _deliver(ctx: Context, job: Job, result) -> None:
         if ctx.health is not None:
             ctx.health.degrade(trouble)
     jpeg = images.to_jpeg(result)
-    caption = result_caption(job, result.size)
-    markup = result_buttons(job, full=saved)
+    caption = result_caption(job, result.size, ctx.styles_dir)
+    # The timelapse only beside a saved result (a full disk skips it); its failure never fails the job.
+    lapse = saved and timelapse.save(ctx.results_dir, job.id, frames, result)
+    markup = result_buttons(job, full=saved, lapse=lapse)
     if images.fits_send_photo(result.size, len(jpeg)):
-        ctx.tg.send_photo(job.chat_id, jpeg, caption=caption, markup=markup)
+        ctx.tg.send_photo(job.chat_id, jpeg, caption=caption, markup=markup, reply_to=job.reply_to_message_id)
     else:
-        ctx.tg.send_document(job.chat_id, png, f"stylized-{job.id}.png", caption=caption, markup=markup)
+        ctx.tg.send_document(job.chat_id, png, f"stylized-{job.id}.png", caption=caption, markup=markup,
+                             reply_to=job.reply_to_message_id)

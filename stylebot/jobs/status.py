@@ -138,7 +138,7 @@ class StatusReporter:
                 # Deleted by the user, or a resumed job's old message: say it in a new one.
                 log.info("job %s: status edit failed (%s); sending a new message", job.id, exc.description)
                 self.is_photo = False
-        message = tg.send_text(job.chat_id, text)
+        message = tg.send_text(job.chat_id, text, reply_to=job.reply_to_message_id)
         self._set_message(message.message_id)
         self._shown = text
 
@@ -149,7 +149,7 @@ class StatusReporter:
         if self.is_photo and self.message_id is not None:
             tg.edit_photo(job.chat_id, self.message_id, jpeg, caption)
         else:
-            message = tg.send_photo(job.chat_id, jpeg, caption=caption)
+            message = tg.send_photo(job.chat_id, jpeg, caption=caption, reply_to=job.reply_to_message_id)
             old = self.message_id
             self._set_message(message.message_id)
             self.is_photo = True
@@ -191,7 +191,8 @@ def announce_requeued(tg: Telegram, store: Any, job: Job, position: int) -> None
         if job.status_message_id is not None:
             tg.delete(job.chat_id, job.status_message_id)
             store.set_status_message(job.id, None)
-        message = tg.send_text(job.chat_id, texts.t(job.lang, "resumed", position=position))
+        message = tg.send_text(job.chat_id, texts.t(job.lang, "resumed", position=position),
+                               reply_to=job.reply_to_message_id)
         store.set_status_message(job.id, message.message_id)
     except (TelegramError, UserGone) as exc:
         log.info("could not tell user about requeued job %s: %s", job.id, exc)

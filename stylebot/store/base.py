@@ -15,6 +15,8 @@ from stylebot.jobs.job import Job, JobStatus
 #: Dialog steps: waiting for the photo to repaint, or for the style picture.
 STEP_CONTENT = "content"
 STEP_STYLE = "style"
+#: Mixed styles: waiting for a second style to mix with the photo and style kept in the dialog.
+STEP_MIX = "mix"
 
 
 @dataclass
@@ -29,6 +31,8 @@ class Dialog:
     step: str = STEP_CONTENT
     content_file_id: str | None = None
     chat_id: int | None = None
+    #: STEP_MIX: the first style of the mix (the second is the picture the user sends next).
+    style_file_id: str | None = None
 
     def __post_init__(self) -> None:
         if self.chat_id is None:

@@ -22,7 +22,7 @@ Schema (``P`` is the key prefix, ``stylebot`` by default):
 ``P:owners``                   hash: running job id -> "host:pid" of its worker
 ``P:user:<uid>:jobs``          sorted set: all of a user's job ids by ``seq``
 ``P:user:<uid>:active``        sorted set: queued + running job ids by ``seq``
-``P:dialog:<chat>:<uid>``      hash: step, content_file_id, updated_at (one per chat)
+``P:dialog:<chat>:<uid>``      hash: step, content_file_id, style_file_id (a mix), updated_at (one per chat)
 ``P:user:<uid>:chats``         set: chats where the user has a dialog (for /forget)
 ``P:settings:<uid>``           hash: size, strength, keep_colors
 ``P:styles:<uid>``             sorted set: style file ids by last use
@@ -444,7 +444,8 @@ class RedisStore:
         raw = self.r.hgetall(self.key("dialog", chat, user_id))
         if not raw:
             return Dialog(user_id, chat_id=chat)
-        return Dialog(user_id, raw.get("step", STEP_CONTENT), raw.get("content_file_id") or None, chat)
+        return Dialog(user_id, raw.get("step", STEP_CONTENT), raw.get("content_file_id") or None, chat,
+                      raw.get("style_file_id") or None)
 
     def set_dialog(self, dialog: Dialog) -> None:
         key = self.key("dialog", dialog.chat_id, dialog.user_id)
@@ -453,6 +454,8 @@ class RedisStore:
             mapping = {"step": dialog.step, "updated_at": repr(time.time())}
             if dialog.content_file_id is not None:
                 mapping["content_file_id"] = dialog.content_file_id
+            if dialog.style_file_id is not None:
+                mapping["style_file_id"] = dialog.style_file_id
             pipe.hset(key, mapping=mapping)
             pipe.sadd(self.key("user", dialog.user_id, "chats"), str(dialog.chat_id))
             pipe.execute()

@@ -182,8 +182,13 @@ def _migrate_v3(db: sqlite3.Connection) -> None:
         db.execute(statement)
 
 
+def _migrate_v4(db: sqlite3.Connection) -> None:
+    """Version 4: a dialog waiting for a second style (mixed styles) remembers the first."""
+    db.execute("ALTER TABLE dialogs ADD COLUMN style_file_id TEXT")
+
+
 #: Ordered: ``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_v1, _migrate_v2, _migrate_v3]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_v1, _migrate_v2, _migrate_v3, _migrate_v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -401,15 +406,17 @@ class Store:
         ).fetchone()
         if row is None:
             return Dialog(user_id, chat_id=chat)
-        return Dialog(user_id, row["step"], row["content_file_id"], chat)
+        return Dialog(user_id, row["step"], row["content_file_id"], chat, row["style_file_id"])
 
     def set_dialog(self, dialog: Dialog) -> None:
         with self._tx() as db:
             db.execute(
-                "INSERT INTO dialogs (chat_id, user_id, step, content_file_id, updated_at) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (chat_id, user_id) DO UPDATE SET step = excluded.step, "
-                "content_file_id = excluded.content_file_id, updated_at = excluded.updated_at",
-                (dialog.chat_id, dialog.user_id, dialog.step, dialog.content_file_id, time.time()),
+                "INSERT INTO dialogs (chat_id, user_id, step, content_file_id, style_file_id, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (chat_id, user_id) DO UPDATE SET step = excluded.step, "
+                "content_file_id = excluded.content_file_id, style_file_id = excluded.style_file_id, "
+                "updated_at = excluded.updated_at",
+                (dialog.chat_id, dialog.user_id, dialog.step, dialog.content_file_id, dialog.style_file_id,
+                 time.time()),
             )
 
     def reset_dialog(self, user_id: int, chat_id: int | None = None) -> None:

@@ -36,7 +36,8 @@ def test_whole_conversation(make_bot, emulator: BotAPIEmulator, user: User):
     assert image.size == (TEST_SIZE, 32)
     assert f"{TEST_SIZE}×32" in result["caption"]
     buttons = [b["text"] for row in result["reply_markup"]["inline_keyboard"] for b in row]
-    assert buttons == ["Stronger", "Weaker", "Another style", "Full quality file"]
+    assert buttons == ["Stronger", "Weaker", "Another style", "Full quality file", "🎞 How it was painted",
+                       "Mix with another style"]
 
     # The status message was edited in place with progress, then removed on delivery.
     edits = emulator.calls("editMessageText") + emulator.calls("editMessageCaption")

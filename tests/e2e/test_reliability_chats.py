@@ -34,8 +34,11 @@ def in_group(user: User, text: str) -> dict:
     return user.api.send_text(user.id, text, chat_id=GROUP)
 
 
-def photo_in_group(user: User, data: bytes) -> dict:
-    return user.api.send_photo(user.id, data, chat_id=GROUP)
+def photo_in_group(user: User, data: bytes, reply_to: int | None = None) -> dict:
+    """A photo addressed to the bot, as privacy mode requires in a group: captioned /style (a new
+    photo to paint), or a reply to the bot's prompt (the style)."""
+    return user.api.send_photo(user.id, data, chat_id=GROUP, caption=None if reply_to else "/style",
+                               reply_to=reply_to)
 
 
 def group_texts(api: BotAPIEmulator) -> list[str]:
@@ -69,7 +72,7 @@ def test_private_photo_is_never_painted_into_a_group(make_bot, emulator: BotAPIE
     assert app.store.last_job(user.id) is None
     assert app.store.get_dialog(user.id).content_file_id == private_photo["photo"][-1]["file_id"]
     # A style in the group paints the group's photo, into the group only.
-    photo_in_group(user, picture((64, 64), (20, 20, 220)))
+    photo_in_group(user, picture((64, 64), (20, 20, 220)), reply_to=emulator.bot_messages(GROUP)[-1]["message_id"])
     emulator.wait_for(lambda: any(m.get("photo") and "px" in (m.get("caption") or "")
                                   for m in emulator.bot_messages(GROUP)), 90, what="the group's result")
     job = app.store.last_job(user.id)
@@ -276,7 +279,7 @@ def test_old_database_is_upgraded_and_its_jobs_delivered(make_bot, emulator: Bot
     emulator.handle("getUpdates", {"offset": str(2 + 1), "timeout": "0"}, {})
     old_database(db_path(tmp_path), [("oldjob000001", user.id, user.id, content, style_id, TEST_SIZE, time.time())])
     app = make_bot()
-    assert app.store.schema_version() == SCHEMA_VERSION == 3
+    assert app.store.schema_version() == SCHEMA_VERSION == 4
     user.wait_seen("your job is back in the queue")
     user.wait_result(timeout=120)
     emulator.wait_for(lambda: app.store.get_job("oldjob000001").status == JobStatus.DONE, 30, what="job done")
@@ -301,7 +304,7 @@ def test_migrations_run_once_and_in_order(tmp_path: Path):
     old_database(tmp_path / "db.sqlite3", [("j1", 7, 7, "c", "s", 64, time.time())])
     first = Store(tmp_path / "db.sqlite3")
     salt = first._salt
-    assert first.schema_version() == 3 and first.get_job("j1").status == JobStatus.QUEUED
+    assert first.schema_version() == 4 and first.get_job("j1").status == JobStatus.QUEUED
     assert first.get_job("j1").mix == 0.5 and first.get_job("j1").style_slug is None  # v3 columns, defaults
     assert len(first.jobs_created_since(7, time.time() - 60)) == 1  # the last hour still counts
     again = Store(tmp_path / "db.sqlite3")

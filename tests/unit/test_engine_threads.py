@@ -111,9 +111,20 @@ def test_a_neighbour_arriving_mid_level_triggers_one_new_probe(caplog):
     caplog.set_level(logging.DEBUG, logger="stylebot.engine.tuning")
     chooser = tuning.LevelThreads("g", 2, 10, 2, True)
     assert _feed(chooser, {1: 1.0, 2: 0.5}, 4) == [2, 1, 2, 2]
-    # a busy neighbour appears: two threads now take 2 s, one thread still 1 s
-    assert _feed(chooser, {1: 1.0, 2: 2.0}, 4) == [2, 1, 1, 1]
+    # a busy neighbour appears: two threads now take 2 s, one thread still 1 s; two slow ones in a row
+    assert _feed(chooser, {1: 1.0, 2: 2.0}, 5) == [2, 2, 1, 1, 1]
     assert chooser.reprobes == 1
     info = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
     assert info == ["level g: 2 threads (0.50 s/eval vs 1.00 s with 1)"]  # once per level at INFO
     assert "re-probed: level g: 1 thread (1.00 s/eval vs 2.00 s with 2)" in [r.getMessage() for r in caplog.records]
+
+
+def test_one_slow_evaluation_is_noise_and_long_levels_recheck_the_other_count():
+    chooser = tuning.LevelThreads("h", 2, 80, 2, True)
+    assert _feed(chooser, {1: 1.0, 2: 0.5}, 5) == [2, 1, 2, 1, 2]  # warm-up, probes twice
+    assert _feed(chooser, {1: 1.0, 2: 5.0}, 1) == [2]  # one burst: no new probe
+    assert _feed(chooser, {1: 1.0, 2: 0.5}, tuning.RECHECK_EVERY - 2) == [2] * (tuning.RECHECK_EVERY - 2)
+    assert chooser.reprobes == 0
+    # the RECHECK_EVERY-th evaluation on 2 threads, then one on 1 thread, which lost: back to 2
+    assert _feed(chooser, {1: 1.0, 2: 0.5}, 4) == [2, 1, 2, 2]
+    assert chooser.reprobes == 1 and chooser.chosen == 2

@@ -1,0 +1,266 @@
+"""groups: the dialog in group chats, within Telegram's privacy mode.
+
+Why a flow of its own: in a group the bot sees only commands, replies to its own
+messages and mentions of it, so the private "send a photo, then a style" cannot
+work there. Instead a user replies ``/style`` to a photo (or captions a photo
+``/style``); the bot answers with a ``ForceReply(selective=True)`` prompt replying
+to that user, whose reply (the style picture) is then delivered to the bot. Every
+answer and the result reply to the user's own message, and only that user's
+presses act on their buttons. Dialogs are per (chat, user) as everywhere.
+
+:mod:`stylebot.chat.routing` registers these handlers before the private ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import telebot
+from telebot import types
+
+from stylebot import texts
+from stylebot.chat import keyboards
+from stylebot.chat.filters import incoming_image, sender
+from stylebot.errors import TelegramError, UserGone
+from stylebot.jobs.results import RESULT_HOURS
+from stylebot.store.base import STEP_STYLE, Dialog
+
+if TYPE_CHECKING:  # handlers imports this module (``not_yours``); no import cycle at run time
+    from stylebot.chat.handlers import Handlers
+
+log = logging.getLogger(__name__)
+
+#: Telegram's chat types where the group flow applies.
+GROUP_CHATS = ["group", "supergroup"]
+#: The command that starts the group flow; a contract (users type it).
+STYLE_COMMAND = "style"
+
+_COMMAND = re.compile(r"^/(\w+)(?:@(\w+))?")
+
+
+def in_group(message: types.Message | types.InaccessibleMessage | None) -> bool:
+    return message is not None and message.chat.type in GROUP_CHATS
+
+
+def is_group_call(call: types.CallbackQuery) -> bool:
+    """A button press on a message in a group (routing: the group variants of some buttons)."""
+    return in_group(call.message)
+
+
+def command_of(message: types.Message) -> tuple[str, str | None] | None:
+    """``(command, addressee)`` of a text or a caption starting with ``/command[@bot]``, lower-cased."""
+    match = _COMMAND.match(message.text or message.caption or "")
+    if match is None:
+        return None
+    return match.group(1).lower(), (match.group(2) or "").lower() or None
+
+
+def not_yours(lang: str, message: types.Message | types.InaccessibleMessage | None) -> str:
+    """The short answer to a press on someone else's buttons: whose they are, if the message says.
+
+    Group results and pickers reply to their owner's message, so its sender is the owner.
+    """
+    replied: types.Message | None = getattr(message, "reply_to_message", None)
+    owner = replied.from_user if replied is not None else None
+    if owner is not None and not owner.is_bot and owner.first_name:
+        return texts.t(lang, "not_your_buttons", name=owner.first_name)
+    return texts.t(lang, "not_your_buttons_anon")
+
+
+class GroupHandlers:
+    """Group-chat handlers over the shared :class:`Handlers` (its store, queue, Telegram and submit)."""
+
+    def __init__(self, h: Handlers) -> None:
+        self.h = h
+        self._username: str | None = None
+
+    # --- helpers -------------------------------------------------------
+    def username(self) -> str:
+        """The bot's @username, lower-cased (getMe once; telebot caches it)."""
+        if self._username is None:
+            try:
+                self._username = (self.h.bot.user.username or "").lower()
+            except Exception as exc:  # no answer now: treat every addressee as someone else, ask again later
+                log.info("getMe failed: %s", exc)
+                return ""
+        return self._username
+
+    def for_another_bot(self, message: types.Message) -> bool:
+        """``/cmd@otherbot``: Telegram delivers it only to an admin bot; it is never ours to answer."""
+        command = command_of(message)
+        return in_group(message) and command is not None and command[1] is not None \
+            and command[1] != self.username()
+
+    def is_style_command(self, message: types.Message) -> bool:
+        command = command_of(message)
+        return in_group(message) and command is not None and command[0] == STYLE_COMMAND
+
+    def addressed(self, message: types.Message) -> bool:
+        """Replies to the bot or mentions it: the user is talking to us, so a hint is welcome."""
+        replied = message.reply_to_message
+        if replied is not None and replied.from_user is not None and replied.from_user.is_bot \
+                and (replied.from_user.username or "").lower() == self.username():
+            return True
+        return bool(self.username()) and f"@{self.username()}" in (message.text or message.caption or "").lower()
+
+    def reply(self, message: types.Message, key: str, markup=None, **values: object) -> types.Message | None:
+        text = texts.t(self.h.lang(message.from_user), key, **values)
+        return self.h.tg.send_text(message.chat.id, text, markup, reply_to=message.message_id)
+
+    # --- commands ------------------------------------------------------
+    def ignore(self, message: types.Message) -> None:
+        """Someone else's business (another bot's command, a chat message not for us): no answer."""
+
+    def start(self, message: types.Message) -> None:
+        self.h.store.reset_dialog(sender(message).id, message.chat.id)
+        self.reply(message, "group_start")
+
+    def help(self, message: types.Message) -> None:
+        size = self.h.settings_for(sender(message).id).size
+        self.reply(message, "group_help", size=size, hours=RESULT_HOURS)
+
+    def settings(self, message: types.Message) -> None:
+        """Settings are per user; a keyboard in a group would be everyone's to press, so: privately."""
+        self.reply(message, "group_settings_private")
+
+    def unknown_command(self, message: types.Message) -> None:
+        """Every bot in a group sees a bare ``/cmd``; answer only one addressed to us by name."""
+        command = command_of(message)
+        if command is not None and command[1] is not None:
+            self.reply(message, "unknown_command")
+
+    def style(self, message: types.Message) -> None:
+        """``/style`` as a reply to a photo, or as a photo's caption: that photo is this user's content."""
+        target = message if incoming_image(message) is not None else message.reply_to_message
+        image = incoming_image(target) if target is not None else None
+        if image is None:
+            self.reply(message, "group_style_howto")
+            return
+        if not self.h.check_image(message, image):
+            return
+        user = sender(message)
+        self.h.store.set_dialog(Dialog(user.id, STEP_STYLE, image.file_id, message.chat.id))
+        self.prompt_style(message.chat.id, user, message.message_id)
+
+    def prompt_style(self, chat_id: int, user: types.User, reply_to: int | None) -> None:
+        """Ask this user (only) for the style: a ForceReply, so their answer reaches us under privacy mode.
+
+        Then the pickers (recent styles; the gallery hooks in here too), replying to the same message
+        so their buttons carry their owner (see :func:`not_yours`).
+        """
+        lang = self.h.lang(user)
+        markup = types.ForceReply(selective=True)
+        self.h.tg.send_text(chat_id, texts.t(lang, "group_style_prompt", name=user.first_name), markup,
+                            reply_to=reply_to)
+        recent = self.h.store.recent_styles(user.id)
+        if recent:
+            self._recent_picker(chat_id, lang, recent, reply_to)
+
+    def _recent_picker(self, chat_id: int, lang: str, recent: list, reply_to: int | None) -> None:
+        thumbs = [s.thumb_file_id or s.file_id for s in recent]
+        replying = {} if reply_to is None else {
+            "reply_parameters": types.ReplyParameters(reply_to, allow_sending_without_reply=True)}
+        try:
+            if len(thumbs) == 1:
+                self.h.tg.call(self.h.bot.send_photo, chat_id, thumbs[0], caption="1", **replying)
+            else:
+                media = [types.InputMediaPhoto(f, caption=str(n)) for n, f in enumerate(thumbs, 1)]
+                self.h.tg.call(self.h.bot.send_media_group, chat_id, media, **replying)
+        except UserGone:
+            raise
+        except TelegramError as exc:  # an expired thumbnail must not block the dialog
+            log.info("recent styles preview failed: %s", exc.description)
+        markup = keyboards.recent_style_buttons(lang, len(recent))
+        self.h.tg.send_text(chat_id, texts.t(lang, "ask_style_recent"), markup, reply_to=reply_to)
+
+    # --- images and the rest ---------------------------------------------
+    def style_reply(self, message: types.Message) -> None:
+        """The user's style picture (a reply to the prompt): a job whose answers reply to this message."""
+        image = incoming_image(message)
+        user, chat = sender(message), message.chat.id
+        dialog = self.h.store.get_dialog(user.id, chat)
+        if image is None or dialog.content_file_id is None:
+            self.other(message)
+            return
+        if not self.h.check_image(message, image):
+            return
+        if self.h.submit(chat, user, dialog.content_file_id, image.file_id, reply_to=message.message_id):
+            self.h.store.remember_style(user.id, image.file_id, image.thumb_file_id)
+            self.h.store.reset_dialog(user.id, chat)
+
+    def other(self, message: types.Message) -> None:
+        """Anything else in a group: quiet, unless it was said to us; then a short hint (never the
+        private-chat texts, which would tell a whole group to "send a photo")."""
+        if not self.addressed(message):
+            return
+        dialog = self.h.store.get_dialog(sender(message).id, message.chat.id)
+        if dialog.step == STEP_STYLE and dialog.content_file_id:
+            self.reply(message, "group_send_picture")
+        else:
+            self.reply(message, "group_style_howto")
+
+    # --- buttons -------------------------------------------------------
+    def on_restyle(self, call: types.CallbackQuery) -> None:
+        """"Another style" in a group: keep the photo, prompt this user again with a ForceReply."""
+        job = self.h.own_job(call, keyboards.RESTYLE)
+        if job is None:
+            return
+        self.h.answer(call)
+        self.h.store.set_dialog(Dialog(call.from_user.id, STEP_STYLE, job.content_file_id, job.chat_id))
+        self.prompt_style(job.chat_id, call.from_user, job.reply_to_message_id)
+
+    def on_recent_style(self, call: types.CallbackQuery) -> None:
+        """A recent style picked in a group: only by the user the picker replies to."""
+        message = call.message
+        if message is None:  # no chat to act in
+            self.h.stale(call)
+            return
+        replied: types.Message | None = getattr(message, "reply_to_message", None)
+        if replied is not None and replied.from_user is not None and replied.from_user.id != call.from_user.id:
+            self.h.answer(call, not_yours(self.h.lang(call.from_user), message))
+            return
+        user = call.from_user.id
+        chat_id = message.chat.id
+        dialog = self.h.store.get_dialog(user, chat_id)
+        recent = self.h.store.recent_styles(user)
+        n = (keyboards.parse(keyboards.RECENT_STYLE, call.data) or {}).get("n", "")
+        if dialog.step != STEP_STYLE or not dialog.content_file_id or not n.isdigit() or not 1 <= int(n) <= len(recent):
+            self.h.stale(call)
+            return
+        self.h.answer(call)
+        style = recent[int(n) - 1]
+        reply_to = replied.message_id if replied is not None else None
+        if self.h.submit(chat_id, call.from_user, dialog.content_file_id, style.file_id, reply_to=reply_to):
+            self.h.store.remember_style(user, style.file_id, style.thumb_file_id)
+            self.h.store.reset_dialog(user, chat_id)
+
+
+def register_groups(
+    bot: telebot.TeleBot, h: Handlers, guard: Callable[[Callable[..., None]], Callable[..., None]]
+) -> None:
+    """The group handlers, registered before the private ones (telebot uses the first match).
+
+    Commands other than these (/cancel, /forget) fall through to the shared handlers.
+    """
+    from stylebot.chat.routing import COMMANDS  # routing imports this module
+
+    gh = GroupHandlers(h)
+    media = ["photo", "document"]
+    everything = list(telebot.util.content_type_media)
+    on = bot.register_message_handler
+    on(guard(gh.ignore), chat_types=GROUP_CHATS, func=gh.for_another_bot, content_types=everything)
+    on(guard(gh.start), chat_types=GROUP_CHATS, commands=["start"])
+    on(guard(gh.help), chat_types=GROUP_CHATS, commands=["help"])
+    on(guard(gh.settings), chat_types=GROUP_CHATS, commands=["settings"])
+    on(guard(gh.style), chat_types=GROUP_CHATS, func=gh.is_style_command, content_types=["text", *media])
+    on(guard(gh.unknown_command), chat_types=GROUP_CHATS,
+       func=lambda m: (m.text or "").startswith("/") and (command_of(m) or ("", None))[0] not in COMMANDS)
+    on(guard(gh.style_reply), chat_types=GROUP_CHATS, content_types=media, image=True, step=STEP_STYLE)
+    on(guard(gh.other), chat_types=GROUP_CHATS, func=lambda m: not (m.text or "").startswith("/"),
+       content_types=everything)
+    cb = bot.register_callback_query_handler
+    cb(guard(gh.on_restyle), is_group_call, button=keyboards.RESTYLE.filter())
+    cb(guard(gh.on_recent_style), is_group_call, button=keyboards.RECENT_STYLE.filter())

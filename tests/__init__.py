@@ -1,0 +1,1 @@
+"""Test package (lets both tiers have files of the same name)."""
