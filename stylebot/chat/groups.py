@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import telebot
 from telebot import types
@@ -24,12 +23,10 @@ from telebot import types
 from stylebot import texts
 from stylebot.chat import keyboards
 from stylebot.chat.filters import incoming_image, sender
+from stylebot.chat.handlers import Handlers, not_yours
 from stylebot.errors import TelegramError, UserGone
 from stylebot.jobs.results import RESULT_HOURS
 from stylebot.store.base import STEP_STYLE, Dialog
-
-if TYPE_CHECKING:  # handlers imports this module (``not_yours``); no import cycle at run time
-    from stylebot.chat.handlers import Handlers
 
 log = logging.getLogger(__name__)
 
@@ -56,18 +53,6 @@ def command_of(message: types.Message) -> tuple[str, str | None] | None:
     if match is None:
         return None
     return match.group(1).lower(), (match.group(2) or "").lower() or None
-
-
-def not_yours(lang: str, message: types.Message | types.InaccessibleMessage | None) -> str:
-    """The short answer to a press on someone else's buttons: whose they are, if the message says.
-
-    Group results and pickers reply to their owner's message, so its sender is the owner.
-    """
-    replied: types.Message | None = getattr(message, "reply_to_message", None)
-    owner = replied.from_user if replied is not None else None
-    if owner is not None and not owner.is_bot and owner.first_name:
-        return texts.t(lang, "not_your_buttons", name=owner.first_name)
-    return texts.t(lang, "not_your_buttons_anon")
 
 
 class GroupHandlers:
@@ -155,6 +140,8 @@ class GroupHandlers:
         markup = types.ForceReply(selective=True)
         self.h.tg.send_text(chat_id, texts.t(lang, "group_style_prompt", name=user.first_name), markup,
                             reply_to=reply_to)
+        # The gallery: anyone may pick from a sheet, for their own photo (Handlers.on_gallery_pick).
+        self.h.gallery.show(chat_id, lang, texts.t(lang, "gallery_caption"), reply_to=reply_to)
         recent = self.h.store.recent_styles(user.id)
         if recent:
             self._recent_picker(chat_id, lang, recent, reply_to)
@@ -213,40 +200,23 @@ class GroupHandlers:
         self.prompt_style(job.chat_id, call.from_user, job.reply_to_message_id)
 
     def on_recent_style(self, call: types.CallbackQuery) -> None:
-        """A recent style picked in a group: only by the user the picker replies to."""
-        message = call.message
-        if message is None:  # no chat to act in
-            self.h.stale(call)
-            return
-        replied: types.Message | None = getattr(message, "reply_to_message", None)
+        """A recent-style picker in a group shows its owner's styles: only they may pick from it."""
+        replied: types.Message | None = getattr(call.message, "reply_to_message", None)
         if replied is not None and replied.from_user is not None and replied.from_user.id != call.from_user.id:
-            self.h.answer(call, not_yours(self.h.lang(call.from_user), message))
+            self.h.answer(call, not_yours(self.h.lang(call.from_user), call.message))
             return
-        user = call.from_user.id
-        chat_id = message.chat.id
-        dialog = self.h.store.get_dialog(user, chat_id)
-        recent = self.h.store.recent_styles(user)
-        n = (keyboards.parse(keyboards.RECENT_STYLE, call.data) or {}).get("n", "")
-        if dialog.step != STEP_STYLE or not dialog.content_file_id or not n.isdigit() or not 1 <= int(n) <= len(recent):
-            self.h.stale(call)
-            return
-        self.h.answer(call)
-        style = recent[int(n) - 1]
-        reply_to = replied.message_id if replied is not None else None
-        if self.h.submit(chat_id, call.from_user, dialog.content_file_id, style.file_id, reply_to=reply_to):
-            self.h.store.remember_style(user, style.file_id, style.thumb_file_id)
-            self.h.store.reset_dialog(user, chat_id)
+        self.h.on_recent_style(call)  # replies to the owner's message (``picker_reply_to``)
 
 
 def register_groups(
-    bot: telebot.TeleBot, h: Handlers, guard: Callable[[Callable[..., None]], Callable[..., None]]
+    bot: telebot.TeleBot, h: Handlers, guard: Callable[[Callable[..., None]], Callable[..., None]],
+    commands: tuple[str, ...],
 ) -> None:
     """The group handlers, registered before the private ones (telebot uses the first match).
 
-    Commands other than these (/cancel, /forget) fall through to the shared handlers.
+    ``commands``: the bot's commands; those without a group handler here (/cancel, /forget) fall
+    through to the shared handlers, any other is answered only when addressed to the bot by name.
     """
-    from stylebot.chat.routing import COMMANDS  # routing imports this module
-
     gh = GroupHandlers(h)
     media = ["photo", "document"]
     everything = list(telebot.util.content_type_media)
@@ -257,7 +227,7 @@ def register_groups(
     on(guard(gh.settings), chat_types=GROUP_CHATS, commands=["settings"])
     on(guard(gh.style), chat_types=GROUP_CHATS, func=gh.is_style_command, content_types=["text", *media])
     on(guard(gh.unknown_command), chat_types=GROUP_CHATS,
-       func=lambda m: (m.text or "").startswith("/") and (command_of(m) or ("", None))[0] not in COMMANDS)
+       func=lambda m: (m.text or "").startswith("/") and (command_of(m) or ("", None))[0] not in commands)
     on(guard(gh.style_reply), chat_types=GROUP_CHATS, content_types=media, image=True, step=STEP_STYLE)
     on(guard(gh.other), chat_types=GROUP_CHATS, func=lambda m: not (m.text or "").startswith("/"),
        content_types=everything)

@@ -19,7 +19,7 @@ from telebot import types
 from telebot.callback_data import CallbackData
 
 from stylebot import images, texts
-from stylebot.chat import groups, keyboards
+from stylebot.chat import keyboards
 from stylebot.chat.filters import Incoming, incoming_image, sender
 from stylebot.chat.gallery import Gallery
 from stylebot.chat.keyboards import NAMED_STRENGTHS
@@ -354,7 +354,7 @@ class Handlers:
                 or job.chat_id != call.message.chat.id:
             in_chat = job is not None and call.message is not None and job.chat_id == call.message.chat.id
             if in_chat and job is not None:  # someone else's result in a group: say whose, do nothing
-                self.answer(call, groups.not_yours(self.lang(call.from_user), call.message))
+                self.answer(call, not_yours(self.lang(call.from_user), call.message))
                 return None
             self.stale(call)
             return None
@@ -444,7 +444,8 @@ class Handlers:
                 self.store.reset_dialog(user, chat_id)
             return
         if self.submit(chat_id, call.from_user, dialog.content_file_id, style.file_id,
-                       style_slug=self.gallery.slug_of(style.file_id)):  # a gallery style keeps its credit
+                       style_slug=self.gallery.slug_of(style.file_id),  # a gallery style keeps its credit
+                       reply_to=picker_reply_to(call)):
             self.store.remember_style(user, style.file_id, style.thumb_file_id)
             self.store.reset_dialog(user, chat_id)
 
@@ -466,10 +467,12 @@ class Handlers:
             return
         self.answer(call)
         lang = self.lang(call.from_user)
-        file_id, thumb = self.gallery.style_file_id(chat_id, lang, style)
+        reply_to = picker_reply_to(call)
+        file_id, thumb = self.gallery.style_file_id(chat_id, lang, style, reply_to=reply_to)
         mixing = dialog.step == STEP_MIX  # the second style of a mix
         if self.mix.submit_mix(chat_id, call.from_user, dialog, file_id, style.slug) if mixing else \
-                self.submit(chat_id, call.from_user, dialog.content_file_id, file_id, style_slug=style.slug):
+                self.submit(chat_id, call.from_user, dialog.content_file_id, file_id, style_slug=style.slug,
+                            reply_to=reply_to):
             self.store.remember_style(user, file_id, thumb)
             self.store.reset_dialog(user, chat_id)
 
@@ -488,6 +491,29 @@ class Handlers:
             self.tg.call(self.bot.answer_callback_query, call.id, text)
         except TelegramError as exc:  # too old to answer: the user just sees a spinner stop
             log.info("answer_callback_query: %s", exc.description)
+
+
+def picker_reply_to(call: types.CallbackQuery) -> int | None:
+    """In a group, the presser's own message a picker (gallery, recent styles) replies to: the job's
+    answers reply there too. ``None`` in private chats, or on someone else's picker."""
+    message = call.message
+    replied: types.Message | None = getattr(message, "reply_to_message", None)
+    if message is None or message.chat.type == "private" or replied is None or replied.from_user is None \
+            or replied.from_user.id != call.from_user.id:
+        return None
+    return replied.message_id
+
+
+def not_yours(lang: str, message: types.Message | types.InaccessibleMessage | None) -> str:
+    """The short answer to a press on someone else's buttons in a group: whose they are, if known.
+
+    Group results and pickers reply to their owner's message, so its sender is the owner.
+    """
+    replied: types.Message | None = getattr(message, "reply_to_message", None)
+    owner = replied.from_user if replied is not None else None
+    if owner is not None and not owner.is_bot and owner.first_name:
+        return texts.t(lang, "not_your_buttons", name=owner.first_name)
+    return texts.t(lang, "not_your_buttons_anon")
 
 
 def next_strength(current: float, direction: int) -> float | None:

@@ -97,7 +97,7 @@ def register(bot: telebot.TeleBot, h: Handlers) -> None:
     media = ["photo", "document"]
     g = functools.partial(guarded, tg=h.tg)
     on = bot.register_message_handler
-    register_groups(bot, h, g)  # group chats first: their own flow under privacy mode (chat/groups.py)
+    register_groups(bot, h, g, COMMANDS)  # group chats first: their own flow under privacy mode (chat/groups.py)
     on(g(h.start), commands=["start"])
     on(g(h.help), commands=["help"])
     on(g(h.cancel), commands=["cancel"])

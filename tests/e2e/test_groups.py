@@ -172,3 +172,21 @@ def test_group_commands_hints_and_silence(make_bot, emulator: BotAPIEmulator):
     # Private /start stays the private text.
     api.send_text(ANN, "/start")
     User(api, ANN).wait_text("Send me the photo")
+
+
+def test_gallery_pick_in_a_group_replies_to_its_user(make_bot, emulator: BotAPIEmulator):
+    app = make_bot()
+    api = emulator
+    photo = api.send_photo(ANN, picture((120, 80)), caption="/style", chat_id=GROUP, first_name="Ann")
+    reply_to(api, photo, "Got the photo, Ann")
+    sheet = api.wait_for(lambda: next((m for m in group_messages(api) if m.get("photo") and (
+        m.get("reply_to_message") or {}).get("message_id") == photo["message_id"]), None), 60,
+        what="the gallery sheet under Ann's photo")
+    pick = User(api, ANN).button(sheet, "gal:")
+    api.press_button(ANN, sheet["message_id"], pick, chat_id=GROUP)
+    api.wait_for(lambda: group_results(api), 120, what="the result of the gallery pick")
+    result = group_results(api)[0]
+    assert result["reply_to_message"]["message_id"] == photo["message_id"]
+    job = app.store.last_job(ANN)
+    assert job.chat_id == GROUP and job.style_slug == pick.split(":", 1)[1]
+    assert job.reply_to_message_id == photo["message_id"]

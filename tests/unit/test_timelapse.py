@@ -7,6 +7,7 @@ them (a coarse-to-fine pyramid: many cheap evaluations, then a few costly ones).
 from __future__ import annotations
 
 import io
+import itertools
 import os
 from pathlib import Path
 
@@ -63,8 +64,8 @@ def test_recorder_spreads_about_thirty_frames_over_the_work_not_over_the_evaluat
     assert 20 <= len(recorder.frames) <= 31
     assert rendered[0] == fractions[0] and rendered[-1] == 1.0  # from the first evaluation to the end
     # Spread by work: no two frames within one step, no gap wider than one step plus the job's biggest jump.
-    gaps = [b - a for a, b in zip(rendered, rendered[1:])]
-    biggest_jump = max(b - a for a, b in zip(fractions, fractions[1:]))
+    gaps = [b - a for a, b in itertools.pairwise(rendered)]
+    biggest_jump = max(b - a for a, b in itertools.pairwise(fractions))
     assert min(gaps) > 1 / 30 * 0.5
     assert max(gaps) <= 1 / 30 + biggest_jump + 1e-9
     # The coarse level (80 of 112 evaluations, 25 % of the work) gets about its share, not 70 % of the frames.

@@ -59,7 +59,14 @@ function renderMessage(msg) {
     img.addEventListener("load", scrollDown);
     item.append(img);
   }
-  if (msg.document) {
+  if (msg.animation) {  // plays inline as in Telegram; the same file as ``document`` is for old clients
+    const gif = element("img");
+    gif.src = `/file/${encodeURIComponent(msg.animation.file_id)}`;
+    gif.alt = msg.caption || STRINGS.image;
+    gif.addEventListener("load", scrollDown);
+    item.append(gif);
+  }
+  if (msg.document && !msg.animation) {
     const link = element("a", "doc", `${msg.document.file_name} (${Math.ceil(msg.document.file_size / 1024)} KB)`);
     link.href = `/file/${encodeURIComponent(msg.document.file_id)}`;
     link.download = msg.document.file_name;
