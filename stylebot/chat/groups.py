@@ -26,7 +26,7 @@ from stylebot.chat.filters import incoming_image, sender
 from stylebot.chat.handlers import Handlers, not_yours
 from stylebot.errors import TelegramError, UserGone
 from stylebot.jobs.results import RESULT_HOURS
-from stylebot.store.base import STEP_STYLE, Dialog
+from stylebot.store.base import STEP_MIX, STEP_STYLE, Dialog
 
 log = logging.getLogger(__name__)
 
@@ -229,6 +229,7 @@ def register_groups(
     on(guard(gh.unknown_command), chat_types=GROUP_CHATS,
        func=lambda m: (m.text or "").startswith("/") and (command_of(m) or ("", None))[0] not in commands)
     on(guard(gh.style_reply), chat_types=GROUP_CHATS, content_types=media, image=True, step=STEP_STYLE)
+    on(guard(h.mix.second_style), chat_types=GROUP_CHATS, content_types=media, image=True, step=STEP_MIX)
     on(guard(gh.other), chat_types=GROUP_CHATS, func=lambda m: not (m.text or "").startswith("/"),
        content_types=everything)
     cb = bot.register_callback_query_handler

@@ -170,6 +170,9 @@ class MixDialog:
         self.h.store.set_dialog(Dialog(call.from_user.id, STEP_MIX, job.content_file_id, job.chat_id,
                                        style_file_id=job.style_file_id))
         text = texts.t(self.h.lang(call.from_user), "mix_ask")
+        if job.chat_id != job.user_id:  # a group: a ForceReply, so the picture reaches us under privacy mode
+            self.h.tg.send_text(job.chat_id, text, types.ForceReply(selective=True), reply_to=job.reply_to_message_id)
+            return
         gallery = getattr(self.h, "gallery", None)  # the gallery sheet carries the prompt when there is one
         if gallery is None or not gallery.show(job.chat_id, self.h.lang(call.from_user), text,
                                                reply_to=job.reply_to_message_id):
@@ -188,15 +191,16 @@ class MixDialog:
         if not dialog.content_file_id or not dialog.style_file_id:  # a stale step: treat it as the photo
             self.h.content(message)
             return
-        if self.submit_mix(chat, user, dialog, image.file_id):
+        reply_to = None if message.chat.type == "private" else message.message_id  # groups: answer this message
+        if self.submit_mix(chat, user, dialog, image.file_id, reply_to=reply_to):
             self.h.store.remember_style(user.id, image.file_id, image.thumb_file_id)
             self.h.store.reset_dialog(user.id, chat)
 
     def submit_mix(self, chat_id: int, user: types.User, dialog: Dialog, style2_file_id: str,
-                   style2_slug: str | None = None) -> bool:
+                   style2_slug: str | None = None, reply_to: int | None = None) -> bool:
         """The dialog's photo and first style with ``style2_file_id``, 50/50 (recent and gallery picks too)."""
         assert dialog.content_file_id and dialog.style_file_id
-        options: dict[str, Any] = {"style2_file_id": style2_file_id, "mix": DEFAULT_MIX}
+        options: dict[str, Any] = {"style2_file_id": style2_file_id, "mix": DEFAULT_MIX, "reply_to": reply_to}
         gallery = getattr(self.h, "gallery", None)  # the first style may be a gallery style: keep its credit
         slug = gallery.slug_of(dialog.style_file_id) if gallery is not None else None
         if slug:

@@ -29,8 +29,10 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import redis
@@ -42,7 +44,7 @@ from stylebot.chat.dispatcher import Dispatcher
 from stylebot.chat.handlers import Handlers
 from stylebot.chat.routing import LogErrors, announce_commands, register
 from stylebot.errors import TelegramError
-from stylebot.jobs.results import result_path, sweep_results
+from stylebot.jobs.results import result_path, sweep_results, timelapse_path
 from stylebot.scaleout.rq_queue import RQQueue
 from stylebot.store.redis_store import RedisStore
 
@@ -84,21 +86,28 @@ class SharedResultHandlers(Handlers):
     def on_full(self, call: types.CallbackQuery) -> None:
         data = keyboards.parse(keyboards.FULL, call.data)
         if data is not None:
-            self._fetch_result(data["job_id"], call.from_user.id)
+            self._fetch_result(data["job_id"], call.from_user.id, "png", result_path)
         super().on_full(call)
 
-    def _fetch_result(self, job_id: str, user_id: int) -> None:
-        path = result_path(self.results_dir, job_id)
+    def on_timelapse(self, call: types.CallbackQuery) -> None:
+        data = keyboards.parse(keyboards.LAPSE, call.data)
+        if data is not None:
+            self._fetch_result(data["job_id"], call.from_user.id, "gif", timelapse_path)
+        super().on_timelapse(call)
+
+    def _fetch_result(self, job_id: str, user_id: int, kind: str, where: Callable[[Path, str], Path]) -> None:
+        """Copy a worker's result file (``kind``) from Redis into this process's results folder."""
+        path = where(self.results_dir, job_id)
         job = self.store.get_job(job_id)
         if path.is_file() or job is None or job.user_id != user_id:
             return
-        png = self.store.load_result(job_id)
-        if png is None:
+        data = cast(RedisStore, self.store).load_result(job_id, kind)
+        if data is None:
             return
         sweep_results(self.results_dir)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
-        tmp.write_bytes(png)
+        tmp.write_bytes(data)
         tmp.replace(path)
 
 

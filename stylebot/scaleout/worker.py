@@ -39,7 +39,7 @@ from stylebot.config import Config
 from stylebot.errors import ConfigError, WeightsError
 from stylebot.jobs.job import JobStatus, Stop
 from stylebot.jobs.positions import PositionWatcher
-from stylebot.jobs.results import RESULT_HOURS, result_path
+from stylebot.jobs.results import RESULT_HOURS, result_path, timelapse_path
 from stylebot.jobs.run import run_job
 from stylebot.jobs.status import announce_requeued
 from stylebot.scaleout.rq_queue import (
@@ -180,14 +180,15 @@ class WorkerRuntime:
         return job.status.value
 
     def _share_result(self, job_id: str) -> None:
-        """Copy the full-quality PNG to Redis: the "Full quality file" button is pressed on the web process."""
-        path = result_path(self.ctx.results_dir, job_id)
-        try:
-            png = path.read_bytes()
-        except FileNotFoundError:
-            return
-        if len(png) <= MAX_RESULT_BYTES:
-            self.store.save_result(job_id, png, ttl=RESULT_HOURS * 3600)
+        """Copy the full-quality PNG and the timelapse to Redis: their buttons are pressed on the web process."""
+        for kind, path in (("png", result_path(self.ctx.results_dir, job_id)),
+                           ("gif", timelapse_path(self.ctx.results_dir, job_id))):
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                continue
+            if len(data) <= MAX_RESULT_BYTES:
+                self.store.save_result(job_id, data, ttl=RESULT_HOURS * 3600, kind=kind)
 
     def close(self) -> None:
         self.stopping.set()

@@ -431,12 +431,16 @@ class RedisStore:
             self._raw = connect(self.url, decode=False)
         return self._raw
 
-    def save_result(self, job_id: str, png: bytes, ttl: int) -> None:
-        """Keep a result PNG for ``ttl`` seconds where the web process can read it."""
-        self._bytes_client().set(self.key("result", job_id), png, ex=ttl)
+    def save_result(self, job_id: str, data: bytes, ttl: int, kind: str = "png") -> None:
+        """Keep a result file (``kind``: the PNG, or the timelapse ``gif``) for ``ttl`` seconds where the
+        web process can read it."""
+        self._bytes_client().set(self._result_key(job_id, kind), data, ex=ttl)
 
-    def load_result(self, job_id: str) -> bytes | None:
-        return self._bytes_client().get(self.key("result", job_id))
+    def load_result(self, job_id: str, kind: str = "png") -> bytes | None:
+        return self._bytes_client().get(self._result_key(job_id, kind))
+
+    def _result_key(self, job_id: str, kind: str) -> str:
+        return self.key("result", job_id) if kind == "png" else self.key("result", job_id, kind)
 
     # --- dialog --------------------------------------------------------
     def get_dialog(self, user_id: int, chat_id: int | None = None) -> Dialog:
@@ -555,7 +559,8 @@ class RedisStore:
         chats = self.r.smembers(self.key("user", user_id, "chats")) | {str(user_id)}
         with self.r.pipeline(transaction=True) as pipe:
             for job_id in ids:
-                pipe.delete(self.key("job", job_id), self.key("result", job_id), self.key("cancel", job_id))
+                pipe.delete(self.key("job", job_id), self.key("result", job_id), self.key("result", job_id, "gif"),
+                            self.key("cancel", job_id))
                 pipe.zrem(self.key("queued"), job_id)
                 pipe.zrem(self.key("running"), job_id)
                 pipe.hdel(self.key("owners"), job_id)

@@ -190,3 +190,27 @@ def test_gallery_pick_in_a_group_replies_to_its_user(make_bot, emulator: BotAPIE
     job = app.store.last_job(ANN)
     assert job.chat_id == GROUP and job.style_slug == pick.split(":", 1)[1]
     assert job.reply_to_message_id == photo["message_id"]
+
+
+def test_mix_with_another_style_works_in_a_group(make_bot, emulator: BotAPIEmulator):
+    """Mixing in a group: the prompt is a selective ForceReply (so the picture reaches the bot under
+    privacy mode) and the mixed result replies to the second style's message."""
+    app = make_bot()
+    api = emulator
+    photo = api.send_photo(ANN, picture((120, 80)), caption="/style", chat_id=GROUP, first_name="Ann")
+    prompt = reply_to(api, photo, "Got the photo, Ann")
+    api.send_photo(ANN, picture((60, 60), (220, 120, 20)), chat_id=GROUP, reply_to=prompt["message_id"])
+    api.wait_for(lambda: len(group_results(api)) >= 1, 180, what="the first result")
+    first = group_results(api)[0]
+    api.press_button(ANN, first["message_id"], User(api, ANN).button(first, "mixwith:"), chat_id=GROUP)
+    ask = api.wait_for(lambda: next((m for m in group_messages(api) if m["message_id"] > first["message_id"]
+                                     and "mix" in (m.get("text") or "")), None), 60, what="the mix prompt")
+    sent = [c for c in api.calls("sendMessage") if "mix" in (c.params.get("text") or "")]
+    assert json.loads(sent[-1].params["reply_markup"]) == {"force_reply": True, "selective": True}
+    second = api.send_photo(ANN, picture((60, 60), (20, 200, 220)), chat_id=GROUP, reply_to=ask["message_id"])
+    api.wait_for(lambda: len(group_results(api)) >= 2, 180, what="the mixed result")
+    mixed = group_results(api)[1]
+    assert mixed["reply_to_message"]["message_id"] == second["message_id"]
+    job = app.store.last_job(ANN)
+    assert job.style2_file_id == second["photo"][-1]["file_id"] and job.chat_id == GROUP
+    assert not api.bot_messages(ANN)

@@ -186,6 +186,10 @@ def test_three_users_each_get_exactly_one_result(cluster, store) -> None:
     user = users[101]
     user.press(user.results()[0], user.button(user.results()[0], "full:"))
     api.wait_for(lambda: any(m.get("document") for m in user.messages()), 30, what="the full-quality PNG")
+    # So does "How it was painted": the timelapse too was written on a worker's disk.
+    user.press(user.results()[0], user.button(user.results()[0], "lapse:"))
+    api.wait_for(lambda: any(m.get("animation") for m in user.messages()), 30, what="the timelapse animation")
+    assert not any("no longer" in t for t in user.texts())
 
 
 def test_duplicated_update_is_handled_once(cluster) -> None:
