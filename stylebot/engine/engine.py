@@ -69,6 +69,8 @@ class Engine:
         #: The most threads a job uses; each job sets its own count per evaluation (see :mod:`.tuning`).
         self.threads = n_threads
         self.adaptive = adaptive and self.device.type == "cpu" and n_threads > 1 and platform.threads_are_per_thread()
+        if self.adaptive and low_memory:
+            platform.limit_onednn_cache()
         self.net = load_network(weights, self.device)
         self._bf16_ok = self.device.type == "cuda" or platform.cpu_has_native_bf16()
         #: Levels with more pixels than this are evaluated in strips to bound memory (see strips.py).
@@ -211,14 +213,15 @@ class Engine:
         done_work, step = 0.0, 0
         t0 = time.perf_counter()
         x: torch.Tensor | None = None
-        threads = self.threads  # the count carried into a level that is not probed
+        threads = self.threads  # the count carried into the next level (its warm-up, or all of it)
+        margin = 1.0  # how clearly the last level's choice won
 
         for level, ((w, h), n_evals) in enumerate(zip(levels, plan)):
             if cancel is not None and cancel.is_set():
                 raise Cancelled()
             if self.low_memory:
                 platform.malloc_for(strips.mmap_threshold((w, h) if recipe.tiled else None, self.tile_px))
-            chooser = LevelThreads(f"{w}x{h}", self.threads, n_evals, threads, self.adaptive)
+            chooser = LevelThreads(f"{w}x{h}", self.threads, n_evals, threads, self.adaptive, margin)
             use_threads(chooser.current)  # the targets are built on the count the level starts with
             objective, content_t = self._objective(
                 recipe, content, style, (w, h), params.strength, params.tv_weight, params.keep_colors,
@@ -272,7 +275,7 @@ class Engine:
 
             x = minimize(evaluate, x, n_evals, history_for(x, recipe.history))
             done_work = level_start + work[level]
-            threads = chooser.current
+            threads, margin = chooser.current, chooser.margin
             del objective, evaluate  # the next level's targets are built without this level's alive
 
         assert x is not None

@@ -17,7 +17,8 @@ An evaluation is the same work at every step of a level, so a later one much slo
 machine changed: after two such in a row the other count is timed again (:data:`REPROBE_ABOVE`), and
 every :data:`RECHECK_EVERY` evaluations anyway, since a neighbour leaving does not slow the chosen count
 down (on the coarse level, where evaluations are cheap, this costs next to nothing). Levels with fewer than
-:data:`MIN_PROBE_EVALS` evaluations keep the previous choice.
+:data:`MIN_PROBE_EVALS` evaluations, and levels after one where the other count was :data:`KEEP_ABOVE`
+times slower, keep the previous choice; the warm-up runs on the previous level's choice too.
 
 Thread counts are set in the calling thread only and only on OpenMP builds (see
 :func:`.platform.threads_are_per_thread`), where the count is each thread's own: two jobs in one process
@@ -33,7 +34,8 @@ import logging
 import torch
 
 __all__ = [
-    "MARGIN", "MIN_PROBE_EVALS", "RECHECK_EVERY", "REPROBE_ABOVE", "TWICE_FROM_EVALS", "LevelThreads", "use_threads",
+    "KEEP_ABOVE", "MARGIN", "MIN_PROBE_EVALS", "RECHECK_EVERY", "REPROBE_ABOVE", "TWICE_FROM_EVALS",
+    "LevelThreads", "use_threads",
 ]
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,8 @@ MARGIN = 0.9
 MIN_PROBE_EVALS = 5
 #: Levels with at least this many evaluations probe each count twice (1, n, 1, n).
 TWICE_FROM_EVALS = 16
+#: A level keeps the previous level's choice without probing when the other count was this many times slower.
+KEEP_ABOVE = 2.0
 #: Two evaluations in a row at the chosen count this much slower than its probe trigger a probe of the other.
 REPROBE_ABOVE = 1.4
 #: Evaluations on the chosen count after which the other is timed again anyway (a neighbour may have left).
@@ -59,25 +63,34 @@ def use_threads(n: int) -> None:
 class LevelThreads:
     """The thread count for each evaluation of one level: :meth:`before` each, :meth:`after` with its time."""
 
-    def __init__(self, label: str, full: int, n_evals: int, previous: int, adaptive: bool) -> None:
+    def __init__(
+        self, label: str, full: int, n_evals: int, previous: int, adaptive: bool, previous_margin: float = 1.0
+    ) -> None:
         """
         :param label: the level, for the log line ("512x341").
         :param full: the engine's thread count (the most this job uses).
-        :param previous: the previous level's choice, kept when this level is not probed.
+        :param previous: the previous level's choice: the warm-up runs on it, and it is kept when this level
+            is not probed.
         :param adaptive: False: ``full`` threads throughout (the fixed baseline of ``bench/contention.py``).
+        :param previous_margin: the previous level's :attr:`margin`; from :data:`KEEP_ABOVE` its choice is
+            kept without probing (a 512 px probe on 2 threads beside a busy neighbour took 14 s, against
+            1.6 s on one: probing the loser again would cost more than the whole rest of the level).
         """
         self.label, self.full = label, full
-        self.probing = adaptive and full > 1 and n_evals >= MIN_PROBE_EVALS
+        kept = adaptive and previous_margin >= KEEP_ABOVE
+        self.probing = adaptive and full > 1 and n_evals >= MIN_PROBE_EVALS and not kept
         #: probe order after the warm-up: one thread, then the full count
         self._queue: list[int] = ([1, full] * (2 if n_evals >= TWICE_FROM_EVALS else 1)) if self.probing else []
         self.chosen: int | None = None if self.probing else (previous if adaptive else full)
         self.times: dict[int, float] = {}
         self._evals = 0
         self._since = self._slow = 0  # evaluations on the chosen count since the last decision; slow ones in a row
-        self._current = full if self.probing else self.chosen  # warm-up runs on the full count
+        self._current = previous if self.probing and adaptive else self.chosen  # the warm-up's count
         self.reprobes = 0
         if not self.probing:
-            why = "fixed" if not adaptive or full == 1 else "kept from the previous level"
+            why = ("fixed" if not adaptive or full == 1 else
+                   f"kept: the other count was {previous_margin:.1f}x slower a level below" if kept else
+                   "kept from the previous level")
             log.info("level %s: %d thread%s (%s)", label, self.chosen, "" if self.chosen == 1 else "s", why)
 
     @property
@@ -116,6 +129,14 @@ class LevelThreads:
                 self._queue = [other]
                 self._current = other
                 self.reprobes += 1
+
+    @property
+    def margin(self) -> float:
+        """How many times slower the count not chosen was than the chosen one (1.0 when not measured)."""
+        if self.chosen is None or len(self.times) < 2:
+            return 1.0
+        other = 1 if self.chosen != 1 else self.full
+        return self.times[other] / self.times[self.chosen]
 
     def _decide(self) -> None:
         one, full = self.times[1], self.times[self.full]

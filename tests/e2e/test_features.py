@@ -133,7 +133,11 @@ def test_only_file_ids_and_results_are_stored(make_bot, user: User, tmp_path):
     make_bot()
     first_job(user)
     stored = sorted(p.relative_to(tmp_path / "data").as_posix() for p in (tmp_path / "data").rglob("*") if p.is_file())
-    assert all(p.startswith("stylebot.sqlite3") or (p.startswith("results/") and p.endswith(".png")) for p in stored)
+    # The database, and per job only what the bot made: the result PNG and its timelapse GIF.
+    job = user.results()[0]["reply_markup"]["inline_keyboard"][0][0]["callback_data"].split(":")[1]
+    results = {p for p in stored if p.startswith("results/")}
+    assert results == {f"results/{job}.png", f"results/{job}.gif"}
+    assert all(p.startswith("stylebot.sqlite3") for p in set(stored) - results)
 
 
 def test_rate_limit_says_when_to_come_back(make_bot, user: User):

@@ -132,9 +132,15 @@ def test_job_over_the_time_limit_is_stopped_reported_and_the_worker_moves_on(mak
         job = store.last_job(user.id)
         assert job.status == JobStatus.FAILED and job.error.startswith("timed out")
         # No half-painted preview or stale "Painting" left behind.
-        assert not any(m.get("photo") for m in user.messages())
+        # (The one photo the bot may have left is the style gallery sheet it showed after the content.)
+        assert not any(m.get("photo") and not _is_gallery_sheet(m) for m in user.messages())
         assert not any("Painting" in t for t in user.texts())
     assert app.queue.alive_workers() == 1
+
+
+def _is_gallery_sheet(message: dict) -> bool:
+    rows = (message.get("reply_markup") or {}).get("inline_keyboard", [])
+    return any((b.get("callback_data") or "").startswith("gal:") for row in rows for b in row)
 
 
 def _old_message(emulator, chat_id: int, text: str) -> int:

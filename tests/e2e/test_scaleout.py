@@ -87,7 +87,8 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
             c.start_web()
             api.wait_for(lambda: api.calls("setWebhook"), 60, what="the web process to call setWebhook")
             store = _store(url)
-            api.wait_for(lambda: _worker_count(url) >= 2, 120, what="two RQ workers to register")
+            pids = {w.pid for w in c.workers}
+            api.wait_for(lambda: _live_worker_count(url, pids) >= 2, 120, what="two RQ workers to register")
             store.close()
             yield c
         except BaseException:
@@ -113,12 +114,14 @@ def _store(url: str):
     return RedisStore(url)
 
 
-def _worker_count(url: str) -> int:
+def _live_worker_count(url: str, pids: set[int]) -> int:
+    """RQ workers registered in Redis whose process is one of ``pids`` (a SIGKILLed worker stays
+    registered until its TTL runs out, minutes later, so the registry alone over-counts)."""
     from redis import Redis
     from rq import Worker
 
     with Redis.from_url(url) as connection:
-        return Worker.count(connection=connection)
+        return sum(1 for w in Worker.all(connection=connection) if w.pid in pids)
 
 
 def chat_once(user: User, content: bytes, style: bytes) -> None:
@@ -265,7 +268,9 @@ def one_worker_left(cluster: Cluster) -> subprocess.Popen:
         assert spare.wait(30) == 0, cluster.log_of(spare.pid)[-3000:]
     if not alive:
         alive = [cluster.start_worker()]
-    cluster.api.wait_for(lambda: _worker_count(cluster.redis_url) == 1, 120, what="exactly one RQ worker")
+    pids = {alive[0].pid}
+    cluster.api.wait_for(lambda: _live_worker_count(cluster.redis_url, pids) == 1, 120,
+                         what="the one RQ worker left registered")
     return alive[0]
 
 

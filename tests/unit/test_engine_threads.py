@@ -56,9 +56,11 @@ def test_adaptive_threads_give_the_same_picture_and_log_each_level_once(caplog):
     caplog.set_level(logging.INFO, logger="stylebot.engine.tuning")
     adaptive = np.asarray(Engine(WEIGHTS, device="cpu", threads=2).stylize(content, style, params), dtype=float)
     lines = [r.getMessage() for r in caplog.records if r.name == "stylebot.engine.tuning"]
-    # one line per level, and both were probed: "level 64x48: 1 thread (0.01 s/eval vs 0.02 s with 2)"
+    # one line per level; the first level is always probed ("level 32x24: 1 thread (0.01 s/eval vs 0.02 s with
+    # 2)"), the second too unless the first's loser was KEEP_ABOVE times slower
     assert [line.split(":")[0] for line in lines] == ["level 32x24", "level 64x48"], lines
-    assert all(re.search(r": [12] threads? \([\d.]+ s/eval vs [\d.]+ s with [12]\)$", line) for line in lines), lines
+    assert re.search(r": [12] threads? \([\d.]+ s/eval vs [\d.]+ s with [12]\)$", lines[0]), lines
+    assert re.search(r": [12] threads? \(([\d.]+ s/eval vs [\d.]+ s with [12]|kept: .+)\)$", lines[1]), lines
 
     caplog.clear()
     fixed = {
@@ -97,6 +99,10 @@ def test_the_cheaper_count_is_kept_and_ties_go_to_one_thread(caplog):
     # too few evaluations to probe: the previous level's choice; not adaptive: the full count
     assert _feed(tuning.LevelThreads("e", 2, 4, 1, True), {1: 1.0, 2: 0.5}, 4) == [1] * 4
     assert _feed(tuning.LevelThreads("f", 2, 8, 1, False), {1: 0.1, 2: 1.0}, 8) == [2] * 8
+    # the previous level found 2 threads 3x slower: kept without probing (the probe would cost 3 evaluations)
+    assert _feed(tuning.LevelThreads("i", 2, 8, 1, True, previous_margin=3.0), {1: 1.0, 2: 0.5}, 8) == [1] * 8
+    # warm-up on the previous level's choice
+    assert _feed(tuning.LevelThreads("j", 2, 8, 1, True, previous_margin=1.5), {1: 1.0, 2: 3.0}, 4) == [1, 1, 2, 1]
     assert [r.getMessage() for r in caplog.records] == [
         "level a: 2 threads (0.60 s/eval vs 1.00 s with 1)",
         "level b: 1 thread (1.00 s/eval vs 1.60 s with 2)",
@@ -104,6 +110,8 @@ def test_the_cheaper_count_is_kept_and_ties_go_to_one_thread(caplog):
         "level d: 2 threads (0.50 s/eval vs 1.00 s with 1)",
         "level e: 1 thread (kept from the previous level)",
         "level f: 2 threads (fixed)",
+        "level i: 1 thread (kept: the other count was 3.0x slower a level below)",
+        "level j: 1 thread (1.00 s/eval vs 3.00 s with 2)",
     ]
 
 
@@ -128,3 +136,4 @@ def test_one_slow_evaluation_is_noise_and_long_levels_recheck_the_other_count():
     # the RECHECK_EVERY-th evaluation on 2 threads, then one on 1 thread, which lost: back to 2
     assert _feed(chooser, {1: 1.0, 2: 0.5}, 4) == [2, 1, 2, 2]
     assert chooser.reprobes == 1 and chooser.chosen == 2
+    assert chooser.margin == 2.0
