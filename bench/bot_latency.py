@@ -17,6 +17,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +26,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 
 from botkit import User, picture, weights_path  # noqa: E402
+
 from stylebot.playground.emulator import BotAPIEmulator  # noqa: E402
+from stylebot.playground.emulator.models import Call  # noqa: E402
 
 SAMPLES = ROOT.parent / "shared" / "samples"
 
@@ -37,13 +40,18 @@ def sample(name: str, fallback: bytes) -> bytes:
 
 def measure(api: BotAPIEmulator, user: User, n: int) -> list[float]:
     """Seconds from each /start to the bot's answer."""
+
+    def answer_after(before: int) -> Callable[[], Call | None]:
+        """The bot's first answer to ``user`` among the calls past ``before`` (bound per message)."""
+        return lambda: next((c for c in api.calls("sendMessage")[before:] if c.params.get("chat_id") == str(user.id)),
+                            None)
+
     latencies = []
     for _ in range(n):
         before = len(api.calls("sendMessage"))
         sent = time.time()
         user.say("/start")
-        call = api.wait_for(lambda: next((c for c in api.calls("sendMessage")[before:]
-                                          if c.params.get("chat_id") == str(user.id)), None), 30)
+        call = api.wait_for(answer_after(before), 30)
         latencies.append(call.time - sent)
         time.sleep(0.05)
     return latencies
@@ -51,7 +59,7 @@ def measure(api: BotAPIEmulator, user: User, n: int) -> list[float]:
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def main() -> int:

@@ -22,9 +22,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import telebot  # noqa: E402
+from botkit import decode, picture, weights_path  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from botkit import picture, decode, weights_path  # noqa: E402
 from stylebot.playground.emulator import BotAPIEmulator  # noqa: E402
 
 SAMPLES = ROOT.parent / "shared" / "samples"

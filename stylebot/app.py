@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 import telebot
 
@@ -161,13 +161,40 @@ def build_app(config: Config) -> App:
     try:
         return App(config)
     except WeightsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise WeightsMissing(2) from None
+        raise WeightsMissing(cannot_start(str(exc))) from None
 
 
 def run_polling(config: Config) -> int:
     app = build_app(config)
     app.start()
+    return serve_until_stopped(app)
+
+
+#: The exit status of a process that cannot start (no weights, a setting missing, Redis or Telegram unreachable).
+CANNOT_START = 2
+
+
+def cannot_start(message: str) -> int:
+    """``error: message`` on stderr, and the exit status to end with: how every process refuses to start."""
+    print(f"error: {message}", file=sys.stderr)
+    return CANNOT_START
+
+
+class Serving(Protocol):
+    """A started process that serves until told to stop: the polling :class:`App` and the webhook app."""
+
+    stopping: threading.Event
+
+    def wait(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def serve_until_stopped(app: Serving) -> int:
+    """Serve until SIGTERM or SIGINT sets ``app.stopping``, then stop cleanly; the exit status (0).
+
+    The polling and the webhook process end the same way, so a platform's SIGTERM means the same to both.
+    """
     install_signal_handlers(app.stopping)
     app.wait()
     app.stop()

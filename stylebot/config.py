@@ -8,9 +8,9 @@ one of them is the bot token).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Mapping
 
 from stylebot.errors import ConfigError
 from stylebot.gallery.catalog import DEFAULT_DIR as DEFAULT_STYLES_DIR
@@ -75,7 +75,7 @@ class Config:
         env: Mapping[str, str] | None = None,
         dotenv: Path | None = ROOT / ".env",
         require_token: bool = True,
-    ) -> "Config":
+    ) -> Config:
         """Read settings from ``env`` (default ``os.environ``) over a ``.env`` file.
 
         Real environment variables win over ``.env`` so that an operator can
@@ -127,7 +127,7 @@ class Config:
             device=device,
             workers=_int(get, "STYLEBOT_WORKERS", 1, low=1, high=64),
             image_size=_int(get, "STYLEBOT_IMAGE_SIZE", 512, low=16, high=4096),
-            max_image_size=_int(get, "STYLEBOT_MAX_IMAGE_SIZE", None, low=16, high=8192),
+            max_image_size=_optional_int(get, "STYLEBOT_MAX_IMAGE_SIZE", low=16, high=8192),
             rate_limit=_int(get, "STYLEBOT_RATE_LIMIT", 10, low=0, high=100000),
             redis_url=redis_url,
             mode=mode,
@@ -142,18 +142,22 @@ class Config:
         """One log line of the effective settings, with secrets left out."""
         shown = []
         for f in fields(self):
-            if not f.repr:
-                value = "set" if getattr(self, f.name) else "unset"
-            else:
-                value = getattr(self, f.name)
+            value = getattr(self, f.name) if f.repr else ("set" if getattr(self, f.name) else "unset")
             shown.append(f"{f.name}={value}")
         return " ".join(shown)
 
 
-def _int(get, name: str, default: int | None, low: int, high: int) -> int | None:
+def _int(get: Callable[[str], str | None], name: str, default: int, low: int, high: int) -> int:
+    """A setting that always has a value: ``default`` when unset (so the field stays a plain ``int``)."""
+    value = _optional_int(get, name, low, high)
+    return default if value is None else value
+
+
+def _optional_int(get: Callable[[str], str | None], name: str, low: int, high: int) -> int | None:
+    """A whole number in ``[low, high]``, or None when the variable is unset."""
     raw = get(name)
     if raw is None:
-        return default
+        return None
     try:
         value = int(raw)
     except ValueError:

@@ -83,7 +83,8 @@ def load_image(data: bytes, max_side: int | None = None) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=FORMATS)
+            # Typed as the base class: after exif_transpose/to_rgb it is no longer an ImageFile.
+            image: Image.Image = Image.open(io.BytesIO(data), formats=FORMATS)
             width, height = image.size
             check_size(width, height)
             if image.getexif().get(ExifTags.Base.Orientation) in _TRANSPOSING:
@@ -103,7 +104,7 @@ def load_image(data: bytes, max_side: int | None = None) -> Image.Image:
         raise BadImage("too_many_pixels", {"megapixels": _bomb_megapixels(exc), **limits()}) from None
     except UnidentifiedImageError:
         raise BadImage("not_image") from None
-    except Exception as exc:  # noqa: BLE001 - untrusted input: every decoder failure is "corrupt"
+    except Exception as exc:  # untrusted input: every decoder failure is "corrupt"
         # Pillow reports truncation and bad chunks as OSError, SyntaxError,
         # ValueError, EOFError, struct.error…; plugins add their own.
         raise BadImage("corrupt", {"error": type(exc).__name__}) from None
@@ -126,7 +127,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
         image = image.convert("I").point(lambda v: v / 257).convert("L")
     elif image.mode in ("I", "F"):
         # 32-bit greyscale: usually 16-bit samples widened; scale by the range they use.
-        peak = image.getextrema()[1] or 0
+        top = image.getextrema()[1]  # one band, so (min, max) are numbers; the stub also allows per-band tuples
+        peak = top if isinstance(top, int | float) else 0
         scale = 1.0 if peak <= 255 else 1 / 257 if peak <= 65535 else 255.0 / peak
         image = image.point(lambda v: v * scale).convert("L")
     if image.mode == "P":

@@ -288,7 +288,7 @@ def t(lang: str, key: str, **values: object) -> str:
 
 def duration(lang: str, seconds: float) -> str:
     """A short, human ETA: ``45 s``, ``3 min`` (``45 с``, ``3 мин``)."""
-    seconds = max(0, int(round(seconds)))
+    seconds = max(0, round(seconds))
     if seconds < 60:
         return f"{seconds} {'с' if lang == RU else 's'}"
     minutes = (seconds + 30) // 60

@@ -62,8 +62,9 @@ def use_api_url(base: str | None) -> None:
     telebot keeps these as module globals, so one process talks to one server.
     """
     if base:
-        apihelper.API_URL = base.rstrip("/") + "/bot{0}/{1}"
-        apihelper.FILE_URL = base.rstrip("/") + "/file/bot{0}/{1}"
+        # telebot declares both as a bare `= None`, so its inferred type is None; strings are what it reads.
+        apihelper.API_URL = base.rstrip("/") + "/bot{0}/{1}"  # type: ignore[assignment]
+        apihelper.FILE_URL = base.rstrip("/") + "/file/bot{0}/{1}"  # type: ignore[assignment]
     else:
         apihelper.API_URL = None
         apihelper.FILE_URL = None
@@ -136,12 +137,23 @@ class Telegram:
             delay = min(delay * 2, self.max_wait)
         raise TelegramError(f"{_name(fn)} failed after {self.attempts} attempts")
 
+    def _result(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """:meth:`call` where the answer is needed (a sent message, a file's info).
+
+        Only an edit can be "not modified" (:meth:`call`'s None), so None here is a broken
+        answer: a :class:`TelegramError` says so, instead of an AttributeError in the caller.
+        """
+        result = self.call(fn, *args, **kwargs)
+        if result is None:
+            raise TelegramError(f"{_name(fn)} returned no result")
+        return result
+
     # --- intent-named helpers -------------------------------------------
     def send_text(
         self, chat_id: int, text: str, markup: types.InlineKeyboardMarkup | types.ForceReply | None = None,
         reply_to: int | None = None,
     ) -> types.Message:
-        return self.call(self.bot.send_message, chat_id, text, reply_markup=markup, **_replying(reply_to))
+        return self._result(self.bot.send_message, chat_id, text, reply_markup=markup, **_replying(reply_to))
 
     def edit_text(self, chat_id: int, message_id: int, text: str, markup=None) -> None:
         self.call(self.bot.edit_message_text, text, chat_id, message_id, reply_markup=markup)
@@ -150,20 +162,22 @@ class Telegram:
         self.call(self.bot.edit_message_caption, caption, chat_id, message_id, reply_markup=markup)
 
     def edit_photo(self, chat_id: int, message_id: int, jpeg: bytes, caption: str) -> None:
-        media = types.InputMediaPhoto(jpeg, caption=caption)
+        # telebot annotates media as str | InputFile, yet uploads raw bytes (attach://) too; bytes,
+        # unlike a stream, can be sent again on a retry.
+        media = types.InputMediaPhoto(jpeg, caption=caption)  # type: ignore[arg-type]
         self.call(self.bot.edit_message_media, media, chat_id, message_id)
 
     def send_photo(
         self, chat_id: int, jpeg: bytes | str, caption: str | None = None, markup=None, reply_to: int | None = None
     ) -> types.Message:
-        return self.call(self.bot.send_photo, chat_id, jpeg, caption=caption, reply_markup=markup,
-                         **_replying(reply_to))
+        return self._result(self.bot.send_photo, chat_id, jpeg, caption=caption, reply_markup=markup,
+                            **_replying(reply_to))
 
     def send_document(
         self, chat_id: int, data: bytes, file_name: str, caption: str | None = None, markup=None,
         reply_to: int | None = None,
     ) -> types.Message:
-        return self.call(
+        return self._result(
             self.bot.send_document, chat_id, data, caption=caption, reply_markup=markup, visible_file_name=file_name,
             **_replying(reply_to),
         )
@@ -184,7 +198,7 @@ class Telegram:
             return self.bot.send_animation(chat_id, upload, caption=caption, width=width, height=height,
                                            **_replying(reply_to))
 
-        return self.call(send_animation)
+        return self._result(send_animation)
 
     def delete(self, chat_id: int, message_id: int) -> None:
         try:
@@ -212,9 +226,11 @@ class Telegram:
         the cap fails at once with "file is too big".
         """
         deadline = time.monotonic() + self.download_total
-        info = self.call(self.bot.get_file, file_id)
+        info = self._result(self.bot.get_file, file_id)
         if info.file_size and info.file_size > self.download_max_bytes:
             raise TelegramError("Bad Request: file is too big", 400)
+        if info.file_path is None:  # Telegram may omit it; a URL ending in "None" would only 404
+            raise TelegramError("getFile returned no file_path")
         url = _file_url(self.bot.token, info.file_path)
         delay = self.backoff
         attempt = 0

@@ -10,7 +10,8 @@ import io
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,48 @@ def make_style(size: tuple[int, int] = (48, 48)) -> Image.Image:
             band = ((x + y) // 4) % 3
             px[x, y] = [(220, 30, 30), (20, 20, 20), (30, 60, 220)][band]
     return img
+
+
+def quick_recipe(base: str = "default", coarse_evals: int = 12) -> Any:
+    """``model.PRESETS[base]``'s objective at a handful of evaluations per level: engine tests in seconds on CPU."""
+    import model
+
+    return replace(model.PRESETS[base], min_side=32, coarse_evals=coarse_evals, refine_evals=((1 << 30, 4),))
+
+
+def engine_fixtures(weights: Path, presets: Mapping[str, Any], missing: str) -> tuple[Any, Any]:
+    """An engine test module's two fixtures: ``quick_presets, engine = engine_fixtures(...)``.
+
+    ``quick_presets`` (module, autouse) puts ``presets`` in ``model.PRESETS`` so that
+    ``StyleParams(preset=name)`` finds them. ``engine`` (module) is a CPU ``model.Engine``
+    on one intra-op thread, or a skip saying ``missing`` when ``weights`` is not there:
+    one thread gives the same results, and on a shared 2-core machine OpenMP's second
+    thread mostly waits for a busy core (measured 3-10x slower per evaluation under load).
+    torch's thread count is restored afterwards.
+    """
+    import pytest
+    import torch
+
+    import model
+
+    @pytest.fixture(scope="module", autouse=True)
+    def quick_presets() -> Iterator[None]:
+        with pytest.MonkeyPatch.context() as mp:
+            for name, recipe in presets.items():
+                mp.setitem(model.PRESETS, name, recipe)
+            yield
+
+    @pytest.fixture(scope="module")
+    def engine() -> Iterator[Any]:
+        if not weights.is_file():
+            pytest.skip(missing)
+        threads = torch.get_num_threads()
+        try:
+            yield model.Engine(weights, device="cpu", threads=1)
+        finally:
+            torch.set_num_threads(threads)
+
+    return quick_presets, engine
 
 
 def decode(data: bytes) -> Image.Image:

@@ -11,7 +11,8 @@ import os
 import torch
 
 __all__ = [
-    "cpu_has_native_bf16", "limit_onednn_cache", "malloc_for", "resolve_device", "set_threads", "threads_are_per_thread",
+    "cpu_has_native_bf16", "limit_onednn_cache", "malloc_for", "resolve_device", "set_threads",
+    "threads_are_per_thread",
 ]
 
 log = logging.getLogger(__name__)

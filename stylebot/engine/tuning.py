@@ -124,7 +124,8 @@ class LevelThreads:
             self._since += 1
             self._slow = self._slow + 1 if seconds > REPROBE_ABOVE * self.times[ran] else 0
             if self._slow >= 2 or self._since >= RECHECK_EVERY:  # the machine changed, or may have
-                self.times[ran] = seconds
+                if self._slow >= 2:  # confirmed twice; one periodic sample could be a burst (seen: "21x")
+                    self.times[ran] = seconds
                 other = 1 if ran != 1 else self.full
                 self._queue = [other]
                 self._current = other

@@ -26,7 +26,6 @@ import hmac
 import json
 import logging
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -38,7 +37,7 @@ from urllib.parse import urlsplit
 import redis
 from telebot import types
 
-from stylebot.app import build_telegram, gpu_flag
+from stylebot.app import build_telegram, cannot_start, gpu_flag, serve_until_stopped
 from stylebot.chat import keyboards
 from stylebot.chat.dispatcher import Dispatcher
 from stylebot.chat.handlers import Handlers
@@ -290,6 +289,7 @@ class _Server(ThreadingHTTPServer):
 
 def _handler_for(app: WebhookApp) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        server: _Server  # socketserver sets it to the server that made us: always the _Server above
         protocol_version = "HTTP/1.1"
         timeout = app.read_timeout  # every socket read and write (StreamRequestHandler.setup)
 
@@ -356,22 +356,14 @@ def _handler_for(app: WebhookApp) -> type[BaseHTTPRequestHandler]:
 
 def run_webhook(config: Any) -> int:
     """``STYLEBOT_MODE=webhook python main.py``: serve the webhook until SIGTERM."""
-    from stylebot.app import install_signal_handlers
-
     if not config.webhook_url:
-        print("error: STYLEBOT_MODE=webhook needs STYLEBOT_WEBHOOK_URL, the public https:// address "
-              "Telegram posts to (e.g. https://<app>.herokuapp.com/telegram)", file=sys.stderr)
-        return 2
+        return cannot_start("STYLEBOT_MODE=webhook needs STYLEBOT_WEBHOOK_URL, the public https:// address "
+                            "Telegram posts to (e.g. https://<app>.herokuapp.com/telegram)")
     try:
         app = WebhookApp(config)
         app.start()
     except redis.RedisError as exc:
-        print(f"error: cannot reach Redis at REDIS_URL ({type(exc).__name__})", file=sys.stderr)
-        return 2
+        return cannot_start(f"cannot reach Redis at REDIS_URL ({type(exc).__name__})")
     except TelegramError as exc:
-        print(f"error: setWebhook failed: {exc.description}", file=sys.stderr)
-        return 2
-    install_signal_handlers(app.stopping)
-    app.wait()
-    app.stop()
-    return 0
+        return cannot_start(f"setWebhook failed: {exc.description}")
+    return serve_until_stopped(app)

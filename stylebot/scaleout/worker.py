@@ -25,7 +25,6 @@ shutdown ends the process.
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from typing import Any
 import redis
 from rq import SimpleWorker
 
-from stylebot.app import build_context, build_telegram, load_engine
+from stylebot.app import build_context, build_telegram, cannot_start, load_engine
 from stylebot.config import Config
 from stylebot.errors import ConfigError, WeightsError
 from stylebot.jobs.job import JobStatus, Stop
@@ -236,17 +235,14 @@ def run_worker(config: Config) -> int:
     """``python main.py worker``: load the engine once, then run jobs until SIGTERM."""
     global _runtime
     if not config.redis_url:
-        print("error: `python main.py worker` needs REDIS_URL (the scale-out mode); "
-              "without it, run `python main.py`, which has its own worker threads.", file=sys.stderr)
-        return 2
+        return cannot_start("`python main.py worker` needs REDIS_URL (the scale-out mode); "
+                            "without it, run `python main.py`, which has its own worker threads.")
     try:
         runtime = WorkerRuntime(config)
     except WeightsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return cannot_start(str(exc))
     except redis.RedisError as exc:
-        print(f"error: cannot reach Redis at REDIS_URL ({type(exc).__name__})", file=sys.stderr)
-        return 2
+        return cannot_start(f"cannot reach Redis at REDIS_URL ({type(exc).__name__})")
     with _runtime_lock:
         _runtime = runtime
     runtime.start()

@@ -57,7 +57,7 @@ def test_stronger_and_weaker_rerun_without_uploading_again(make_bot, emulator: B
     assert user.result_image(third).size == user.result_image(first).size
     # Re-runs reuse the stored file_ids: no new uploads, only the worker's downloads.
     assert len(emulator.calls("getFile")) - downloads_before == 4
-    weaker = [d for _, d in keyboard(first) if d.endswith(":weaker")][0]
+    weaker = next(d for _, d in keyboard(first) if d.endswith(":weaker"))
     user.press(first, weaker)
     assert "style weak" in user.wait_result(4)["caption"]
 
@@ -145,5 +145,5 @@ def test_rate_limit_says_when_to_come_back(make_bot, user: User):
     first = first_job(user)
     user.press(first, user.button(first, "rerun:").replace("weaker", "stronger"))
     user.wait_result(2)
-    user.press(first, [d for _, d in keyboard(first) if d.endswith(":weaker")][0])
+    user.press(first, next(d for _, d in keyboard(first) if d.endswith(":weaker")))
     assert "try again in" in user.wait_text("2 jobs per hour")["text"]

@@ -14,8 +14,8 @@ import textwrap
 
 from botkit import ROOT
 
-from stylebot.playground.emulator import BotAPIEmulator
 from stylebot.logs import setup_logging
+from stylebot.playground.emulator import BotAPIEmulator
 
 #: What the bot process does, in short: the real setup_logging, then telebot calls that leave traces.
 SCRIPT = textwrap.dedent("""

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from botkit import make_content, make_style
+from botkit import engine_fixtures, make_content, make_style, quick_recipe
 from PIL import Image, ImageDraw
 
-import model
-from model import Engine, StyleParams
+from model import StyleParams
 from stylebot.engine import strips
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,28 +23,11 @@ if not WEIGHTS.is_file() and (REPO / "vgg19_cache.pth").is_file():
 
 needs_weights = pytest.mark.skipif(not WEIGHTS.is_file(), reason=f"VGG weights not found at {WEIGHTS}")
 
-_FEW = ((1 << 30, 4),)
-QUICK = {
-    "mix_quick": dataclasses.replace(model.PRESETS["default"], min_side=32, coarse_evals=12, refine_evals=_FEW),
-    "mix_quick30": dataclasses.replace(model.PRESETS["default"], min_side=32, coarse_evals=30, refine_evals=_FEW),
-}
+QUICK = {"mix_quick": quick_recipe(), "mix_quick30": quick_recipe(coarse_evals=30)}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def quick_presets():
-    with pytest.MonkeyPatch.context() as mp:
-        for name, recipe in QUICK.items():
-            mp.setitem(model.PRESETS, name, recipe)
-        yield
-
-
-@pytest.fixture(scope="module")
-def engine():
-    if not WEIGHTS.is_file():
-        pytest.skip(f"VGG weights not found at {WEIGHTS}")
-    threads = torch.get_num_threads()
-    yield Engine(WEIGHTS, device="cpu", threads=1)  # one thread: deterministic, and kind to a shared machine
-    torch.set_num_threads(threads)
+# The module's fixtures (QUICK registered for every test; a one-thread CPU engine), shared with test_model.
+quick_presets, engine = engine_fixtures(WEIGHTS, QUICK, f"VGG weights not found at {WEIGHTS}")
 
 
 def make_style2(size: tuple[int, int] = (48, 48)) -> Image.Image:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from botkit import make_content, make_style
+from botkit import engine_fixtures, make_content, make_style, quick_recipe
 from PIL import Image
 
 import model
@@ -28,31 +28,12 @@ needs_weights = pytest.mark.skipif(
 )
 
 # Cheap presets for tests: same objectives as the real ones, a handful of evaluations per level.
-_FEW = ((1 << 30, 4),)
-QUICK = {
-    "quick": dataclasses.replace(model.PRESETS["default"], min_side=32, coarse_evals=12, refine_evals=_FEW),
-    "quick_seed": dataclasses.replace(model.PRESETS["seed"], min_side=32, coarse_evals=12, refine_evals=_FEW),
-    "quick30": dataclasses.replace(model.PRESETS["default"], min_side=32, coarse_evals=30, refine_evals=_FEW),
-}
+QUICK = {"quick": quick_recipe(), "quick_seed": quick_recipe("seed"), "quick30": quick_recipe(coarse_evals=30)}
 
-
-@pytest.fixture(scope="module", autouse=True)
-def quick_presets():
-    with pytest.MonkeyPatch.context() as mp:
-        for name, recipe in QUICK.items():
-            mp.setitem(model.PRESETS, name, recipe)
-        yield
-
-
-@pytest.fixture(scope="module")
-def engine():
-    if not WEIGHTS.is_file():
-        pytest.skip(f"VGG weights not found at {WEIGHTS} (set STYLEBOT_WEIGHTS or run `python weights.py build`)")
-    # One intra-op thread: the results are the same, and on a shared 2-core machine OpenMP's second thread
-    # mostly waits for a busy core (measured 3-10x slower per evaluation under load). Restored afterwards.
-    threads = torch.get_num_threads()
-    yield Engine(WEIGHTS, device="cpu", threads=1)
-    torch.set_num_threads(threads)
+# The module's fixtures (QUICK registered for every test; a one-thread CPU engine), shared with test_mix_engine.
+quick_presets, engine = engine_fixtures(
+    WEIGHTS, QUICK, f"VGG weights not found at {WEIGHTS} (set STYLEBOT_WEIGHTS or run `python weights.py build`)"
+)
 
 
 def pixels(img: Image.Image) -> torch.Tensor:

@@ -95,6 +95,15 @@ def test_message_is_not_modified_is_no_error(emulator: BotAPIEmulator, bot: tele
     assert edit.status == 400 and "message is not modified" in edit.response.get("description", "")
 
 
+def test_a_send_never_answers_none(emulator: BotAPIEmulator, bot: telebot.TeleBot) -> None:
+    """"Not modified" is None only for edits: a send that somehow met it is an error, never a None message."""
+    tg = Telegram(bot, backoff=0.01)
+    emulator.fail_next("sendMessage", 400, "Bad Request: message is not modified")
+    with pytest.raises(TelegramError, match="returned no result"):
+        tg.send_text(CHAT, "hello")
+    assert statuses(emulator, "sendMessage") == [400]  # not retried
+
+
 def test_other_400_is_a_telegram_error_at_once(emulator: BotAPIEmulator, bot: telebot.TeleBot) -> None:
     tg = Telegram(bot, backoff=0.01)
     with pytest.raises(TelegramError) as failed:

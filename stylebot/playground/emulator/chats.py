@@ -125,8 +125,11 @@ class UserSide(EmulatorState):
         with self._lock:
             return list(self._unknown)
 
-    def wait_for(self, predicate: Callable[[], T], timeout: float = 30.0, what: str = "") -> T:
-        """Poll ``predicate`` until it is truthy and return its value; on timeout fail with recent calls."""
+    def wait_for(self, predicate: Callable[[], T | None], timeout: float = 30.0, what: str = "") -> T:
+        """Poll ``predicate`` until it is truthy and return its value; on timeout fail with recent calls.
+
+        The predicate may answer None while it waits: the value returned is never None.
+        """
         deadline = time.monotonic() + timeout
         while True:
             value = predicate()
