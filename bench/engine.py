@@ -15,7 +15,8 @@ coarser scales measure the style's larger shapes), plus the content loss at full
 (a)/(b). Images and a contact sheet (content, style, a, b, default) go to bench/out/.
 
 ``--quick`` runs (a) for a few evaluations only and projects its time to 300 from its measured time per
-evaluation (setup counted once); its losses are then those of an unfinished run, so the issue's figures for the finished run
+evaluation (setup counted once); its losses are then those of an unfinished run, so the issue's figures for the
+finished run
 are printed beside them for reference.
 
 Usage::
@@ -194,16 +195,17 @@ def main(argv: list[str] | None = None) -> int:
         runs.append(("default1024", "default", 1024, 0))
     results = {}
     for name, kind, size, evals in runs:
-        out = OUT / f"{name}.jpg"
-        r = _subprocess(["_job", kind, str(size), str(evals), str(args.threads), str(out)])
-        r["image"] = out
-        styles, content = _pyramid(engine, Image.open(out).convert("RGB"), size)
+        image_path = OUT / f"{name}.jpg"
+        r = _subprocess(["_job", kind, str(size), str(evals), str(args.threads), str(image_path)])
+        r["image"] = image_path
+        styles, content = _pyramid(engine, Image.open(image_path).convert("RGB"), size)
         r["styles"], r["content"] = styles, content
         if kind == "original" and r["evals"] < 300:
             # setup (targets, optimiser) once, then the measured time per evaluation for all 300
             r["projected_s"] = r["wall_s"] + r["per_eval_s"] * (300 - r["evals"])
         results[name] = r
-        wall = f"{r['wall_s']:6.1f} s" + (f" (projected to 300 evals: {r['projected_s']:.0f} s)" if "projected_s" in r else "")
+        projected = f" (projected to 300 evals: {r['projected_s']:.0f} s)" if "projected_s" in r else ""
+        wall = f"{r['wall_s']:6.1f} s" + projected
         print(
             f"{name:12s} {kind:8s} {r['size'][0]}x{r['size'][1]}: wall {wall}; peak RSS {r['peak_mb']:.0f} MB "
             f"(+{r['peak_mb'] - base:.0f}); seed style loss @1 {styles[0]:.3g} @1/2 {styles[1]:.3g} "
@@ -218,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
               f"style @1 {ISSUE_A_PYRAMID[0]} @1/2 {ISSUE_A_PYRAMID[1]} @1/4 {ISSUE_A_PYRAMID[2]} "
               f"(sum {sum(ISSUE_A_PYRAMID):.4g})")
     a_pyr = sum(ISSUE_A_PYRAMID) if args.quick else sum(a["styles"])
-    print(f"pyramid style (b) {sum(b['styles']):.4g} vs (a) {a_pyr:.4g}: {'below' if sum(b['styles']) < a_pyr else 'NOT below'}; "
+    below = "below" if sum(b["styles"]) < a_pyr else "NOT below"
+    print(f"pyramid style (b) {sum(b['styles']):.4g} vs (a) {a_pyr:.4g}: {below}; "
           f"content (b)/(a) {b['content'] / a['content']:.2f}x (target <= 3x"
           + (", vs the unfinished (a))" if args.quick else ")"))
     for name, target in (("default512", 45), ("default1024", 180)):

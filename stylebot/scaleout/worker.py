@@ -79,6 +79,7 @@ class WorkerRuntime:
         self.tg = build_telegram(config, self.stopping)
         self.bot = self.tg.bot
         self.store = RedisStore(config.redis_url)
+        self.store.ping()  # an unreachable Redis is said at once, before seconds of loading weights
         self.queue = RQQueue(self.store)
         self.engine = engine if engine is not None else load_engine(config)
         self.ctx = build_context(config, self.store, self.tg, self.engine)  # RedisStore has Store's methods

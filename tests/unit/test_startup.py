@@ -53,6 +53,14 @@ def test_worker_without_redis_url_says_so(emulator: BotAPIEmulator, tmp_path: Pa
     assert capsys.readouterr().err.startswith("error: `python main.py worker` needs REDIS_URL")
 
 
+def test_worker_with_redis_down_says_so_before_loading_anything(emulator: BotAPIEmulator, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    config = _config(emulator, tmp_path, redis_url=f"redis://127.0.0.1:{free_port()}/0",
+                     weights=tmp_path / "missing.pth")  # Redis is checked first: no weights error
+    assert run_worker(config) == 2
+    assert capsys.readouterr().err.startswith("error: cannot reach Redis at REDIS_URL (")
+
+
 def test_polling_without_weights_says_so(emulator: BotAPIEmulator, tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
