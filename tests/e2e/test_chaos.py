@@ -15,8 +15,9 @@ EFBIG (Python ignores SIGXFSZ), which is close to, but not quite, a full disk
 its lines meanwhile). ``STYLEBOT_CHAOS_DISK=fsize`` forces that fallback;
 ``STYLEBOT_CHAOS_SEED`` replays a schedule (the seed is in every failure message).
 
-SIGKILLs never fall inside the full-disk window: a restart on a full disk is its
-own scenario, and mixing the two would make some seeds test it and others not.
+SIGKILLs never fall inside the full-disk window, and the disk fills only once the
+latest restart has finished starting: a start-up on a full disk is its own
+scenario, and mixing the two would make some seeds test it and others not.
 That one and the other corners a seed may or may not reach (a kill while a
 delivered result is not yet recorded, a kill while a message is being handled)
 have a deterministic test each, after the chaos run.
@@ -275,8 +276,17 @@ def test_chaos_every_user_gets_exactly_one_result_or_a_clear_failure(emulator: B
     happened: list[str] = []
     bot: subprocess.Popen | None = None
 
+    spawned = 0
+
     def spawn() -> subprocess.Popen:
+        nonlocal spawned
+        spawned += 1
         return spawn_bot(emulator, data, log, STYLEBOT_IMAGE_SIZE=str(SIZE))
+
+    def up(process: subprocess.Popen) -> None:
+        """Wait until the newest process has started (or died): its start-up must not meet the full disk."""
+        emulator.wait_for(lambda: process.poll() is not None or log.read_text(errors="replace").count("bot started")
+                          >= spawned, 90, what=f"the bot to start{context()}")
 
     def context() -> str:
         tail = log.read_text(errors="replace")[-4000:].replace(emulator.token, "<TOKEN>") if log.exists() else ""
@@ -302,6 +312,7 @@ def test_chaos_every_user_gets_exactly_one_result_or_a_clear_failure(emulator: B
             elif event.kind == "drop":
                 emulator.drop_next("file", after=event.after)
             elif event.kind == "fill":
+                up(bot)  # on a busy machine a restart 2 s earlier may still be loading the engine
                 disk.fill(bot.pid)
             elif event.kind == "free":
                 disk.free(bot.pid)
