@@ -23,8 +23,9 @@ from stylebot.chat.routing import LogErrors, announce_commands, register
 from stylebot.config import Config
 from stylebot.engine.params import StyleParams
 from stylebot.errors import WeightsError
-from stylebot.jobs.health import Health
+from stylebot.jobs.health import Health, resource_trouble
 from stylebot.jobs.job import Job
+from stylebot.jobs.ledger import Ledger
 from stylebot.jobs.positions import PositionWatcher
 from stylebot.jobs.results import probe_disk, sweep_results
 from stylebot.jobs.run import Context, run_job
@@ -101,7 +102,10 @@ class App:
         self.engine = engine if engine is not None else load_engine(config)
         gpu = gpu_flag(config, self.engine)
         self.health = Health()
-        self.ctx = build_context(config, self.store, self.tg, self.engine, health=self.health, **context_options)
+        # Results sent while the store refuses writes, in a file that needs no free space (jobs/ledger.py).
+        self.ledger = Ledger(config.data_dir / "delivered.ledger")
+        self.ctx = build_context(config, self.store, self.tg, self.engine, health=self.health, ledger=self.ledger,
+                                 **context_options)
         self.positions = PositionWatcher(self.tg)
         self.queue = ThreadQueue(
             self.store,
@@ -122,7 +126,17 @@ class App:
             sweep_results(self.config.results_dir)
         except OSError as exc:
             log.warning("sweeping old results failed: %s", exc)
-        self._resume_jobs()
+        try:
+            self._resume_jobs()
+        except Exception as exc:
+            trouble = resource_trouble(exc)
+            if trouble is None:
+                raise
+            # A full disk must not keep the bot down (issue 11): up degraded, users hear "busy",
+            # and the worker loop finishes the recovery once the disk takes writes again.
+            log.warning("resuming queued jobs waits for the disk: %s", exc)
+            self.health.degrade(trouble)
+            self.queue.defer(self._resume_jobs)
         self.queue.start()
         self._poller.start()
         threading.Thread(target=announce_commands, args=(self.bot, self.stopping), name="commands",
@@ -136,6 +150,7 @@ class App:
         self.stopping.set()
         self.queue.stop(timeout=timeout)
         self.dispatcher.stop()
+        self.ledger.close()
         log.info("stopped")
 
     def wait(self) -> None:
@@ -148,7 +163,7 @@ class App:
         The old status message goes (it may be a half-painted preview, which can't
         turn back into text); a fresh "back in the queue" message takes its place.
         """
-        for position, job in enumerate(self.store.recover(), 1):
+        for position, job in enumerate(self.store.recover(delivered=self.ledger), 1):
             announce_requeued(self.tg, self.store, job, position)
 
 

@@ -29,7 +29,10 @@ class Poller:
 
     The offset is saved with the ids of the updates taken, before they are handled:
     a restart (even after SIGKILL) resumes after them, and an update Telegram sends
-    again is recognised and ignored, so no photo or button press acts twice.
+    again is recognised and ignored, so no photo or button press acts twice. Each
+    taken update keeps its JSON until its handler returns; at start-up the ones a
+    dead process never finished are handled again (:meth:`replay`), so nobody is
+    left without an answer.
     """
 
     def __init__(
@@ -41,6 +44,7 @@ class Poller:
         stopping: threading.Event,
     ) -> None:
         self.bot, self.store, self.dispatcher, self.health, self.stopping = bot, store, dispatcher, health, stopping
+        dispatcher.on_done = self._finished
         self._thread = threading.Thread(target=self.run, name="polling", daemon=True)
 
     def start(self) -> Poller:
@@ -57,6 +61,7 @@ class Poller:
     def run(self) -> None:
         """The loop itself, until ``stopping`` is set."""
         offset: int | None = self.store.poll_offset()
+        self.replay()
         delay = 1.0
         try:
             self.bot.remove_webhook()
@@ -101,17 +106,43 @@ class Poller:
                 self.dispatcher.dispatch(updates)
 
 
+    def replay(self) -> None:
+        """Before polling: hand out again the updates a dead process took but never finished.
+
+        Their ids were recorded before handling (so Telegram's redelivery is ignored), which
+        alone would leave a user whose update was being handled at a SIGKILL unanswered.
+        Effects that must not double are idempotent: a job's id derives from its update.
+        """
+        try:
+            pending = self.store.unfinished_updates()
+        except Exception as exc:  # an unreadable journal must not stop the bot from polling
+            log.error("reading unfinished updates failed: %s", type(exc).__name__)
+            return
+        if pending:
+            log.info("handling %d update(s) again that were taken but not finished before the restart",
+                     len(pending))
+            self.dispatcher.dispatch(parse_updates(pending, finish=self.store))
+
+    def _finished(self, update: types.Update) -> None:
+        """The dispatcher's ``on_done``: the update's handler returned; its raw JSON goes."""
+        self.store.finish_update(update.update_id)
+
+
 def parse_updates(
-    raw: list[dict[str, Any]], store: Store | None = None, offset: int | None = None
+    raw: list[dict[str, Any]], store: Store | None = None, offset: int | None = None, finish: Store | None = None,
 ) -> list[types.Update]:
     """Parse each update on its own; one that telebot can't read is logged and skipped.
 
     With ``store``, updates already handled (re-sent by Telegram) are dropped and the new
-    ones recorded, with ``offset`` as the next polling offset, before any is handled.
+    ones recorded as taken (with their JSON, until finished), with ``offset`` as the next
+    polling offset, before any is handled. A skipped update is marked finished there (or
+    in ``finish``), so it is not replayed at every start.
     """
+    finish = finish or store
     if store is not None:
         ids: list[int] = [item["update_id"] for item in raw if isinstance(item.get("update_id"), int)]
-        fresh = set(store.accept_updates(ids, offset))
+        fresh = set(store.accept_updates(ids, offset, raw={item["update_id"]: item for item in raw
+                                                            if isinstance(item.get("update_id"), int)}))
         for update_id in ids:
             if update_id not in fresh:
                 log.info("update %s: already handled; ignored", update_id)
@@ -122,6 +153,12 @@ def parse_updates(
             updates.append(types.Update.de_json(item))
         except Exception as exc:
             log.warning("skipping update %s that could not be parsed: %s", item.get("update_id"), _short(exc))
+            if finish is not None and isinstance(item.get("update_id"), int):
+                try:
+                    finish.finish_update(item["update_id"])
+                except Exception as error:  # a full disk: it is skipped again after the next restart
+                    log.warning("update %s: marking it finished failed (%s)", item["update_id"],
+                                type(error).__name__)
     return updates
 
 

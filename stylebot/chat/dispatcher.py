@@ -6,15 +6,20 @@ beyond ``bot.process_new_updates``.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
 import threading
 from collections import deque
+from collections.abc import Callable
 
 import telebot
 from telebot import types
 
 log = logging.getLogger(__name__)
+
+#: The update this thread is handling (``job_id_for_update`` reads it); unset between updates.
+_current = threading.local()
 
 
 class Dispatcher:
@@ -32,8 +37,12 @@ class Dispatcher:
     sender holds only its own thread.
     """
 
-    def __init__(self, bot: telebot.TeleBot, shards: int = 4, max_threads: int = 32) -> None:
+    def __init__(self, bot: telebot.TeleBot, shards: int = 4, max_threads: int = 32,
+                 on_done: Callable[[types.Update], None] | None = None) -> None:
         self.bot = bot
+        #: Called after an update's handler returned (or failed): polling marks it finished there.
+        #: Not for updates dropped by :meth:`stop`: those were never handled, so they are replayed.
+        self.on_done = on_done
         self.max_threads = max(shards, max_threads)
         self._lock = threading.Lock()
         self._pending: dict[object, deque[types.Update]] = {}   # sender -> updates not yet run
@@ -86,10 +95,44 @@ class Dispatcher:
                         self._idle += 1
                         break
                     update = waiting.popleft()
+                _current.key, _current.jobs = _identity(update), 0
                 try:
                     self.bot.process_new_updates([update])
                 except Exception:  # handlers are guarded; this is telebot itself failing
                     log.exception("update %s failed", update.update_id)
+                finally:
+                    _current.key = None
+                if self.on_done is not None:
+                    try:
+                        self.on_done(update)
+                    except Exception as exc:  # e.g. a full disk: it is handled again after a restart
+                        log.warning("update %s: marking it finished failed (%s)", update.update_id,
+                                    type(exc).__name__)
+
+
+def job_id_for_update() -> str | None:
+    """A job id derived from the update being handled on this thread (``None`` outside one).
+
+    The same update handled again after a crash (polling replays unfinished updates)
+    derives the same id, so its job is recognised instead of created twice. The
+    message's chat, id and date (or the callback's id) go in with the update id:
+    Telegram may restart update ids after a quiet week, and must not match an old job.
+    """
+    key = getattr(_current, "key", None)
+    if key is None:
+        return None
+    _current.jobs += 1
+    return hashlib.sha256(f"{key}#{_current.jobs}".encode()).hexdigest()[:12]
+
+
+def _identity(update: types.Update) -> str:
+    """What makes an update unique beyond its id (see :func:`job_id_for_update`)."""
+    if update.callback_query is not None:
+        return f"{update.update_id}:cb:{update.callback_query.id}"
+    message = update.message or update.edited_message
+    if message is not None:
+        return f"{update.update_id}:{message.chat.id}:{message.message_id}:{message.date}"
+    return str(update.update_id)
 
 
 def _sender(update: types.Update) -> object:

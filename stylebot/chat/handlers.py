@@ -20,6 +20,7 @@ from telebot.callback_data import CallbackData
 
 from stylebot import images, texts
 from stylebot.chat import keyboards
+from stylebot.chat.dispatcher import job_id_for_update
 from stylebot.chat.filters import Incoming, incoming_image, sender
 from stylebot.chat.gallery import Gallery
 from stylebot.chat.keyboards import NAMED_STRENGTHS
@@ -261,6 +262,12 @@ class Handlers:
         ``reply_to``: in a group, the user's message that every answer and the result reply to.
         """
         lang = self.lang(user)
+        job_id = job_id_for_update()
+        if job_id is not None and self.store.get_job(job_id) is not None:
+            # This update was handled before a crash (replayed at start-up): its job exists and its
+            # user was told (or is told by the start-up's "back in the queue"); nothing to do twice.
+            log.info("user %s: job %s was submitted before the restart; not again", user.id, job_id)
+            return True
         health = getattr(self.queue, "health", None)  # jobs.Health: a full disk takes no new jobs
         if health is not None and not health.ok:
             self.tg.send_text(chat_id, texts.t(lang, "busy_try_later"), reply_to=reply_to)
@@ -289,6 +296,8 @@ class Handlers:
             style2_slug=style2_slug,
             mix=mix,
         )
+        if job_id is not None:
+            job.id = job_id
 
         def announce(position: int) -> int | None:
             key = "queued_next" if position == 1 else "queued"

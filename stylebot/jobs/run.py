@@ -25,6 +25,7 @@ from stylebot.errors import BadImage, Cancelled, TelegramError, UserGone
 from stylebot.jobs import results, timelapse
 from stylebot.jobs.health import Health, OutcomeNotRecorded, resource_trouble
 from stylebot.jobs.job import JOB_TIMEOUT, MAX_CRASHES, Job, JobStatus, Stop, crashes
+from stylebot.jobs.ledger import Ledger
 from stylebot.jobs.results import result_caption, result_path, sweep_now_and_then
 from stylebot.jobs.status import StatusReporter
 from stylebot.jobs.timelapse import FrameRecorder
@@ -57,6 +58,8 @@ class Context:
     health: Health | None = None
     #: The style gallery, for the credit line of a gallery style in the caption (None: the shipped one).
     styles_dir: Path | None = None
+    #: Where a sent result is noted at once, needing no free disk space (None: RQ workers, Redis has no disk).
+    ledger: Ledger | None = None
 
 
 def run_job(job: Job, stop: Stop, ctx: Context) -> None:
@@ -94,6 +97,7 @@ def run_job(job: Job, stop: Stop, ctx: Context) -> None:
         if reporter.error is not None:
             raise reporter.error
         _deliver(ctx, job, result, frames)
+        _note_delivered(ctx, job)
     except Exception as exc:
         reporter.close()
         _ended_badly(ctx, job, stop, reporter, exc)
@@ -115,6 +119,16 @@ def _record(job: Job, write: Callable[[], None]) -> None:
             raise
         log.warning("job %s: outcome not recorded yet: %s", job.id, exc)
         raise OutcomeNotRecorded(job.id, write, exc) from exc
+
+
+def _note_delivered(ctx: Context, job: Job) -> None:
+    """Note the sent result in the ledger, so a SIGKILL before ``DONE`` is written never sends it twice."""
+    if ctx.ledger is None:
+        return
+    try:
+        ctx.ledger.record(job.id)
+    except OSError as exc:
+        log.warning("job %s: delivery not noted in the ledger: %s", job.id, exc)
 
 
 def _tell(ctx: Context, job: Job, key: str, **values: Any) -> None:

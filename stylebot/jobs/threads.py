@@ -61,6 +61,8 @@ class ThreadQueue:
         self._stopping = threading.Event()
         self._announcing: set[str] = set()
         self._unrecorded: dict[str, Callable[[], None]] = {}
+        self._deferred: list[Callable[[], None]] = []
+        self._deferring = threading.Lock()  # one worker runs the deferred steps; the others wait for them
 
     # --- the interface -------------------------------------------------
     def submit(self, job: Job, announce: Callable[[int], int | None] | None = None) -> int:
@@ -107,6 +109,16 @@ class ThreadQueue:
         # A job that didn't stop in time is still RUNNING in the store; the
         # next start re-queues it, so nothing is lost either way.
 
+    def defer(self, step: Callable[[], None]) -> None:
+        """Have the workers run ``step`` before they claim any job, retried until it succeeds.
+
+        Start-up recovery on a full disk (issue 11): putting the dead process's job back
+        cannot be written yet, so instead of exiting the bot comes up degraded and the
+        worker loop finishes the recovery once the disk takes writes again.
+        """
+        with self._wake:
+            self._deferred.append(step)
+
     def running_ids(self) -> list[str]:
         with self._wake:
             return list(self._running)
@@ -136,6 +148,7 @@ class ThreadQueue:
     def _step(self) -> bool:
         """One turn: settle unrecorded outcomes, recheck health, run one job. Raises on trouble."""
         self._record_pending()
+        self._run_deferred()
         if not self.health.ok:
             if self.probe is not None:
                 self.probe()
@@ -182,6 +195,19 @@ class ThreadQueue:
             with self._wake:
                 self._unrecorded.pop(job_id, None)
             log.info("job %s: outcome recorded after the store came back", job_id)
+
+    def _run_deferred(self) -> None:
+        """Run the :meth:`defer`-red steps in order; raises (keeping the rest) while one still fails."""
+        with self._deferring:
+            while True:
+                with self._wake:
+                    if not self._deferred:
+                        return
+                    step = self._deferred[0]
+                step()
+                with self._wake:
+                    self._deferred.pop(0)
+                log.info("deferred start-up step done")
 
     def _moved(self) -> None:
         if self.on_move is None:

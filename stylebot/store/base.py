@@ -7,6 +7,7 @@ back-end, and the Redis store should not import the SQLite one for its dataclass
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -95,7 +96,7 @@ class StateStore(Protocol):
 
     def position(self, job_id: str) -> int | None: ...
 
-    def recover(self) -> list[Job]: ...
+    def recover(self, delivered: Container[str] = frozenset()) -> list[Job]: ...
 
     def jobs_created_since(self, user_id: int, since: float) -> list[float]: ...
 

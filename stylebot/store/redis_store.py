@@ -53,7 +53,7 @@ import hmac
 import json
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import fields
 from typing import Any
 
@@ -360,14 +360,20 @@ class RedisStore:
         rank = self.r.zrank(self.key("queued"), job_id)
         return None if rank is None else rank + 1
 
-    def recover(self) -> list[Job]:
-        """``Store.recover`` for parity: every running job goes back to the queue.
+    def recover(self, delivered: Container[str] = frozenset()) -> list[Job]:
+        """``Store.recover`` for parity: every running job goes back to the queue (one in ``delivered``: done).
 
         The scale-out mode never calls this (other machines' jobs are running
         fine); it relies on leases and :meth:`reap_expired` instead.
         """
         self._run("recover")
-        return self.queued_jobs()
+        waiting = []
+        for job in self.queued_jobs():
+            if job.id in delivered:
+                self.set_status(job.id, JobStatus.DONE)
+            else:
+                waiting.append(job)
+        return waiting
 
     def jobs_created_since(self, user_id: int, since: float) -> list[float]:
         """Creation times of the user's jobs since ``since``, from the hashed rate key (survives /forget)."""

@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
@@ -38,6 +39,9 @@ from typing import overload
 
 from stylebot.jobs.job import Job, JobStatus
 from stylebot.store.base import AlbumItem, Dialog, StyleRef, UserSettings
+from stylebot.store.updates import UpdateJournal, migrate_v5
+
+log = logging.getLogger(__name__)
 
 #: Version 1: the schema of the first release, verbatim (its databases have user_version 0).
 SCHEMA_V1 = """
@@ -134,8 +138,6 @@ CREATE TABLE rate_events (
 CREATE INDEX rate_events_who ON rate_events (who, at);
 """
 
-#: Handled update ids are kept this long (Telegram keeps an unconfirmed update for a day).
-UPDATES_KEEP = 2 * 24 * 3600
 #: Rate-limit timestamps older than this are dropped (the limit counts one hour).
 RATE_KEEP = 3600
 
@@ -188,7 +190,8 @@ def _migrate_v4(db: sqlite3.Connection) -> None:
 
 
 #: Ordered: ``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_v1, _migrate_v2, _migrate_v3, _migrate_v4]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_v1, _migrate_v2, _migrate_v3, _migrate_v4,
+                                                        migrate_v5]  # v5: unfinished updates (store/updates.py)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -200,15 +203,40 @@ def _who(salt: bytes, user_id: int) -> str:
 _JOB_COLUMNS = [f.name for f in fields(Job)]
 
 
-class Store:
+class Store(UpdateJournal):
     """All reads and writes, named by intent; returns dataclasses, never rows."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._migrate()
-        self._salt: bytes = self._db().execute("SELECT value FROM meta WHERE key = 'rate_salt'").fetchone()[0]
+        self._opening = threading.Lock()
+        self._salt_value: bytes | None = None
+        try:
+            self._open_schema()
+        except sqlite3.OperationalError as exc:
+            # A full disk at start-up (issue 11): the bot comes up degraded instead of exiting; every
+            # use retries the opening and fails like any write meanwhile (callers say "busy, try later").
+            if not any(word in str(exc).lower() for word in ("full", "disk i/o")):
+                raise
+            log.warning("database not opened yet (%s); retried at its next use", exc)
+
+    def _open_schema(self) -> bytes:
+        """Migrate and read the rate-limit salt, once; ``_db`` calls it until it has succeeded."""
+        with self._opening:
+            if self._salt_value is None:
+                self._local.opening = True
+                try:
+                    self._migrate()
+                    row = self._db().execute("SELECT value FROM meta WHERE key = 'rate_salt'").fetchone()
+                    self._salt_value = row[0]
+                finally:
+                    self._local.opening = False
+            return self._salt_value
+
+    @property
+    def _salt(self) -> bytes:
+        return self._salt_value if self._salt_value is not None else self._open_schema()
 
     def _migrate(self) -> None:
         """Apply the missing :data:`MIGRATIONS`, each with its version bump in one transaction.
@@ -238,6 +266,8 @@ class Store:
             db.execute("PRAGMA busy_timeout=30000")
             db.execute("PRAGMA secure_delete=ON")  # deleted rows are zeroed, not left in free space
             self._local.db = db
+        if self._salt_value is None and not getattr(self._local, "opening", False):
+            self._open_schema()  # not opened at start-up (a full disk): now, before any use
         return db
 
     @contextmanager
@@ -372,13 +402,21 @@ class Store:
         ).fetchone()[0]
         return ahead + 1
 
-    def recover(self) -> list[Job]:
+    def recover(self, delivered: Container[str] = frozenset()) -> list[Job]:
         """At start-up: jobs left ``RUNNING`` by a dead process go back to the queue.
 
+        A waiting or running job in ``delivered`` (``jobs.ledger``: its result went out but a
+        full disk kept its ``DONE`` from being written) is marked done instead, never run twice.
         Returns every job now waiting, oldest first, so their users can be told.
         """
         with self._tx(immediate=True) as db:
+            active = [r[0] for r in db.execute("SELECT id FROM jobs WHERE status IN ('queued', 'running')")]
+            done = [job_id for job_id in active if job_id in delivered]
+            db.executemany("UPDATE jobs SET status = 'done', finished_at = ? WHERE id = ?",
+                           [(time.time(), job_id) for job_id in done])
             db.execute("UPDATE jobs SET status = 'queued', started_at = NULL WHERE status = 'running'")
+        for job_id in done:
+            log.info("job %s: its result was sent before the restart (delivered ledger); marked done", job_id)
         return self.queued_jobs()
 
     def jobs_created_since(self, user_id: int, since: float) -> list[float]:
@@ -517,6 +555,7 @@ class Store:
             # Group dialogs with the user's photo are keyed by chat too, but user_id covers them.
             for table in ("jobs", "dialogs", "settings", "styles", "album_items"):
                 db.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
+            self.forget_unfinished(db, user_id)  # their updates' raw JSON, not yet finished
         self.checkpoint()
         return ids
 
@@ -534,36 +573,10 @@ class Store:
             time.sleep(0.05)
         return False
 
-    # --- updates: exactly-once handling ------------------------------
-    def accept_updates(self, update_ids: list[int], offset: int | None = None) -> list[int]:
-        """Record ``update_ids`` as handled; return those not seen before, in the given order.
-
-        Called before an update's effects can happen (like the webhook's ``SET NX``): a
-        re-sent update (Telegram after a crash, a repeated delivery) has no second effect.
-        ``offset``, when given, is saved in the same transaction as the next polling offset.
-        """
-        now = time.time()
-        fresh: list[int] = []
-        with self._tx(immediate=True) as db:
-            for update_id in update_ids:
-                cursor = db.execute("INSERT OR IGNORE INTO updates (update_id, seen_at) VALUES (?, ?)",
-                                    (int(update_id), now))
-                if cursor.rowcount == 1:
-                    fresh.append(update_id)
-            if offset is not None:
-                db.execute("INSERT INTO meta (key, value) VALUES ('poll_offset', ?) "
-                           "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (int(offset),))
-            db.execute("DELETE FROM updates WHERE seen_at < ?", (now - UPDATES_KEEP,))
-        return fresh
-
+    # --- updates: exactly-once handling: stylebot/store/updates.py (UpdateJournal) ---
     def seen_update(self, update_id: int) -> bool:
         """``True`` if the update was handled before (else it is recorded now): RedisStore's API."""
         return not self.accept_updates([update_id])
-
-    def poll_offset(self) -> int | None:
-        """The ``getUpdates`` offset saved by the last poll (``None`` on a new database)."""
-        row = self._db().execute("SELECT value FROM meta WHERE key = 'poll_offset'").fetchone()
-        return None if row is None else int(row[0])
 
     # --- worker reliability (jobs.ThreadQueue) ---------------------------
     def release(self, job_id: str) -> None:
