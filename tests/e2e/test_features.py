@@ -137,7 +137,10 @@ def test_only_file_ids_and_results_are_stored(make_bot, user: User, tmp_path):
     job = user.results()[0]["reply_markup"]["inline_keyboard"][0][0]["callback_data"].split(":")[1]
     results = {p for p in stored if p.startswith("results/")}
     assert results == {f"results/{job}.png", f"results/{job}.gif"}
-    assert all(p.startswith("stylebot.sqlite3") for p in set(stored) - results)
+    # Besides: the database, and the delivered-jobs ledger (digests of job ids only, never the ids).
+    assert all(p.startswith("stylebot.sqlite3") or p == "delivered.ledger" for p in set(stored) - results)
+    ledger = tmp_path / "data" / "delivered.ledger"
+    assert not ledger.exists() or job.encode() not in ledger.read_bytes()
 
 
 def test_rate_limit_says_when_to_come_back(make_bot, user: User):
