@@ -340,6 +340,22 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def torchvision_vgg19() -> tuple[str, tuple[int, ...]]:
+    """The official VGG-19 weights' URL and the ``features`` indices of its first five convs, read from
+    torchvision's own definition (imported here only: the bot never imports torchvision at run time)."""
+    from torchvision.models import VGG19_Weights
+    from torchvision.models.vgg import cfgs
+
+    convs, index = [], 0
+    for layer in cfgs["E"]:  # VGG-19: a number is a conv (then its ReLU), "M" a max-pool
+        if layer == "M":
+            index += 1
+        else:
+            convs.append(index)
+            index += 2
+    return VGG19_Weights.IMAGENET1K_V1.url, tuple(convs[: len(_TORCHVISION_CONVS)])
+
+
 def build_cache(out_path: str | os.PathLike[str], *, download_dir: str | os.PathLike[str] | None = None) -> Path:
     """Build the cache from torchvision's official VGG-19 ImageNet weights; return the written path.
 
@@ -350,6 +366,9 @@ def build_cache(out_path: str | os.PathLike[str], *, download_dir: str | os.Path
     :raises WeightsError: offline, download failed, or checksum mismatch.
     """
     out_path = Path(out_path)
+    if torchvision_vgg19() != (VGG19_URL, _TORCHVISION_CONVS):  # a torchvision that moved its VGG-19
+        raise WeightsError(f"torchvision's VGG-19 is not {VGG19_URL} with convs at {_TORCHVISION_CONVS}; "
+                           "update stylebot/engine/weights.py")
     hub_dir = Path(download_dir) if download_dir else Path(torch.hub.get_dir()) / "checkpoints"
     hub_dir.mkdir(parents=True, exist_ok=True)
     src = hub_dir / VGG19_URL.rsplit("/", 1)[1]

@@ -204,3 +204,10 @@ def test_build_cache_offline_says_so(tmp_path, monkeypatch):
     with pytest.raises(WeightsError, match="offline"):
         build_cache(tmp_path / "out.pth", download_dir=tmp_path)
     assert not (tmp_path / "out.pth").exists()
+
+
+def test_our_vgg19_constants_are_torchvisions():
+    """The builder takes the URL and the conv positions from torchvision's own VGG-19 definition."""
+    from stylebot.engine.weights import _TORCHVISION_CONVS, VGG19_URL, torchvision_vgg19
+
+    assert torchvision_vgg19() == (VGG19_URL, _TORCHVISION_CONVS)
