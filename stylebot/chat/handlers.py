@@ -414,7 +414,8 @@ class Handlers:
             self.tg.send_document(job.chat_id, path.read_bytes(), f"stylized-{job.id}.png",
                                   reply_to=job.reply_to_message_id)
         else:
-            self.tg.send_text(job.chat_id, texts.t(self.lang(call.from_user), "full_quality_gone", hours=RESULT_HOURS))
+            self.tg.send_text(job.chat_id, texts.t(self.lang(call.from_user), "full_quality_gone", hours=RESULT_HOURS),
+                              reply_to=job.reply_to_message_id)
 
     def on_timelapse(self, call: types.CallbackQuery) -> None:
         """"How it was painted": the timelapse GIF kept beside the result, or why it is gone."""
