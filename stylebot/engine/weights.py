@@ -366,9 +366,6 @@ def build_cache(out_path: str | os.PathLike[str], *, download_dir: str | os.Path
     :raises WeightsError: offline, download failed, or checksum mismatch.
     """
     out_path = Path(out_path)
-    if torchvision_vgg19() != (VGG19_URL, _TORCHVISION_CONVS):  # a torchvision that moved its VGG-19
-        raise WeightsError(f"torchvision's VGG-19 is not {VGG19_URL} with convs at {_TORCHVISION_CONVS}; "
-                           "update stylebot/engine/weights.py")
     hub_dir = Path(download_dir) if download_dir else Path(torch.hub.get_dir()) / "checkpoints"
     hub_dir.mkdir(parents=True, exist_ok=True)
     src = hub_dir / VGG19_URL.rsplit("/", 1)[1]
@@ -388,6 +385,9 @@ def build_cache(out_path: str | os.PathLike[str], *, download_dir: str | os.Path
         full = torch.load(src, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise WeightsError(f"cannot read {src} ({exc}): delete it and build again.") from exc
+    if torchvision_vgg19() != (VGG19_URL, _TORCHVISION_CONVS):  # a torchvision that moved its VGG-19
+        raise WeightsError(f"torchvision's VGG-19 is not {VGG19_URL} with convs at {_TORCHVISION_CONVS}; "
+                           "update stylebot/engine/weights.py")
     state = {}
     for i, idx in enumerate(_TORCHVISION_CONVS, start=1):
         state[f"conv_{i}.weight"] = full[f"features.{idx}.weight"]
