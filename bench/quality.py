@@ -50,6 +50,8 @@ for _p in (str(REPO), str(BENCH)):
 
 #: The runs of one pair, in order: label, preset (None = the original recipe).
 METHODS: tuple[tuple[str, str | None], ...] = (("a", None), ("b", "seed"), ("default", "default"))
+#: Runs of ``--colors``: the default preset keeping the content's colours, by each method (issue 13.4).
+COLOR_RUNS: dict[str, str] = {"keep-lum": "luminance", "keep-hist": "histogram"}
 
 
 # -- pictures ------------------------------------------------------------------------------------------------
@@ -176,6 +178,13 @@ def chi2(p: np.ndarray, q: np.ndarray) -> float:
     return float(0.5 * ((p[m] - q[m]) ** 2 / s[m]).sum())
 
 
+def colour_cast(image: Image.Image, ref: Image.Image) -> float:
+    """How far the image's mean chroma (Cb, Cr; 0..255) is from the reference's: 0 = no cast."""
+    a = np.asarray(image.convert("YCbCr"), dtype=np.float64)[..., 1:].reshape(-1, 2).mean(0)
+    b = np.asarray(ref.convert("YCbCr"), dtype=np.float64)[..., 1:].reshape(-1, 2).mean(0)
+    return float(np.hypot(*(a - b)))
+
+
 # -- one pair -------------------------------------------------------------------------------------------------
 
 
@@ -202,9 +211,8 @@ def measure(engine, image: Image.Image, content: Image.Image, style: Image.Image
     }
 
 
-def run_pair(engine, pair: Pair, size: int, a_evals: int, out: Path) -> dict:
-    from engine import _original_recipe  # bench/engine.py: (a) exactly as that benchmark runs it
-
+def run_pair(engine, pair: Pair, size: int, a_evals: int, out: Path, methods: tuple[str, ...] = ("a", "b", "default"),
+             a_cache: bool = False) -> dict:
     from model import StyleParams
 
     content, style = _fit(pair.content(), size), pair.style()
@@ -215,21 +223,55 @@ def run_pair(engine, pair: Pair, size: int, a_evals: int, out: Path) -> dict:
         "content_size": list(content.size),
         "content_to_style_colour": chi2(colour_hist(content), colour_hist(style)),
     }
-    for label, preset in METHODS:
+    for label in methods:
+        preset = dict(METHODS).get(label, "default")
         t0 = time.perf_counter()
-        if preset is None:
-            image, evals, _ = _original_recipe(engine, content, style, size, a_evals)
+        extra: dict = {}
+        if label == "a":
+            image, evals, extra = _original(engine, pair.name, content, style, size, a_evals, a_cache)
         else:
-            image, evals = engine.stylize(content, style, StyleParams(size=size, preset=preset)), None
-        wall = time.perf_counter() - t0
+            params = StyleParams(size=size, preset=preset or "default", keep_colors=label in COLOR_RUNS,
+                                 color_method=COLOR_RUNS.get(label, "luminance"))
+            image, evals = engine.stylize(content, style, params), None
+        wall = extra.pop("wall_s", None) or time.perf_counter() - t0
         path = out / f"{pair.name}_{label}.jpg"
         image.save(path, quality=90)
-        r = {"wall_s": wall, "size": list(image.size), "image": str(path.relative_to(REPO))}
+        r = {"wall_s": wall, "size": list(image.size), "image": str(path.relative_to(REPO)), **extra}
         if evals is not None:
             r["evals"] = evals
         r.update(measure(engine, image, content, style))
+        if label in COLOR_RUNS:  # colours kept: how far they are from the content's, and any cast
+            ref = content.resize(image.size, Image.Resampling.LANCZOS)
+            r["colour_to_content"] = chi2(colour_hist(image), colour_hist(ref))
+            r["cast"] = colour_cast(image, ref)
         result[label] = r
     return result
+
+
+#: Evaluations of (a) timed in this run when its finished image comes from the cache (one torch LBFGS step).
+A_TIMED_EVALS = 20
+
+
+def _original(engine, name: str, content: Image.Image, style: Image.Image, size: int, a_evals: int,
+              cache: bool) -> tuple[Image.Image, int, dict]:
+    """(a) for one pair. With ``cache`` its finished image is kept in bench/out/a_cache (it is deterministic
+    up to float rounding: same pair, size and evaluations), and its time is projected to ``a_evals`` from
+    :data:`A_TIMED_EVALS` evaluations run now, so time ratios stay side by side within one run."""
+    from engine import _original_recipe  # bench/engine.py: (a) exactly as that benchmark runs it
+
+    if not cache:
+        image, evals, _ = _original_recipe(engine, content, style, size, a_evals)
+        return image, evals, {}
+    path = OUT / "a_cache" / f"{name}_{size}_{a_evals}.png"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        image, _, _ = _original_recipe(engine, content, style, size, a_evals)
+        image.save(path)
+    t0 = time.perf_counter()
+    _, timed, per_eval = _original_recipe(engine, content, style, size, min(a_evals, A_TIMED_EVALS))
+    setup = time.perf_counter() - t0 - per_eval * timed
+    return Image.open(path).convert("RGB"), a_evals, {"wall_s": setup + per_eval * a_evals, "per_eval_s": per_eval,
+                                                       "projected": True}
 
 
 # -- report ---------------------------------------------------------------------------------------------------
@@ -240,57 +282,82 @@ def _geomean(xs: list[float]) -> float:
     return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else float("nan")
 
 
+def _labels(r: dict) -> list[str]:
+    return [label for label in (*dict(METHODS), *COLOR_RUNS) if label in r]
+
+
 def print_pair(name: str, r: dict) -> None:
     print(f"\n{name}  ({r['kind']}; content {r['content_size'][0]}x{r['content_size'][1]}; "
           f"content->style colour {r['content_to_style_colour']:.3f})")
     print(f"  {'run':8s} {'size':>9s} {'time s':>7s} {'style@1':>9s} {'@1/2':>9s} {'@1/4':>9s} {'style sum':>10s} "
           f"{'content':>9s} {'SSIM':>6s} {'colour':>7s}")
-    for label, _ in METHODS:
+    for label in _labels(r):
         m = r[label]
         s1, s2, s4 = m["style_pyramid"]
         size = f"{m['size'][0]}x{m['size'][1]}"
         print(f"  {label:8s} {size:>9s} {m['wall_s']:7.1f} {s1:9.3g} {s2:9.3g} {s4:9.3g} {m['style']:10.4g} "
-              f"{m['content']:9.3g} {m['ssim']:6.3f} {m['colour']:7.3f}")
+              f"{m['content']:9.3g} {m['ssim']:6.3f} {m['colour']:7.3f}"
+              + (f"  colour to content {m['colour_to_content']:.3f}, cast {m['cast']:.1f}" if label in COLOR_RUNS else ""))
 
 
 def totals(results: dict[str, dict]) -> dict:
     """Geometric means of ratios to (a) for time and losses; plain means of SSIM and colour distance."""
     out: dict = {}
-    for label, _ in METHODS:
+    first = next(iter(results.values()))
+    for label in _labels(first):
         rs = [r[label] for r in results.values()]
-        out[label] = {
-            "time_vs_a": _geomean([m["wall_s"] / r["a"]["wall_s"] for m, r in zip(rs, results.values())]),
-            "style_vs_a": _geomean([m["style"] / r["a"]["style"] for m, r in zip(rs, results.values())]),
-            "content_vs_a": _geomean([m["content"] / r["a"]["content"] for m, r in zip(rs, results.values())]),
-            "time_s": sum(m["wall_s"] for m in rs),
-            "ssim_mean": sum(m["ssim"] for m in rs) / len(rs),
-            "colour_mean": sum(m["colour"] for m in rs) / len(rs),
-        }
+        if "a" not in first:
+            out[label] = {"time_s": sum(m["wall_s"] for m in rs), "ssim_mean": sum(m["ssim"] for m in rs) / len(rs),
+                          "colour_mean": sum(m["colour"] for m in rs) / len(rs)}
+        else:
+            out[label] = {
+                "time_vs_a": _geomean([m["wall_s"] / r["a"]["wall_s"] for m, r in zip(rs, results.values())]),
+                "style_vs_a": _geomean([m["style"] / r["a"]["style"] for m, r in zip(rs, results.values())]),
+                "content_vs_a": _geomean([m["content"] / r["a"]["content"] for m, r in zip(rs, results.values())]),
+                # the issue's bound, pair by pair: the worst ratio to (a)
+                "style_vs_a_max": max(m["style"] / r["a"]["style"] for m, r in zip(rs, results.values())),
+                "content_vs_a_max": max(m["content"] / r["a"]["content"] for m, r in zip(rs, results.values())),
+                "time_s": sum(m["wall_s"] for m in rs),
+                "ssim_mean": sum(m["ssim"] for m in rs) / len(rs),
+                "colour_mean": sum(m["colour"] for m in rs) / len(rs),
+            }
+        if label in COLOR_RUNS:
+            out[label]["colour_to_content_mean"] = sum(m["colour_to_content"] for m in rs) / len(rs)
+            out[label]["cast_max"] = max(m["cast"] for m in rs)
     out["content_to_style_colour_mean"] = sum(r["content_to_style_colour"] for r in results.values()) / len(results)
     return out
 
 
 def print_totals(t: dict, n: int) -> None:
-    print(f"\nTOTALS over {n} pairs (ratios: geometric mean of run/(a) per pair)")
-    print(f"  {'run':8s} {'time s':>8s} {'time/(a)':>9s} {'style/(a)':>10s} {'content/(a)':>12s} "
-          f"{'mean SSIM':>10s} {'mean colour':>12s}")
-    for label, _ in METHODS:
+    print(f"\nTOTALS over {n} pairs (ratios to (a): geometric mean over the pairs, and the worst pair)")
+    print(f"  {'run':9s} {'time s':>8s} {'time/(a)':>9s} {'style/(a)':>10s} {'worst':>6s} {'content/(a)':>12s} "
+          f"{'worst':>6s} {'mean SSIM':>10s} {'mean colour':>12s}")
+    nan = float("nan")
+    for label in (lb for lb in (*dict(METHODS), *COLOR_RUNS) if lb in t):
         m = t[label]
-        print(f"  {label:8s} {m['time_s']:8.1f} {m['time_vs_a']:9.3f} {m['style_vs_a']:10.3f} "
-              f"{m['content_vs_a']:12.3f} {m['ssim_mean']:10.3f} {m['colour_mean']:12.3f}")
+        print(f"  {label:9s} {m['time_s']:8.1f} {m.get('time_vs_a', nan):9.3f} {m.get('style_vs_a', nan):10.3f} "
+              f"{m.get('style_vs_a_max', nan):6.2f} {m.get('content_vs_a', nan):12.3f} "
+              f"{m.get('content_vs_a_max', nan):6.2f} {m['ssim_mean']:10.3f} {m['colour_mean']:12.3f}"
+              + (f"  colour to content {m['colour_to_content_mean']:.3f}, worst cast {m['cast_max']:.1f}"
+                 if label in COLOR_RUNS else ""))
     print(f"  (content -> style colour distance, mean: {t['content_to_style_colour_mean']:.3f}; lower colour = "
           f"closer to the style's palette, higher SSIM = more of the content's structure kept)")
+    if "a" in t and "default" in t:
+        d = t["default"]
+        print(f"  default on every pair: pyramid style <= {d['style_vs_a_max']:.2f}x (a)'s (target < 1), content "
+              f"<= {d['content_vs_a_max']:.2f}x (a)'s (target <= 3); time {1 / d['time_vs_a']:.0f}x faster (geomean)")
 
 
 def contact_sheet(results: dict[str, dict], out: Path, sheet_path: Path, docs: Path | None, cell: int = 160) -> None:
     """Rows = pairs; columns = content, style, (a), (b), default; each cell labelled."""
-    cols = ["content", "style", *(label for label, _ in METHODS)]
+    cols = ["content", "style", *_labels(next(iter(results.values())))]
     pad, label_h, head_h = 4, 14, 16
     width = len(cols) * (cell + pad) + pad
     height = head_h + len(results) * (cell + label_h + pad) + pad
     sheet = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(sheet)
-    heads = {"content": "content", "style": "style", "a": "(a) original", "b": "(b) seed", "default": "default"}
+    heads = {"content": "content", "style": "style", "a": "(a) original", "b": "(b) seed", "default": "default",
+             "keep-lum": "keep colours: lum.", "keep-hist": "keep colours: hist."}
     for j, c in enumerate(cols):
         draw.text((pad + j * (cell + pad) + 2, 3), heads.get(c, c), fill="black")
     for i, (name, r) in enumerate(results.items()):
@@ -327,7 +394,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--list", action="store_true", help="list the pairs and exit")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--docs", action="store_true", help="also write docs/quality_sheet.jpg")
+    p.add_argument("--a-cache", action="store_true",
+                   help="keep (a)'s finished images in bench/out/a_cache and reuse them; (a)'s time is then "
+                        f"projected from {A_TIMED_EVALS} evaluations timed in this run")
+    p.add_argument("--methods", default="a,b,default", help="which runs, from a, b, default, keep-lum, keep-hist")
+    p.add_argument("--colors", action="store_true", help="the keep-colours runs: --methods default,keep-lum,keep-hist")
     args = p.parse_args(argv)
+    methods = tuple(m.strip() for m in ("default,keep-lum,keep-hist" if args.colors else args.methods).split(",")
+                    if m.strip())
+    known = (*dict(METHODS), *COLOR_RUNS)
+    if set(methods) - set(known):
+        p.error(f"--methods: choose from {', '.join(known)}")
 
     pairs = PAIRS
     if args.list:
@@ -350,18 +427,21 @@ def main(argv: list[str] | None = None) -> int:
                                            f" run, its time is for {args.a_evals})" if args.a_evals < 300 else ""))
     results: dict[str, dict] = {}
     for pair in pairs:
-        results[pair.name] = r = run_pair(engine, pair, args.size, args.a_evals, OUT)
+        results[pair.name] = r = run_pair(engine, pair, args.size, args.a_evals, OUT, methods, args.a_cache)
         print_pair(pair.name, r)
         sys.stdout.flush()
     t = totals(results)
     print_totals(t, len(results))
-    worst = min(results, key=lambda n: results[n]["default"]["ssim"] - results[n]["default"]["colour"])
-    print(f"  lowest default SSIM minus colour distance: {worst}")
-    report = {"size": args.size, "a_evals": args.a_evals, "threads": args.threads, "pairs": results, "totals": t}
-    (OUT / "quality.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    contact_sheet(results, OUT, OUT / "quality_sheet.jpg", REPO / "docs" / "quality_sheet.jpg" if args.docs else None)
-    print(f"\nJSON: {OUT / 'quality.json'}; contact sheet: {OUT / 'quality_sheet.jpg'}"
-          + (f" and {REPO / 'docs' / 'quality_sheet.jpg'}" if args.docs else ""))
+    if "default" in methods:
+        worst = min(results, key=lambda n: results[n]["default"]["ssim"] - results[n]["default"]["colour"])
+        print(f"  lowest default SSIM minus colour distance: {worst}")
+    report = {"size": args.size, "a_evals": args.a_evals, "threads": args.threads, "methods": methods,
+              "pairs": results, "totals": t}
+    stem = "quality_colors" if args.colors else "quality"
+    (OUT / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    docs = REPO / "docs" / f"{stem}_sheet.jpg" if args.docs else None
+    contact_sheet(results, OUT, OUT / f"{stem}_sheet.jpg", docs)
+    print(f"\nJSON: {OUT / f'{stem}.json'}; contact sheet: {OUT / f'{stem}_sheet.jpg'}" + (f" and {docs}" if docs else ""))
     return 0
 
 

@@ -16,7 +16,7 @@ from PIL import Image
 
 from ..errors import WeightsError
 from .engine import DEFAULT_WEIGHTS, Engine
-from .params import PRESETS, Progress, StyleParams
+from .params import COLOR_METHODS, PRESETS, Progress, StyleParams
 
 __all__ = ["main"]
 
@@ -54,7 +54,10 @@ def _parser() -> argparse.ArgumentParser:
                    "at the content's own (default %(default)s)")
     p.add_argument("--strength", type=float, default=defaults["strength"],
                    help="style strength, a multiplier on the style weight (default %(default)s)")
-    p.add_argument("--keep-colors", action="store_true", help="transfer luminance only; keep the content's colours")
+    p.add_argument("--keep-colors", action="store_true", help="keep the content's colours (see --color-method)")
+    p.add_argument("--color-method", choices=COLOR_METHODS, default=defaults["color_method"],
+                   help="with --keep-colors: 'luminance' transfers the style on the luminance only; 'histogram' "
+                   "recolours the style to the content's colours first (default %(default)s)")
     p.add_argument("--tv-weight", type=float, default=defaults["tv_weight"],
                    help="total-variation weight, smooths noise (default %(default)s; the seed preset has none)")
     p.add_argument("--seed", type=int, default=defaults["seed"],
@@ -75,6 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     params = StyleParams(size=args.size, strength=args.strength, keep_colors=args.keep_colors,
+                         color_method=args.color_method,
                          tv_weight=args.tv_weight, preset=args.preset, seed=args.seed)
     try:
         engine = Engine(args.weights, args.device, args.threads, low_memory=not args.more_memory)

@@ -97,21 +97,27 @@ class Engine:
         exact: bool = False,
         style2_img: Image.Image | None = None,
         mix: float = 0.5,
+        color_method: str = "luminance",
     ) -> tuple[Objective, torch.Tensor]:
         """Targets for one level of ``size`` (w, h): the content resized, the style(s) scaled to the level.
 
-        A second style is scaled (and under ``keep_colors`` luminance-matched) like the first; the objective
-        mixes their statistics with share ``mix`` for the second.
+        Under ``keep_colors`` the style is luminance-matched to a grey content (``color_method``
+        "luminance") or recoloured to the content's colour statistics ("histogram"). A second style is
+        treated like the first; the objective mixes their statistics with share ``mix`` for the second.
         """
+        luminance_only = keep_colors and color_method == "luminance"
+        recolour = keep_colors and color_method == "histogram"
         content_lvl = imaging.resize(content_img, size)
         content_t = imaging.to_tensor(content_lvl, self.device)
-        if keep_colors:
+        if luminance_only:
             content_t = imaging.to_tensor(imaging.luminance(content_lvl), self.device)
 
         def style_tensor(img: Image.Image) -> torch.Tensor:
             lvl = imaging.resize(img, imaging.style_size(img, max(size)))
-            if keep_colors:
+            if luminance_only:
                 return imaging.match_luminance(imaging.to_tensor(imaging.luminance(lvl), self.device), content_t)
+            if recolour:
+                return imaging.match_colors(imaging.to_tensor(lvl, self.device), content_t)
             return imaging.to_tensor(lvl, self.device)
 
         style_t = style_tensor(style_img)
@@ -148,7 +154,8 @@ class Engine:
         """The objective of ``params`` (strength included) for ``image`` at its own size, in fp32.
 
         The content is resized to the image and the style scaled as during :meth:`stylize`; with
-        ``keep_colors`` it is the luminance objective that run minimised, on the image's luminance. The
+        a luminance-only ``keep_colors`` it is the luminance objective that run minimised, on the image's
+        luminance (with ``color_method`` "histogram", the colour objective against the recoloured style). The
         benchmark evaluates outputs with ``StyleParams(preset="seed")`` at full, 1/2 and 1/4 size.
         ``style2``: the mixed objective of :meth:`stylize` (share ``params.mix``).
         """
@@ -156,8 +163,9 @@ class Engine:
         objective, _ = self._objective(
             params.recipe, content, style, image.size, params.strength, params.tv_weight, params.keep_colors,
             exact=True, style2_img=style2.convert("RGB") if style2 is not None else None, mix=params.mix,
+            color_method=params.color_method,
         )
-        x = imaging.to_tensor(imaging.luminance(image) if params.keep_colors else image, self.device)
+        x = imaging.to_tensor(imaging.luminance(image) if params.luminance_only else image, self.device)
         return objective.value(x)
 
     def stylize(
@@ -193,7 +201,7 @@ class Engine:
             x = self._levels(content, style, params, levels, plan, work, on_progress, cancel, style2)
         finally:
             use_threads(caller_threads)  # the caller's thread gets its own count back
-        return imaging.render(x, content, params.keep_colors)
+        return imaging.render(x, content, params.luminance_only)
 
     def _levels(
         self,
@@ -213,6 +221,7 @@ class Engine:
         done_work, step = 0.0, 0
         t0 = time.perf_counter()
         x: torch.Tensor | None = None
+        coarse_content: torch.Tensor | None = None  # the previous level's content (recipe.detail)
         threads = self.threads  # the count carried into the next level (its warm-up, or all of it)
         margin = 1.0  # how clearly the last level's choice won
 
@@ -225,7 +234,7 @@ class Engine:
             use_threads(chooser.current)  # the targets are built on the count the level starts with
             objective, content_t = self._objective(
                 recipe, content, style, (w, h), params.strength, params.tv_weight, params.keep_colors,
-                style2_img=style2, mix=params.mix,
+                style2_img=style2, mix=params.mix, color_method=params.color_method,
             )
             # Content init (the content is in place from the first step), then each finer level starts
             # from the coarser result, upsampled.
@@ -234,7 +243,14 @@ class Engine:
                 if params.seed:
                     x = _seeded_variation(x, params.seed)
             else:
-                x = F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False).clamp_(0, 1)
+                x = F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False)
+                if recipe.detail and coarse_content is not None:
+                    # The band of detail this level adds to the content (a Laplacian-pyramid level): the
+                    # upsampled result lacks it, so without it a level spends its first evaluations
+                    # re-sharpening edges the content already has.
+                    x += content_t - F.interpolate(coarse_content, size=(h, w), mode="bicubic", align_corners=False)
+                x.clamp_(0, 1)
+            coarse_content = content_t if recipe.detail else None
             del content_t
             level_start = done_work
 
@@ -268,7 +284,7 @@ class Engine:
                             total=total_evals,
                             scale=scale,
                             loss=losses.total,
-                            render=lambda: imaging.render(snapshot, content, params.keep_colors),
+                            render=lambda: imaging.render(snapshot, content, params.luminance_only),
                         )
                     )
                 return losses.total, grad

@@ -7,7 +7,8 @@ import torch
 from PIL import Image
 
 __all__ = [
-    "levels", "luminance", "match_luminance", "render", "resize", "style_size", "to_image", "to_tensor", "with_chroma",
+    "levels", "luminance", "match_colors", "match_luminance", "render", "resize", "style_size", "to_image", "to_tensor",
+    "with_chroma",
 ]
 
 
@@ -48,16 +49,36 @@ def match_luminance(style_y: torch.Tensor, content_y: torch.Tensor) -> torch.Ten
     return ((style_y - s_mean) / s_std * c_std + c_mean).clamp(0, 1)
 
 
+def match_colors(style: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """The style's RGB colours moved onto the content's mean and covariance (Gatys et al. 2017's colour
+    histogram matching, the symmetric "image analogies" transform A = Σc^½ Σs^-½): the style keeps its
+    strokes and contrast pattern, but its palette becomes the content's, so the result has no colour cast."""
+    s = style[0].reshape(3, -1).double()
+    c = content[0].reshape(3, -1).double()
+    mu_s, mu_c = s.mean(1, keepdim=True), c.mean(1, keepdim=True)
+    eye = torch.eye(3, dtype=torch.float64, device=s.device) * 1e-5  # a flat (grey, one-colour) image stays finite
+    cov_s = torch.cov(s) + eye
+    cov_c = torch.cov(c) + eye
+
+    def sqrtm(m: torch.Tensor, power: float) -> torch.Tensor:
+        vals, vecs = torch.linalg.eigh(m)
+        return vecs @ torch.diag(vals.clamp_min(1e-8) ** power) @ vecs.T
+
+    a = sqrtm(cov_c, 0.5) @ sqrtm(cov_s, -0.5)
+    out = (a @ (s - mu_s) + mu_c).to(style.dtype).reshape(style.shape)
+    return out.clamp_(0, 1)
+
+
 def with_chroma(y: Image.Image, content: Image.Image) -> Image.Image:
     """Luminance ``y`` + the content's Cb/Cr (resized to ``y``) -> RGB."""
     _, cb, cr = resize(content, y.size).convert("YCbCr").split()
     return Image.merge("YCbCr", (y, cb, cr)).convert("RGB")
 
 
-def render(x: torch.Tensor, content: Image.Image, keep_colors: bool) -> Image.Image:
-    """The image ``x`` as the caller sees it: RGB, with the content's chroma under ``keep_colors``."""
+def render(x: torch.Tensor, content: Image.Image, luminance_only: bool) -> Image.Image:
+    """The image ``x`` as the caller sees it: RGB, with the content's chroma after a luminance-only transfer."""
     img = to_image(x)
-    return with_chroma(img, content) if keep_colors else img
+    return with_chroma(img, content) if luminance_only else img
 
 
 def levels(size: tuple[int, int], min_side: int) -> list[tuple[int, int]]:

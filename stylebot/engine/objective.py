@@ -49,7 +49,7 @@ class Objective:
         self.style_losses = [
             StyleLoss(g, recipe.style_weight * strength * lw) for g, lw in zip(style_grams, recipe.layer_weights)
         ]
-        c_feat = self._scan(content, keep_content=True, content_dtype=target_dtype).content
+        c_feat = self._scan(content, keep_content=True, content_dtype=target_dtype, content_only=True).content
         assert c_feat is not None
         self.content_loss = ContentLoss(c_feat, recipe.content_weight)
         self.tv_loss = TVLoss(tv_weight * recipe.tv_scale)
@@ -103,11 +103,13 @@ class Objective:
         return strips.stage_strips(self.tile_px, inp, image_w)
 
     def _scan(
-        self, x: torch.Tensor, keep_content: bool, content_dtype: torch.dtype = torch.float32
+        self, x: torch.Tensor, keep_content: bool, content_dtype: torch.dtype = torch.float32,
+        content_only: bool = False,
     ) -> strips.Scan:
-        """Grams (and the content map) of ``x`` without autograd, in strips when the level is tiled."""
+        """Grams (and the content map) of ``x`` without autograd, in strips when the level is tiled;
+        ``content_only``: the content map alone (no Grams, no stage past the content layer's)."""
         return strips.scan(self._stage, x, self.tile_px, self.recipe.content_layer, self.channels_last,
-                           keep_content, content_dtype)
+                           keep_content, content_dtype, content_only=content_only)
 
     # -- evaluation ---------------------------------------------------------------------------------------
 

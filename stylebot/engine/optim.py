@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -11,6 +12,10 @@ __all__ = ["HISTORY_BYTES", "history_for", "minimize"]
 #: Cap on the L-BFGS history's memory: at 512² a (s, y) pair is 6.3 MB, so 20 MB keeps 3 pairs there
 #: (10 up to 256²); a refinement level of a few evaluations cannot use more than a few pairs anyway.
 HISTORY_BYTES = 20 << 20
+#: No step moves a pixel by more than this (of its 0..1 range). A longer quasi-Newton step only pushes pixels
+#: into the clamp, and halving back from such an overshoot cost rocket x woodcut 10 evaluations in a row at
+#: 128 px; tighter caps (0.1-0.3) slowed the other pairs of bench/quality.py down (DESIGN.md, "Inside").
+MAX_MOVE = 0.5
 
 
 def history_for(x: torch.Tensor, history: int) -> int:
@@ -66,19 +71,24 @@ def minimize(
             # No curvature yet: a gradient step that moves no pixel by more than 5% of its range.
             q.mul_(0.05 / max(float(q.abs().max()), 1e-12))
         d = q
-        if float(g.dot(d)) >= 0:  # not a descent direction (stale curvature): restart from the gradient
+        if not float(g.dot(d)) < 0:  # not a descent direction (stale curvature): restart from the gradient
+            if not s_hist:  # even the gradient is not: a stationary point, nothing left to do
+                break
             _forget(s_hist, y_hist, rho)
             continue
+        biggest = float(d.abs().max())
+        if biggest > MAX_MOVE:
+            d.mul_(MAX_MOVE / biggest)
         # Try the step; halve it while the loss goes up (each try costs an evaluation).
         x_new = x.add(d, alpha=t).clamp_(0, 1)
         f_new, g_new = evaluate(x_new.view(shape))
         g_new = g_new.reshape(-1)
         evals += 1
-        if f_new > f:
+        if not f_new <= f:  # up, or not a number
             # Backtrack to the minimum of the quadratic through f, the slope g·d and f_new, kept within
             # [0.1t, 0.5t]: it reaches an acceptable step in fewer evaluations than plain halving.
             gd = float(g.dot(d))
-            t_quad = -gd * t * t / (2 * (f_new - f - gd * t))
+            t_quad = -gd * t * t / (2 * (f_new - f - gd * t)) if math.isfinite(f_new) else 0.0
             t = min(max(t_quad, 0.1 * t), 0.5 * t)
             if t < 1e-3:  # no progress along this history: start over from the gradient
                 _forget(s_hist, y_hist, rho)

@@ -15,7 +15,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["PRESETS", "Losses", "Progress", "Recipe", "StyleParams", "output_size"]
+__all__ = ["COLOR_METHODS", "PRESETS", "Losses", "Progress", "Recipe", "StyleParams", "output_size"]
+
+#: How ``keep_colors`` keeps the content's colours (Gatys et al. 2017, "Controlling perceptual factors"):
+#: "luminance" transfers the style on the luminance only and puts the content's chroma back; "histogram"
+#: first moves the style's colours onto the content's (mean and covariance in RGB) and transfers in colour.
+COLOR_METHODS = ("luminance", "histogram")
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,9 @@ class Recipe:
     bf16: bool  # bfloat16 autocast for the network (fp32 image, losses and optimiser)
     channels_last: bool
     tiled: bool  # evaluate large levels in strips on CPU (bounded memory, 1.1-1.2x the time per evaluation)
+    #: Start each finer level from the coarser result upsampled PLUS the content's detail band between the
+    #: two levels (content at this level minus the coarser content upsampled), not the blurry upsample alone.
+    detail: bool = False
 
 
 # The tutorial objective exactly; only the solver differs (coarse-to-fine, short history). Not tiled: it is
@@ -87,6 +95,7 @@ PRESETS: dict[str, Recipe] = {
         coarse_evals=80,
         refine_evals=((320, 24), (640, 8), (1 << 30, 4)),
         tiled=True,
+        detail=True,
     ),
 }
 
@@ -101,13 +110,16 @@ class StyleParams:
 
     size: int = 512  # long side of the output, px; never more than the content's own long side
     strength: float = 1.0  # multiplier on the style weight
-    keep_colors: bool = False  # luminance-only transfer; chroma from the content
+    keep_colors: bool = False  # keep the content's colours (how: ``color_method``)
     tv_weight: float = 1e-3  # total variation weight (smoothness); ignored by preset "seed"
     preset: str = "default"  # "default" | "seed" (the original bot's objective, exactly)
     seed: int = 0  # 0: start from the content exactly; other values: a seeded variation
     #: With a second style (``Engine.stylize(..., style2=...)``): its share of the style targets, 0..1
     #: (0 = the first style alone, 1 = the second alone). Ignored without a second style.
     mix: float = 0.5
+    #: With ``keep_colors``: "luminance" (luminance-only transfer) or "histogram" (the style recoloured to
+    #: the content's colour statistics, then a colour transfer); see :data:`COLOR_METHODS`.
+    color_method: str = "luminance"
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -120,12 +132,25 @@ class StyleParams:
             raise ValueError(f"tv_weight must be a finite number >= 0, not {self.tv_weight}")
         if self.seed < 0:
             raise ValueError(f"seed must be 0 (no noise) or a positive number, not {self.seed}")
+        if self.color_method not in COLOR_METHODS:
+            raise ValueError(f"color_method must be one of {', '.join(map(repr, COLOR_METHODS))}, "
+                             f"not {self.color_method!r}")
         if not 0.0 <= self.mix <= 1.0:  # also rejects NaN
             raise ValueError(f"mix must be a share between 0 and 1, not {self.mix}")
 
     @property
     def recipe(self) -> Recipe:
         return PRESETS[self.preset]
+
+    @property
+    def luminance_only(self) -> bool:
+        """True when the job optimises a grey image and takes its chroma from the content."""
+        return self.keep_colors and self.color_method == "luminance"
+
+    @property
+    def match_colors(self) -> bool:
+        """True when the style is recoloured to the content's colour statistics before a colour transfer."""
+        return self.keep_colors and self.color_method == "histogram"
 
 
 @dataclass(frozen=True)

@@ -151,8 +151,13 @@ def scan(
     keep_content: bool,
     content_dtype: torch.dtype = torch.float32,
     keep_outputs: bool = False,
+    content_only: bool = False,
 ) -> Scan:
-    """No-grad pass, stage by stage in strips when the level is tiled (one whole "strip" otherwise)."""
+    """No-grad pass, stage by stage in strips when the level is tiled (one whole "strip" otherwise).
+
+    ``content_only``: just the content layer's map (a level's content target): no Grams, and the stages
+    after the content layer's are not run (an empty ``grams`` list comes back).
+    """
     image_w = x.shape[-1]
     tiled = is_tiled(image_w, x.shape[-2], tile_px)
     sums: list[torch.Tensor | int] = [0] * 5
@@ -162,16 +167,18 @@ def scan(
     inp = x
     for s, layers in enumerate(VGGFeatures.STAGES):
         h = inp.shape[-2]
-        last = s == len(VGGFeatures.STAGES) - 1
+        # the last stage run: the network's, or the content layer's when only the content map is wanted
+        last = s == len(VGGFeatures.STAGES) - 1 or (content_only and content_layer in layers)
         nxt: torch.Tensor | None = None
         strips = stage_strips(tile_px, inp, image_w, SCAN_FACTOR) if tiled and tile_px else [(0, h, 0, h)]
         for strip in strips:
             feats, out = stage(s, inp[:, :, strip[2] : strip[3]], not tiled)
             for i, f in zip(layers, feats):
                 own = _own(f, strip, h)
-                f_flat = flat(own).float()
-                sums[i] = sums[i] + f_flat.t() @ f_flat
-                counts[i] += f_flat.numel()
+                if not content_only:
+                    f_flat = flat(own).float()
+                    sums[i] = sums[i] + f_flat.t() @ f_flat
+                    counts[i] += f_flat.numel()
                 if keep_content and i == content_layer:
                     if len(strips) == 1:  # the whole map (a tiny image's is padded: not h rows)
                         content = own.to(content_dtype)
@@ -196,6 +203,8 @@ def scan(
         if keep_outputs:
             outputs.append(nxt)
         inp = nxt
+    if content_only:
+        return Scan([], content, counts, outputs)
     grams = [cast(torch.Tensor, s_) / n for s_, n in zip(sums, counts)]  # FᵀF / (c·h·w), as the style loss
     return Scan(grams, content, counts, outputs)
 

@@ -170,6 +170,53 @@ def test_keep_colors_keeps_content_chroma(engine):
     assert lum > 3
 
 
+def _mean_chroma(img: Image.Image) -> torch.Tensor:
+    ycc = img.convert("YCbCr")
+    return torch.stack([pixels(ycc.getchannel(i)).mean() for i in (1, 2)])
+
+
+def test_match_colors_gives_the_style_the_contents_mean_and_covariance():
+    from stylebot.engine import imaging
+
+    gen = torch.Generator().manual_seed(3)
+    style = torch.rand(1, 3, 30, 40, generator=gen) * torch.tensor([0.3, 0.9, 0.2]).view(1, 3, 1, 1)
+    content = (torch.rand(1, 3, 20, 20, generator=gen) * 0.4 + torch.tensor([0.5, 0.2, 0.3]).view(1, 3, 1, 1))
+    out = imaging.match_colors(style, content)
+    assert out.shape == style.shape
+    flat_out, flat_c = out[0].reshape(3, -1).double(), content[0].reshape(3, -1).double()
+    assert torch.allclose(flat_out.mean(1), flat_c.mean(1), atol=0.01)
+    assert torch.allclose(torch.cov(flat_out), torch.cov(flat_c), atol=0.003)
+    # a flat one-colour style stays finite (and takes the content's mean)
+    flat = imaging.match_colors(torch.full((1, 3, 8, 8), 0.5), content)
+    assert torch.isfinite(flat).all()
+    assert torch.allclose(flat[0].reshape(3, -1).mean(1), flat_c.mean(1).float(), atol=0.02)
+
+
+@needs_weights
+def test_histogram_colors_keep_the_contents_palette_without_a_cast(engine):
+    """color_method="histogram": a colour transfer against the recoloured style; the result's mean chroma
+    stays the content's (no cast from a strongly coloured style) while a plain run takes the style's."""
+    content, style = make_content((56, 40)), make_style()
+    params = StyleParams(size=56, preset="quick")
+    kept = engine.stylize(content, style, dataclasses.replace(params, keep_colors=True, color_method="histogram"))
+    free = engine.stylize(content, style, params)
+    ref = _mean_chroma(content.resize(kept.size))
+    cast_kept = float((_mean_chroma(kept) - ref).norm())
+    cast_free = float((_mean_chroma(free) - ref).norm())
+    assert cast_kept < 4.0
+    assert cast_free > 2 * cast_kept + 3
+    assert (pixels(kept.convert("L")) - pixels(content.resize(kept.size).convert("L"))).abs().mean() > 3
+    # evaluate() scores the objective the run minimised: the colour image against the recoloured style
+    scored = engine.evaluate(kept, content, style, dataclasses.replace(params, keep_colors=True,
+                                                                        color_method="histogram"))
+    assert scored.total < engine.evaluate(kept, content, style, params).total
+
+
+def test_color_method_is_checked():
+    with pytest.raises(ValueError, match="color_method"):
+        StyleParams(keep_colors=True, color_method="sepia")
+
+
 # --- cancel and concurrency ---------------------------------------------------------------------------------
 
 

@@ -61,3 +61,52 @@ def test_history_shrinks_for_large_images_but_never_below_three() -> None:
     small, large = torch.zeros(1, 3, 64, 64), torch.zeros(1, 3, 2048, 2048)
     assert history_for(small, 10) == 10
     assert history_for(large, 10) == 3
+
+
+def test_a_step_that_gives_nan_is_backtracked_not_taken():
+    """A trial point whose loss is not a number (an overflow) counts as a failed step: the result is the
+    last finite point, never NaN."""
+    calls: list[int] = []
+    target = torch.full((1, 6), 0.3)
+
+    def evaluate(x: torch.Tensor) -> tuple[float, torch.Tensor]:
+        calls.append(1)
+        if len(calls) == 2:  # the first trial step blows up
+            return float("nan"), torch.full_like(x, float("nan"))
+        d = x - target
+        return float(d.square().sum()), 2 * d
+
+    x = minimize(evaluate, torch.full((1, 6), 0.9), n_evals=12, history=5)
+    assert torch.isfinite(x).all()
+    assert float((x - target).abs().max()) < 0.3
+
+
+def test_no_step_moves_a_pixel_further_than_max_move():
+    """A very flat quadratic asks for a huge quasi-Newton step; each accepted move stays within MAX_MOVE."""
+    from stylebot.engine.optim import MAX_MOVE
+
+    seen: list[torch.Tensor] = []
+    target = torch.tensor([[0.0, 1.0, 0.5, 0.2]])
+
+    def evaluate(x: torch.Tensor) -> tuple[float, torch.Tensor]:
+        seen.append(x.clone())
+        d = x - target
+        return 1e-6 * float(d.square().sum()), 2e-6 * d
+
+    minimize(evaluate, torch.tensor([[1.0, 0.0, 0.5, 0.9]]), n_evals=10, history=5)
+    moves = [float((b - a).abs().max()) for a, b in zip(seen, seen[1:])]
+    assert max(moves) <= MAX_MOVE + 1e-6
+    assert float((seen[-1] - target).abs().max()) < float((seen[0] - target).abs().max())
+
+
+def test_a_zero_gradient_ends_the_run():
+    """At a stationary point there is no descent direction: the solver returns instead of spinning."""
+    calls: list[int] = []
+
+    def evaluate(x: torch.Tensor) -> tuple[float, torch.Tensor]:
+        calls.append(1)
+        return 1.0, torch.zeros_like(x)
+
+    x = minimize(evaluate, torch.full((1, 4), 0.5), n_evals=10, history=3)
+    assert torch.equal(x, torch.full((1, 4), 0.5))
+    assert len(calls) == 1
