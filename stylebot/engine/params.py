@@ -70,21 +70,17 @@ _SEED = Recipe(
     tiled=False,
 )
 
-#: The two presets. Figures from the full ``python bench/engine.py`` (2026-11-25, 2-core dev machine):
+#: The two presets. Figures: DESIGN.md ("Inside") and ``python bench/quality.py`` / ``bench/engine.py``.
 #:
-#: * seed, 512 px: 100 evaluations at 128, 20 at 256, 10 at 512: 37.6 s against 800 s for (a), the
-#:   tutorial's 300 evaluations at 512² (21.3x), with a seed-objective pyramid style loss (full + 1/2 +
-#:   1/4 size) of 281 against (a)'s 854 and a content loss 2.9x (a)'s: the coarse levels fix the large
-#:   shapes that (a) never gets (its 1/4-size term: 695 against 122). Its weak point is the full-size term
-#:   (fine texture: 78 against 32); 5 evaluations at 512 instead of 10 left it at 138.
+#: * seed: the tutorial objective, coarse-to-fine (100 evaluations at 128 px, 20 at 256, 10 at 512): the
+#:   comparison preset (b).
 #: * default: the same Gram/MSE normalisation and weights, but style on the ReLU outputs (in-place ReLUs),
-#:   average pooling (Gatys et al. found it gives smoother results; no int64 indices) and strips at large
-#:   levels, so 512 px fits the memory budget. With the first strip tiling, 100/30/10 evaluations took
-#:   87 s at 512 and 291 s at 1024 on the then busy machine, over the 45 s / 3 min targets, so the counts
-#:   were cut to 80/24/8 (4 at 1024). By eye (docs/contact_sheet.jpg) it keeps the dancer crisper than
-#:   the seed objective while the background takes the cubist facets. With stage-wise strips and the
-#:   per-level malloc setting (see ``strips.py`` and ``platform.py``): 39.1 s at 512 px (+201 MB) and
-#:   83.4 s at 1024 in the full bench; pyramid style 386, content 5.1 (between (a) and (b) on both).
+#:   average pooling (Gatys et al. found it smoother; no int64 indices), strips at large levels (512 px fits
+#:   the memory budget), and each finer level started with the content's detail band (``detail``). Its
+#:   counts, 30 at 128 px, 16 at 256, 6 at 512, 3 beyond, were chosen on the nine pairs of
+#:   ``bench/quality.py`` against (a): the fewest evaluations at which every pair keeps a pyramid style
+#:   loss below (a)'s and a content loss within 3x, with a margin on the hardest (cat x brush strokes,
+#:   which needs the fine levels; rocket x woodcut needs the coarse one).
 PRESETS: dict[str, Recipe] = {
     "seed": _SEED,
     "default": dataclasses.replace(
@@ -92,8 +88,8 @@ PRESETS: dict[str, Recipe] = {
         taps="relu",
         pool="avg",
         tv_scale=1.0,
-        coarse_evals=80,
-        refine_evals=((320, 24), (640, 8), (1 << 30, 4)),
+        coarse_evals=30,
+        refine_evals=((320, 16), (640, 6), (1 << 30, 3)),
         tiled=True,
         detail=True,
     ),

