@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -177,7 +178,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-1024", action="store_true", help="skip the default preset at 1024 px")
     p.add_argument("--docs", action="store_true", help="also write the small docs/contact_sheet.jpg")
+    p.add_argument("--fp32", action="store_true", help="run every job in fp32 (STYLEBOT_CPU_BF16=0): what a CPU "
+                   "without native bf16 (AVX2 only) runs, on this one")
     args = p.parse_args(argv)
+    if args.fp32:
+        os.environ["STYLEBOT_CPU_BF16"] = "0"  # inherited by the job subprocesses
     OUT.mkdir(parents=True, exist_ok=True)
 
     sys.path.insert(0, str(REPO))
@@ -187,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
 
     engine = Engine(device="cpu", threads=args.threads)
     base = _baseline_mb()
-    print(f"baseline RSS (import torch, numpy, PIL): {base:.0f} MB; threads {args.threads}")
+    print(f"baseline RSS (import torch, numpy, PIL): {base:.0f} MB; threads {args.threads}; CPU bf16 "
+          + ("off (--fp32)" if args.fp32 else "where native"))
     a_evals = args.quick_evals if args.quick else 300
     runs = [("a", "original", 512, a_evals), ("b", "seed", 512, 0), ("default512", "default", 512, 0),
             ("more-memory512", "more-memory", 512, 0)]

@@ -49,6 +49,9 @@ def cpu_has_native_bf16() -> bool:
     6-9x slower; and a whole 128 px evaluation went from ~0.1 s to ~9 s. So bf16 is used only where the
     hardware has it (and on CUDA).
     """
+    if os.environ.get("STYLEBOT_CPU_BF16", "").strip() == "0":  # measure as a CPU without it would run
+        log.info("CPU native bf16: turned off by STYLEBOT_CPU_BF16=0 (fp32 on CPU)")
+        return False
     try:
         ok = bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
     except AttributeError:  # older torch without these probes: stay in fp32

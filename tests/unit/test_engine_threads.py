@@ -137,3 +137,13 @@ def test_one_slow_evaluation_is_noise_and_long_levels_recheck_the_other_count():
     assert _feed(chooser, {1: 1.0, 2: 0.5}, 4) == [2, 1, 2, 2]
     assert chooser.reprobes == 1 and chooser.chosen == 2
     assert chooser.margin == 2.0
+
+
+def test_stylebot_cpu_bf16_0_turns_bf16_off(monkeypatch):
+    """STYLEBOT_CPU_BF16=0 makes the engine paint in fp32 even where the CPU has native bf16 (bench --fp32)."""
+    monkeypatch.setenv("STYLEBOT_CPU_BF16", "0")
+    platform.cpu_has_native_bf16.cache_clear()
+    try:
+        assert platform.cpu_has_native_bf16() is False
+    finally:
+        platform.cpu_has_native_bf16.cache_clear()
