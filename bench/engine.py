@@ -10,11 +10,12 @@ so that its peak RSS is its own:
 then the default preset at 512 and 1024 px, and at 512 px with ``--more-memory`` (``Engine(low_memory=False)``).
 
 For each: wall time, peak RSS above the baseline of the imports the CLI really makes (``torch``, ``PIL``,
-``numpy``; not torchvision), and the seed objective
-evaluated on the output at its full size, 1/2 and 1/4 (the "pyramid": five VGG convs see 24 px, so the
-coarser scales measure the style's larger shapes), plus the content loss at full size, and the issue's
-checks: (a)'s time over the default 512 px job's (target >= 60x), the default's pyramid style below (a)'s and
-its content loss within 3x, and the default over ``--more-memory`` (target <= 1.15x). Images and a contact sheet (content, style, a, b, default) go to bench/out/.
+``numpy``; not torchvision), and the seed objective evaluated on the output at its full size, 1/2 and 1/4
+(the "pyramid": five VGG convs see 24 px, so the coarser scales measure the style's larger shapes), plus
+the content loss at full size; then the issue's checks: (a)'s time over the default 512 px job's (target
+>= 60x), the default's pyramid style below (a)'s and its content loss within 3x, and the default over
+``--more-memory`` (target <= 1.15x). Images and a contact sheet (content, style, a, b, default) go to
+bench/out/. ``--fp32`` runs the jobs as a CPU without native bf16 would.
 
 (a)'s time is always its setup plus 300 evaluations at the time per evaluation measured in this run.
 ``--quick`` runs it for a few evaluations only (its losses are then those of an unfinished run: say so).

@@ -297,7 +297,8 @@ def print_pair(name: str, r: dict) -> None:
         size = f"{m['size'][0]}x{m['size'][1]}"
         print(f"  {label:8s} {size:>9s} {m['wall_s']:7.1f} {s1:9.3g} {s2:9.3g} {s4:9.3g} {m['style']:10.4g} "
               f"{m['content']:9.3g} {m['ssim']:6.3f} {m['colour']:7.3f}"
-              + (f"  colour to content {m['colour_to_content']:.3f}, cast {m['cast']:.1f}" if label in COLOR_RUNS else ""))
+              + (f"  colour to content {m['colour_to_content']:.3f}, cast {m['cast']:.1f}"
+                 if label in COLOR_RUNS else ""))
 
 
 def totals(results: dict[str, dict]) -> dict:
@@ -441,7 +442,8 @@ def main(argv: list[str] | None = None) -> int:
     (OUT / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     docs = REPO / "docs" / f"{stem}_sheet.jpg" if args.docs else None
     contact_sheet(results, OUT, OUT / f"{stem}_sheet.jpg", docs)
-    print(f"\nJSON: {OUT / f'{stem}.json'}; contact sheet: {OUT / f'{stem}_sheet.jpg'}" + (f" and {docs}" if docs else ""))
+    print(f"\nJSON: {OUT / f'{stem}.json'}; contact sheet: {OUT / f'{stem}_sheet.jpg'}"
+          + (f" and {docs}" if docs else ""))
     return 0
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 
 from stylebot.engine.optim import history_for, minimize
@@ -94,7 +96,7 @@ def test_no_step_moves_a_pixel_further_than_max_move():
         return 1e-6 * float(d.square().sum()), 2e-6 * d
 
     minimize(evaluate, torch.tensor([[1.0, 0.0, 0.5, 0.9]]), n_evals=10, history=5)
-    moves = [float((b - a).abs().max()) for a, b in zip(seen, seen[1:])]
+    moves = [float((b - a).abs().max()) for a, b in itertools.pairwise(seen)]
     assert max(moves) <= MAX_MOVE + 1e-6
     assert float((seen[-1] - target).abs().max()) < float((seen[0] - target).abs().max())
 
