@@ -347,6 +347,23 @@ def test_strips_give_the_same_loss_and_gradient(engine, monkeypatch, preset, siz
     assert dataclasses.astuple(tiled.value(x)) == pytest.approx(dataclasses.astuple(l_whole), rel=1e-5, abs=1e-9)
 
 
+@needs_weights
+@pytest.mark.parametrize("tile", [None, 61 * 5], ids=["whole", "strips"])
+def test_content_only_scan_is_the_full_scans_content_map(engine, monkeypatch, tile):
+    """A level's content target skips the Grams and the stage after the content layer: same map."""
+    monkeypatch.setattr(engine, "_bf16_ok", False)
+    monkeypatch.setattr(strips, "TILE_ABOVE_PX", 0)
+    monkeypatch.setattr(strips, "MIN_ROWS", 1)
+    recipe = dataclasses.replace(StyleParams().recipe, tiled=tile is not None)
+    monkeypatch.setattr(engine, "tile_px", tile)
+    objective, content_t = engine._objective(recipe, make_content((61, 47)), make_style(), (61, 47), 1.0, 0.0, False)
+    full = objective._scan(content_t, keep_content=True)
+    only = objective._scan(content_t, keep_content=True, content_only=True)
+    assert only.grams == [] and len(full.grams) == 5
+    assert only.content is not None and full.content is not None
+    assert torch.equal(only.content, full.content)
+
+
 # --- Ctrl-C in the command line -----------------------------------------------------------------------------
 
 
