@@ -267,9 +267,10 @@ class Engine:
                 if cancel is not None and cancel.is_set():
                     raise Cancelled()
                 chooser.before()
-                t_eval = time.perf_counter()
+                t_eval, cpu0 = time.perf_counter(), platform.cpu_times() if self.adaptive else None
                 losses, grad = objective.value_and_grad(xk)
-                chooser.after(time.perf_counter() - t_eval)
+                chooser.after(time.perf_counter() - t_eval, platform.idle_cores(cpu0, platform.cpu_times())
+                              if cpu0 is not None else None)
                 step += 1
                 done_work = min(done_work + xk.shape[-1] * xk.shape[-2], level_end)
                 if on_progress is not None:

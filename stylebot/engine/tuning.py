@@ -34,7 +34,7 @@ import logging
 import torch
 
 __all__ = [
-    "KEEP_ABOVE", "MARGIN", "MIN_PROBE_EVALS", "RECHECK_EVERY", "REPROBE_ABOVE", "TWICE_FROM_EVALS",
+    "IDLE_FOR_MORE", "KEEP_ABOVE", "MARGIN", "MIN_PROBE_EVALS", "RECHECK_EVERY", "REPROBE_ABOVE", "TWICE_FROM_EVALS",
     "LevelThreads", "use_threads",
 ]
 
@@ -52,6 +52,9 @@ KEEP_ABOVE = 2.0
 REPROBE_ABOVE = 1.4
 #: Evaluations on the chosen count after which the other is timed again anyway (a neighbour may have left).
 RECHECK_EVERY = 16
+#: More threads are probed only if, while one thread ran, at least this many other cores per extra thread sat
+#: idle (``platform.idle_cores``): with a busy neighbour a 2-thread probe costs many evaluations' time.
+IDLE_FOR_MORE = 0.5
 
 
 def use_threads(n: int) -> None:
@@ -103,9 +106,25 @@ class LevelThreads:
         """Set the count for the evaluation about to run (in the calling thread)."""
         use_threads(self.current)
 
-    def after(self, seconds: float) -> None:
-        """Record the evaluation's wall time and choose the next evaluation's count."""
+    def after(self, seconds: float, idle: float | None = None) -> None:
+        """Record the evaluation's wall time and choose the next evaluation's count.
+
+        ``idle``: cores that sat idle during it (None: unknown). After an evaluation on one thread with too
+        few idle cores for the others (:data:`IDLE_FOR_MORE`), the full count is not probed: one thread.
+        """
         self._evals += 1
+        busy = (idle is not None and self._current == 1 and self.full > 1
+                and idle < IDLE_FOR_MORE * (self.full - 1))
+        if busy and self.probing and self._evals > 1 and self.full in self._queue:
+            self._queue = []
+            self.times.setdefault(1, seconds)
+            first = self.chosen is None
+            self.chosen = self._current = 1
+            self._since = self._slow = 0
+            if first:
+                log.info("level %s: 1 thread (%.2f s/eval; %.1f idle cores: no probe of %d)", self.label,
+                         seconds, idle, self.full)
+            return
         log.debug("level %s: evaluation %d on %d thread(s): %.3f s", self.label, self._evals, self._current, seconds)
         if not self.probing or self._evals == 1:  # not probed, or the warm-up: nothing to compare
             if self._queue:
@@ -123,6 +142,9 @@ class LevelThreads:
         else:  # on the chosen count
             self._since += 1
             self._slow = self._slow + 1 if seconds > REPROBE_ABOVE * self.times[ran] else 0
+            if busy and (self._slow >= 2 or self._since >= RECHECK_EVERY):  # the other cores are still busy
+                self._since = self._slow = 0
+                return
             if self._slow >= 2 or self._since >= RECHECK_EVERY:  # the machine changed, or may have
                 if self._slow >= 2:  # confirmed twice; one periodic sample could be a burst (seen: "21x")
                     self.times[ran] = seconds

@@ -57,10 +57,12 @@ def test_adaptive_threads_give_the_same_picture_and_log_each_level_once(caplog):
     adaptive = np.asarray(Engine(WEIGHTS, device="cpu", threads=2).stylize(content, style, params), dtype=float)
     lines = [r.getMessage() for r in caplog.records if r.name == "stylebot.engine.tuning"]
     # one line per level; the first level is always probed ("level 32x24: 1 thread (0.01 s/eval vs 0.02 s with
-    # 2)"), the second too unless the first's loser was KEEP_ABOVE times slower
+    # 2)", or on a machine whose other core is busy "(0.01 s/eval; 0.1 idle cores: no probe of 2)"), the
+    # second too unless the first's loser was KEEP_ABOVE times slower
+    probed = r"[\d.]+ s/eval vs [\d.]+ s with [12]|[\d.]+ s/eval; [\d.]+ idle cores: no probe of 2"
     assert [line.split(":")[0] for line in lines] == ["level 32x24", "level 64x48"], lines
-    assert re.search(r": [12] threads? \([\d.]+ s/eval vs [\d.]+ s with [12]\)$", lines[0]), lines
-    assert re.search(r": [12] threads? \(([\d.]+ s/eval vs [\d.]+ s with [12]|kept: .+)\)$", lines[1]), lines
+    assert re.search(rf": [12] threads? \(({probed})\)$", lines[0]), lines
+    assert re.search(rf": [12] threads? \(({probed}|kept: .+)\)$", lines[1]), lines
 
     caplog.clear()
     fixed = {
@@ -147,3 +149,40 @@ def test_stylebot_cpu_bf16_0_turns_bf16_off(monkeypatch):
         assert platform.cpu_has_native_bf16() is False
     finally:
         platform.cpu_has_native_bf16.cache_clear()
+
+
+def _feed_idle(chooser: tuning.LevelThreads, times: dict[int, float], idle: dict[int, float], n: int) -> list[int]:
+    """Like :func:`_feed`, with the idle cores each count's evaluations saw."""
+    used = []
+    for _ in range(n):
+        used.append(chooser.current)
+        chooser.after(times[chooser.current], idle[chooser.current])
+    return used
+
+
+def test_a_busy_machine_is_not_probed_with_more_threads(caplog):
+    """While one thread ran, no other core sat idle (a busy neighbour): the full count is not probed, the
+    level runs on one thread, and the periodic re-check does not probe it either."""
+    caplog.set_level(logging.INFO, logger="stylebot.engine.tuning")
+    chooser = tuning.LevelThreads("k", 2, 40, 2, True)
+    used = _feed_idle(chooser, {1: 1.0, 2: 9.0}, {1: 0.1, 2: 0.0}, 3 + tuning.RECHECK_EVERY * 2)
+    assert used[:2] == [2, 1] and set(used[2:]) == {1}  # warm-up on the previous count, then one thread only
+    assert chooser.chosen == 1 and chooser.reprobes == 0
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["level k: 1 thread (1.00 s/eval; 0.1 idle cores: no probe of 2)"]
+    # an idle machine is probed as before
+    free = tuning.LevelThreads("l", 2, 8, 2, True)
+    assert _feed_idle(free, {1: 1.0, 2: 0.6}, {1: 0.9, 2: 0.0}, 8) == [2, 1, 2, 2, 2, 2, 2, 2]
+
+
+def test_idle_cores_from_proc_stat():
+    import time as _time
+
+    before = platform.cpu_times()
+    if before is None:
+        pytest.skip("no /proc/stat on this system: the engine probes without it")
+    _time.sleep(0.2)
+    idle = platform.idle_cores(before, platform.cpu_times())
+    assert idle is not None and 0.0 <= idle <= before[2] + 1e-9
+    assert platform.idle_cores(None, before) is None
+    assert platform.idle_cores((10, 100, 2), (60, 200, 2)) == pytest.approx(1.0)  # half the ticks idle, of 2 CPUs
