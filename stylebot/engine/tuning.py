@@ -11,7 +11,11 @@ OpenMP threads fighting for one free core wait at every barrier. So each level t
   more (the cheap coarse ones) probe each count twice, alternating, and keep each one's faster time, since
   a burst from a neighbour can double one evaluation on a shared machine;
 * the rest of the level runs on the cheaper; more threads must win by :data:`MARGIN`, because one thread
-  leaves a core to the bot, another worker or a neighbour.
+  leaves a core to the bot, another worker or a neighbour;
+* the full count is not probed at all while the other cores are busy: if fewer than :data:`IDLE_FOR_MORE`
+  cores per extra thread sat idle during the one-thread probe (``platform.idle_cores``, from /proc/stat),
+  the level stays on one thread. A two-thread probe beside a busy neighbour cost more than the whole
+  level could win (``bench/contention.py``: busy/clean 2.44x with such probes, 1.41x without).
 
 An evaluation is the same work at every step of a level, so a later one much slower than its probe means the
 machine changed: after two such in a row the other count is timed again (:data:`REPROBE_ABOVE`), and
