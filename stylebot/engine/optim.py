@@ -14,7 +14,7 @@ __all__ = ["HISTORY_BYTES", "history_for", "minimize"]
 HISTORY_BYTES = 20 << 20
 #: No step moves a pixel by more than this (of its 0..1 range). A longer quasi-Newton step only pushes pixels
 #: into the clamp, and halving back from such an overshoot cost rocket x woodcut 10 evaluations in a row at
-#: 128 px; tighter caps (0.1-0.3) slowed the other pairs of bench/quality.py down (DESIGN.md, "Inside").
+#: 128 px; tighter caps (0.1, 0.2) slowed it down instead (DESIGN.md, "Inside").
 MAX_MOVE = 0.5
 
 
