@@ -57,8 +57,8 @@ def match_colors(style: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
     c = content[0].reshape(3, -1).double()
     mu_s, mu_c = s.mean(1, keepdim=True), c.mean(1, keepdim=True)
     eye = torch.eye(3, dtype=torch.float64, device=s.device) * 1e-5  # a flat (grey, one-colour) image stays finite
-    cov_s = torch.cov(s) + eye
-    cov_c = torch.cov(c) + eye
+    cov_s = torch.cov(s, correction=0) + eye  # population covariance: a one-pixel image stays finite
+    cov_c = torch.cov(c, correction=0) + eye
 
     def sqrtm(m: torch.Tensor, power: float) -> torch.Tensor:
         vals, vecs = torch.linalg.eigh(m)

@@ -189,6 +189,7 @@ def test_match_colors_gives_the_style_the_contents_mean_and_covariance():
     # a flat one-colour style stays finite (and takes the content's mean)
     flat = imaging.match_colors(torch.full((1, 3, 8, 8), 0.5), content)
     assert torch.isfinite(flat).all()
+    assert torch.isfinite(imaging.match_colors(torch.rand(1, 3, 1, 1), torch.rand(1, 3, 1, 1))).all()  # one pixel
     assert torch.allclose(flat[0].reshape(3, -1).mean(1), flat_c.mean(1).float(), atol=0.02)
 
 
