@@ -22,7 +22,7 @@ bench/out/. ``--fp32`` runs the jobs as a CPU without native bf16 would.
 
 Usage::
 
-    python bench/engine.py [--quick] [--threads 2] [--no-1024] [--docs]
+    python bench/engine.py [--quick] [--threads 2] [--no-1024] [--docs] [--fp32]
 """
 
 from __future__ import annotations
