@@ -12,6 +12,7 @@ import errno
 import logging
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 
 import pytest
@@ -56,17 +57,22 @@ class DiskFull:
 
 
 class Engine:
-    """The real engine, with a hook that runs as a job starts painting (to place a fault exactly)."""
+    """The real engine, with a hook that runs as a job starts painting (to place a fault exactly), and an
+    optional least time per job (``hold``, seconds), so that a test about queue edits does not depend on
+    how fast the engine paints a tiny picture."""
 
-    def __init__(self, engine, before=None) -> None:
-        self.engine, self.before = engine, before
+    def __init__(self, engine, before=None, hold: float = 0.0) -> None:
+        self.engine, self.before, self.hold = engine, before, hold
         self.device = engine.device
 
     def stylize(self, *args, **kwargs):
         if self.before is not None:
             before, self.before = self.before, None
             before()
-        return self.engine.stylize(*args, **kwargs)
+        start = time.monotonic()
+        out = self.engine.stylize(*args, **kwargs)
+        time.sleep(max(0.0, self.hold - (time.monotonic() - start)))
+        return out
 
 
 def send_pair(user: User, content=(120, 80), style=(64, 64)) -> None:
@@ -182,7 +188,9 @@ def test_fifty_queued_users_get_at_most_three_position_edits_each(make_bot, emul
     all_queued = threading.Event()
     app = make_bot(image_size=16)
     app.positions.min_interval = 0.5  # short, so that edits do happen within the test
-    app.ctx.engine = Engine(engine, before=lambda: all_queued.wait(180))
+    # Each job takes at least a little longer than that interval: the queue then moves no faster than the
+    # edits may follow it, whatever the engine's speed (a faster preset made the last check below flaky).
+    app.ctx.engine = Engine(engine, before=lambda: all_queued.wait(180), hold=0.6)
     for user in users:
         user.photo(picture((40, 30)))
     for user in users:
