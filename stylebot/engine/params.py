@@ -80,8 +80,7 @@ _SEED = Recipe(
 #:   counts, 40 at 128 px, 16 at 256, 7 at 512, 3 beyond, were chosen on the nine pairs of
 #:   ``bench/quality.py`` against (a): cat x brush strokes needs the fine levels (6 at 512 left it at
 #:   (a)'s pyramid style loss), hubble x watercolour and rocket x woodcut the coarse one (30 at 128 px
-#:   put hubble above (a)); astronaut x starry swirl stays above (a) at any count that keeps the time
-#:   target (DESIGN.md).
+#:   put hubble above (a)); astronaut x starry swirl stays above (a) even with 16 at 512 (DESIGN.md).
 PRESETS: dict[str, Recipe] = {
     "seed": _SEED,
     "default": dataclasses.replace(
@@ -143,11 +142,6 @@ class StyleParams:
     def luminance_only(self) -> bool:
         """True when the job optimises a grey image and takes its chroma from the content."""
         return self.keep_colors and self.color_method == "luminance"
-
-    @property
-    def match_colors(self) -> bool:
-        """True when the style is recoloured to the content's colour statistics before a colour transfer."""
-        return self.keep_colors and self.color_method == "histogram"
 
 
 @dataclass(frozen=True)

@@ -81,12 +81,14 @@ def test_adaptive_threads_give_the_same_picture_and_log_each_level_once(caplog):
     assert torch.get_num_threads() == 2  # the caller's own count is given back
 
 
-def _feed(chooser: tuning.LevelThreads, times: dict[int, float], n: int) -> list[int]:
-    """Run ``n`` evaluations whose time depends only on the count they ran on; return the counts used."""
+def _feed(chooser: tuning.LevelThreads, times: dict[int, float], n: int,
+          idle: dict[int, float] | None = None) -> list[int]:
+    """Run ``n`` evaluations whose time (and, given ``idle``, the idle cores they saw) depends only on the
+    count they ran on; return the counts used."""
     used = []
     for _ in range(n):
         used.append(chooser.current)
-        chooser.after(times[chooser.current])
+        chooser.after(times[chooser.current], None if idle is None else idle[chooser.current])
     return used
 
 
@@ -151,28 +153,19 @@ def test_stylebot_cpu_bf16_0_turns_bf16_off(monkeypatch):
         platform.cpu_has_native_bf16.cache_clear()
 
 
-def _feed_idle(chooser: tuning.LevelThreads, times: dict[int, float], idle: dict[int, float], n: int) -> list[int]:
-    """Like :func:`_feed`, with the idle cores each count's evaluations saw."""
-    used = []
-    for _ in range(n):
-        used.append(chooser.current)
-        chooser.after(times[chooser.current], idle[chooser.current])
-    return used
-
-
 def test_a_busy_machine_is_not_probed_with_more_threads(caplog):
     """While one thread ran, no other core sat idle (a busy neighbour): the full count is not probed, the
     level runs on one thread, and the periodic re-check does not probe it either."""
     caplog.set_level(logging.INFO, logger="stylebot.engine.tuning")
     chooser = tuning.LevelThreads("k", 2, 40, 2, True)
-    used = _feed_idle(chooser, {1: 1.0, 2: 9.0}, {1: 0.1, 2: 0.0}, 3 + tuning.RECHECK_EVERY * 2)
+    used = _feed(chooser, {1: 1.0, 2: 9.0}, 3 + tuning.RECHECK_EVERY * 2, idle={1: 0.1, 2: 0.0})
     assert used[:2] == [2, 1] and set(used[2:]) == {1}  # warm-up on the previous count, then one thread only
     assert chooser.chosen == 1 and chooser.reprobes == 0
     lines = [r.getMessage() for r in caplog.records]
     assert lines == ["level k: 1 thread (1.00 s/eval; 0.1 idle cores: no probe of 2)"]
     # an idle machine is probed as before
     free = tuning.LevelThreads("l", 2, 8, 2, True)
-    assert _feed_idle(free, {1: 1.0, 2: 0.6}, {1: 0.9, 2: 0.0}, 8) == [2, 1, 2, 2, 2, 2, 2, 2]
+    assert _feed(free, {1: 1.0, 2: 0.6}, 8, idle={1: 0.9, 2: 0.0}) == [2, 1, 2, 2, 2, 2, 2, 2]
 
 
 def test_idle_cores_from_proc_stat():
