@@ -232,12 +232,17 @@ def test_worker_killed_mid_job_loses_nothing(cluster, store) -> None:
 
 
 def start_long_job(user: User, store) -> Job:
-    """A job that paints for a minute or more (512 px setting, 240x160 photo) and is seen painting."""
+    """A job that is seen painting and has far more left to paint (1024 px setting, 1200x800 photo).
+
+    The largest size, so the job still takes tens of seconds on one thread however
+    fast the engine's preset gets: a small job can finish between the first progress
+    edit and the test's signal or /cancel.
+    """
     user.say("/settings")
     menu = user.wait_text(texts.t("en", "settings"), timeout=30)
-    user.press(menu, "set:size:512")
-    user.api.wait_for(lambda: store.get_settings(user.id).size == 512, 30, what="the size setting")
-    chat_once(user, picture((240, 160)), picture((90, 90), (90, 20, 200)))
+    user.press(menu, "set:size:1024")
+    user.api.wait_for(lambda: store.get_settings(user.id).size == 1024, 30, what="the size setting")
+    chat_once(user, picture((1200, 800)), picture((90, 90), (90, 20, 200)))
     job = user.api.wait_for(lambda: (j := store.active_job(user.id)) and j.status == JobStatus.RUNNING and j,
                             60, what="the job to start")
     user.wait_text("%", timeout=60)  # a progress edit: the engine is mid-painting
