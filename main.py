@@ -25,10 +25,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "STYLEBOT_DATA_DIR, STYLEBOT_WEIGHTS, STYLEBOT_DEVICE, STYLEBOT_WORKERS, STYLEBOT_IMAGE_SIZE, "
         "STYLEBOT_STYLES_DIR. See README.md.",
     )
-    parser.add_argument("command", nargs="?", choices=["bot", "worker"], default="bot",
-                        help="bot (default): run the bot; worker: run an RQ worker (needs REDIS_URL)")
-    parser.add_argument("--playground", action="store_true",
-                        help="run the bot against a local Bot API emulator with a chat page; no token needed")
+    parser.add_argument(
+        "command",
+        nargs="?",
+        choices=["bot", "worker"],
+        default="bot",
+        help="bot (default): run the bot; worker: run an RQ worker (needs REDIS_URL)",
+    )
+    parser.add_argument(
+        "--playground",
+        action="store_true",
+        help="run the bot against a local Bot API emulator with a chat page; no token needed",
+    )
     parser.add_argument("--port", type=int, default=8080, help="playground page port (default 8080)")
     return parser.parse_args(argv)
 

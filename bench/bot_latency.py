@@ -43,8 +43,9 @@ def measure(api: BotAPIEmulator, user: User, n: int) -> list[float]:
 
     def answer_after(before: int) -> Callable[[], Call | None]:
         """The bot's first answer to ``user`` among the calls past ``before`` (bound per message)."""
-        return lambda: next((c for c in api.calls("sendMessage")[before:] if c.params.get("chat_id") == str(user.id)),
-                            None)
+        return lambda: next(
+            (c for c in api.calls("sendMessage")[before:] if c.params.get("chat_id") == str(user.id)), None
+        )
 
     latencies = []
     for _ in range(n):
@@ -75,8 +76,9 @@ def main() -> int:
     from stylebot.config import Config
 
     with BotAPIEmulator() as api, tempfile.TemporaryDirectory() as data:
-        config = Config(token=api.token, api_url=api.base_url, data_dir=Path(data),
-                        weights=weights_path(), image_size=args.size)
+        config = Config(
+            token=api.token, api_url=api.base_url, data_dir=Path(data), weights=weights_path(), image_size=args.size
+        )
         app = bot_main.App(config).start()
         try:
             probe, painter = User(api, 1), User(api, 2)
@@ -94,16 +96,22 @@ def main() -> int:
             app.stop()
 
     def row(name: str, values: list[float]) -> str:
-        return (f"{name:<22} p50 {percentile(values, .5) * 1000:7.1f} ms   p99 {percentile(values, .99) * 1000:7.1f} ms"
-                f"   mean {statistics.mean(values) * 1000:7.1f} ms   n={len(values)}")
+        return (
+            f"{name:<22} p50 {percentile(values, 0.5) * 1000:7.1f} ms   p99 {percentile(values, 0.99) * 1000:7.1f} ms"
+            f"   mean {statistics.mean(values) * 1000:7.1f} ms   n={len(values)}"
+        )
 
     print(f"/start reply latency, bot in-process, emulator on 127.0.0.1 (background job: {args.size} px)")
     print(row("worker idle", idle))
     print(row("worker painting", busy))
-    print(f"ratio busy/idle        p50 {percentile(busy, .5) / percentile(idle, .5):5.2f}x   "
-          f"p99 {percentile(busy, .99) / percentile(idle, .99):5.2f}x")
-    print(f"target: p99 < 200 ms while painting -> {'met' if percentile(busy, .99) < 0.2 else 'NOT met'}"
-          + ("" if still_running else "  (warning: the job finished before all samples were taken)"))
+    print(
+        f"ratio busy/idle        p50 {percentile(busy, 0.5) / percentile(idle, 0.5):5.2f}x   "
+        f"p99 {percentile(busy, 0.99) / percentile(idle, 0.99):5.2f}x"
+    )
+    print(
+        f"target: p99 < 200 ms while painting -> {'met' if percentile(busy, 0.99) < 0.2 else 'NOT met'}"
+        + ("" if still_running else "  (warning: the job finished before all samples were taken)")
+    )
     return 0
 
 

@@ -60,8 +60,14 @@ def run_job(size: int, threads: int, adaptive: bool, busy: bool, show_log: bool)
     try:
         if neighbour is not None:
             time.sleep(2.0)  # the neighbour has imported torch and is spinning before the job starts
-        code = JOB.format(repo=str(REPO), threads=threads, adaptive=adaptive, size=size,
-                          content=str(SAMPLES / "content_ballerina.jpg"), style=str(SAMPLES / "style_cubist.jpg"))
+        code = JOB.format(
+            repo=str(REPO),
+            threads=threads,
+            adaptive=adaptive,
+            size=size,
+            content=str(SAMPLES / "content_ballerina.jpg"),
+            style=str(SAMPLES / "style_cubist.jpg"),
+        )
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     finally:
         if neighbour is not None:
@@ -94,14 +100,18 @@ def main(argv: list[str] | None = None) -> int:
                 adaptive = mode == "adaptive"
                 res = run_job(args.size, args.threads, adaptive, cond == "busy", args.log and adaptive)
                 walls[(mode, cond)].append(res["wall_s"])
-                print(f"round {r + 1} {mode:8s} {cond:5s}: {res['wall_s']:6.1f} s  (peak RSS {res['peak_mb']:.0f} MB)",
-                      flush=True)
+                print(
+                    f"round {r + 1} {mode:8s} {cond:5s}: {res['wall_s']:6.1f} s  (peak RSS {res['peak_mb']:.0f} MB)",
+                    flush=True,
+                )
     print("--- busy/clean (medians)")
     for mode in modes:
         clean, busy = statistics.median(walls[(mode, "clean")]), statistics.median(walls[(mode, "busy")])
         ratio = busy / clean
-        print(f"{mode:8s}: clean {clean:6.1f} s, busy {busy:6.1f} s -> {ratio:.2f}x "
-              f"({'OK' if ratio <= 1.5 else 'OVER'} the 1.5x target)")
+        print(
+            f"{mode:8s}: clean {clean:6.1f} s, busy {busy:6.1f} s -> {ratio:.2f}x "
+            f"({'OK' if ratio <= 1.5 else 'OVER'} the 1.5x target)"
+        )
     if len(modes) == 2:
         for cond in ("clean", "busy"):
             a, f = statistics.median(walls[("adaptive", cond)]), statistics.median(walls[("fixed", cond)])

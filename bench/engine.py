@@ -179,8 +179,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-1024", action="store_true", help="skip the default preset at 1024 px")
     p.add_argument("--docs", action="store_true", help="also write the small docs/contact_sheet.jpg")
-    p.add_argument("--fp32", action="store_true", help="run every job in fp32 (STYLEBOT_CPU_BF16=0): what a CPU "
-                   "without native bf16 (AVX2 only) runs, on this one")
+    p.add_argument(
+        "--fp32",
+        action="store_true",
+        help="run every job in fp32 (STYLEBOT_CPU_BF16=0): what a CPU "
+        "without native bf16 (AVX2 only) runs, on this one",
+    )
     args = p.parse_args(argv)
     if args.fp32:
         os.environ["STYLEBOT_CPU_BF16"] = "0"  # inherited by the job subprocesses
@@ -193,11 +197,17 @@ def main(argv: list[str] | None = None) -> int:
 
     engine = Engine(device="cpu", threads=args.threads)
     base = _baseline_mb()
-    print(f"baseline RSS (import torch, numpy, PIL): {base:.0f} MB; threads {args.threads}; CPU bf16 "
-          + ("off (--fp32)" if args.fp32 else "where native"))
+    print(
+        f"baseline RSS (import torch, numpy, PIL): {base:.0f} MB; threads {args.threads}; CPU bf16 "
+        + ("off (--fp32)" if args.fp32 else "where native")
+    )
     a_evals = args.quick_evals if args.quick else 300
-    runs = [("a", "original", 512, a_evals), ("b", "seed", 512, 0), ("default512", "default", 512, 0),
-            ("more-memory512", "more-memory", 512, 0)]
+    runs = [
+        ("a", "original", 512, a_evals),
+        ("b", "seed", 512, 0),
+        ("default512", "default", 512, 0),
+        ("more-memory512", "more-memory", 512, 0),
+    ]
     if not args.no_1024:
         runs.append(("default1024", "default", 1024, 0))
     results = {}
@@ -224,16 +234,25 @@ def main(argv: list[str] | None = None) -> int:
     print(f"(a)/default 512 time: {a['time_s'] / d['wall_s']:.1f}x (target >= 60x)")
     for name, r in (("(b)", b), ("default", d)):
         below = "below" if sum(r["styles"]) < sum(a["styles"]) else "NOT below"
-        print(f"{name} pyramid style {sum(r['styles']):.4g} vs (a) {sum(a['styles']):.4g}: {below}; content "
-              f"{r['content'] / a['content']:.2f}x (a)'s (target <= 3x){unfinished}")
+        print(
+            f"{name} pyramid style {sum(r['styles']):.4g} vs (a) {sum(a['styles']):.4g}: {below}; content "
+            f"{r['content'] / a['content']:.2f}x (a)'s (target <= 3x){unfinished}"
+        )
     m = results["more-memory512"]
-    print(f"default / --more-memory at 512: {d['wall_s'] / m['wall_s']:.2f}x (target <= 1.15x); "
-          f"+{d['peak_mb'] - base:.0f} MB vs +{m['peak_mb'] - base:.0f} MB (default target <= 230 MB)")
+    print(
+        f"default / --more-memory at 512: {d['wall_s'] / m['wall_s']:.2f}x (target <= 1.15x); "
+        f"+{d['peak_mb'] - base:.0f} MB vs +{m['peak_mb'] - base:.0f} MB (default target <= 230 MB)"
+    )
     if "default1024" in results:
         r = results["default1024"]
         print(f"default 1024: {r['wall_s']:.1f} s, +{r['peak_mb'] - base:.0f} MB")
-    tiles = [("content", None), ("style", None), (f"(a) original 512, {a['evals']} evals", a["image"]),
-             ("(b) preset seed 512", b["image"]), ("default 512", results["default512"]["image"])]
+    tiles = [
+        ("content", None),
+        ("style", None),
+        (f"(a) original 512, {a['evals']} evals", a["image"]),
+        ("(b) preset seed 512", b["image"]),
+        ("default 512", results["default512"]["image"]),
+    ]
     content, style = _inputs(512)
     content.save(OUT / "content.jpg"), style.save(OUT / "style.jpg")
     tiles[0], tiles[1] = ("content", OUT / "content.jpg"), ("style", OUT / "style.jpg")

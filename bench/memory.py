@@ -52,13 +52,18 @@ def peak_mb():
     return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 """
 
-BASELINE = _PEAK + """
+BASELINE = (
+    _PEAK
+    + """
 import numpy, torch{vision}
 from PIL import Image
 print(json.dumps({{"peak_mb": peak_mb(), "torch": torch.__version__}}))
 """
+)
 
-JOB = _PEAK + """
+JOB = (
+    _PEAK
+    + """
 import sys, time, numpy, torch{vision}
 sys.path.insert(0, {repo!r})
 from PIL import Image
@@ -74,6 +79,7 @@ wall = time.perf_counter() - t
 out.save({out!r})
 print(json.dumps({{"peak_mb": peak_mb(), "wall_s": wall, "size": out.size}}))
 """
+)
 
 
 def run(code: str) -> dict:
@@ -82,8 +88,9 @@ def run(code: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--preset", default="default")
     p.add_argument("--threads", type=int, default=2)
@@ -104,21 +111,36 @@ def main(argv: list[str] | None = None) -> int:
     shares: dict[str, list[float]] = {k: [] for k, _ in kinds}
     for r in range(args.rounds):
         for kind, low_memory in kinds:
-            job = run(JOB.format(vision=vision, repo=str(REPO), threads=args.threads, low_memory=low_memory,
-                                 content=str(args.content), style=str(args.style), size=args.size, preset=args.preset,
-                                 out=str(out_dir / f"memory_{args.preset}_{args.size}.jpg")))
+            job = run(
+                JOB.format(
+                    vision=vision,
+                    repo=str(REPO),
+                    threads=args.threads,
+                    low_memory=low_memory,
+                    content=str(args.content),
+                    style=str(args.style),
+                    size=args.size,
+                    preset=args.preset,
+                    out=str(out_dir / f"memory_{args.preset}_{args.size}.jpg"),
+                )
+            )
             share = job["peak_mb"] - base["peak_mb"]
             walls[kind].append(job["wall_s"])
             shares[kind].append(share)
-            print(f"round {r + 1} {kind:13s} ({args.preset}, {job['size'][0]}x{job['size'][1]}, "
-                  f"{args.threads} threads): wall {job['wall_s']:.1f} s, peak RSS {job['peak_mb']:.0f} MB "
-                  f"(+{share:.0f})", flush=True)
+            print(
+                f"round {r + 1} {kind:13s} ({args.preset}, {job['size'][0]}x{job['size'][1]}, "
+                f"{args.threads} threads): wall {job['wall_s']:.1f} s, peak RSS {job['peak_mb']:.0f} MB "
+                f"(+{share:.0f})",
+                flush=True,
+            )
     share = max(shares["default"])
     print(f"engine's share (default): {share:.0f} MB (target <= 230 MB) -> {'OK' if share <= 230 else 'OVER'}")
     if not args.no_more_memory:
         ratio = statistics.median(walls["default"]) / statistics.median(walls["--more-memory"])
-        print(f"default / --more-memory wall time: {ratio:.2f}x (target <= 1.15x) -> "
-              f"{'OK' if ratio <= 1.15 else 'OVER'}; --more-memory's share {max(shares['--more-memory']):.0f} MB")
+        print(
+            f"default / --more-memory wall time: {ratio:.2f}x (target <= 1.15x) -> "
+            f"{'OK' if ratio <= 1.15 else 'OVER'}; --more-memory's share {max(shares['--more-memory']):.0f} MB"
+        )
     return 0
 
 

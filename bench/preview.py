@@ -67,9 +67,15 @@ def main() -> int:
                 start = time.perf_counter()
                 engine.stylize(content, style, params)
                 return time.perf_counter() - start, 0
-            ctx = Context(store, tg, engine, params=lambda job: params, results_dir=Path(data),
-                          preview_every=10.0 if preview else float("inf"),
-                          preview_step=0.2 if preview else 2.0)
+            ctx = Context(
+                store,
+                tg,
+                engine,
+                params=lambda job: params,
+                results_dir=Path(data),
+                preview_every=10.0 if preview else float("inf"),
+                preview_step=0.2 if preview else 2.0,
+            )
             job = Job(user_id=1, chat_id=1, content_file_id="-", style_file_id="-", size=args.size)
             store.create_job(job)
             reporter = StatusReporter(ctx, job)
@@ -89,8 +95,10 @@ def main() -> int:
 
     base = results["progress, no preview"][0]
     with_preview = results["progress + preview"][0]
-    print(f"preview overhead: {with_preview / base:5.3f}x  ({(with_preview / base - 1) * 100:+.1f} %; target < 5 %)"
-          f"   callback overhead vs none: {base / results['no callback'][0]:5.3f}x")
+    print(
+        f"preview overhead: {with_preview / base:5.3f}x  ({(with_preview / base - 1) * 100:+.1f} %; target < 5 %)"
+        f"   callback overhead vs none: {base / results['no callback'][0]:5.3f}x"
+    )
     return 0
 
 

@@ -100,23 +100,50 @@ class Pair:
 
 
 PAIRS: tuple[Pair, ...] = (
-    Pair("ballerina", "portrait-ish, square / painting (shared cubist)", shared("content_ballerina.jpg"),
-         shared("style_cubist.jpg")),
-    Pair("astronaut", "portrait, square / painting-like (starry swirl)", skimage("astronaut.png"),
-         gallery("starry_swirl")),
-    Pair("astronaut_tall", "portrait, portrait orientation / painting-like (stained glass)",
-         skimage("astronaut.png", (0.12, 0.0, 0.72, 1.0)), gallery("stained_glass")),
-    Pair("cat", "animal, landscape / painting-like (brush strokes)", skimage("chelsea.png"),
-         gallery("brush_strokes")),
+    Pair(
+        "ballerina",
+        "portrait-ish, square / painting (shared cubist)",
+        shared("content_ballerina.jpg"),
+        shared("style_cubist.jpg"),
+    ),
+    Pair(
+        "astronaut",
+        "portrait, square / painting-like (starry swirl)",
+        skimage("astronaut.png"),
+        gallery("starry_swirl"),
+    ),
+    Pair(
+        "astronaut_tall",
+        "portrait, portrait orientation / painting-like (stained glass)",
+        skimage("astronaut.png", (0.12, 0.0, 0.72, 1.0)),
+        gallery("stained_glass"),
+    ),
+    Pair("cat", "animal, landscape / painting-like (brush strokes)", skimage("chelsea.png"), gallery("brush_strokes")),
     Pair("coffee", "still life, landscape / painting-like (mosaic)", skimage("coffee.png"), gallery("mosaic")),
-    Pair("rocket", "architecture (launch tower), landscape / print-like (woodcut)", skimage("rocket.jpg"),
-         gallery("woodcut")),
-    Pair("rocket_tall", "architecture, portrait orientation / photo texture (brick)",
-         skimage("rocket.jpg", (0.3, 0.0, 0.75, 1.0)), skimage("brick.png")),
-    Pair("motorcycle", "machine, landscape / photo texture (gravel)", skimage("motorcycle_left.png"),
-         skimage("gravel.png")),
-    Pair("hubble", "space, near square / painting-like (watercolour)", skimage("hubble_deep_field.jpg"),
-         gallery("watercolour")),
+    Pair(
+        "rocket",
+        "architecture (launch tower), landscape / print-like (woodcut)",
+        skimage("rocket.jpg"),
+        gallery("woodcut"),
+    ),
+    Pair(
+        "rocket_tall",
+        "architecture, portrait orientation / photo texture (brick)",
+        skimage("rocket.jpg", (0.3, 0.0, 0.75, 1.0)),
+        skimage("brick.png"),
+    ),
+    Pair(
+        "motorcycle",
+        "machine, landscape / photo texture (gravel)",
+        skimage("motorcycle_left.png"),
+        skimage("gravel.png"),
+    ),
+    Pair(
+        "hubble",
+        "space, near square / painting-like (watercolour)",
+        skimage("hubble_deep_field.jpg"),
+        gallery("watercolour"),
+    ),
 )
 
 
@@ -211,8 +238,15 @@ def measure(engine, image: Image.Image, content: Image.Image, style: Image.Image
     }
 
 
-def run_pair(engine, pair: Pair, size: int, a_evals: int, out: Path, methods: tuple[str, ...] = ("a", "b", "default"),
-             a_cache: bool = False) -> dict:
+def run_pair(
+    engine,
+    pair: Pair,
+    size: int,
+    a_evals: int,
+    out: Path,
+    methods: tuple[str, ...] = ("a", "b", "default"),
+    a_cache: bool = False,
+) -> dict:
     from model import StyleParams
 
     content, style = _fit(pair.content(), size), pair.style()
@@ -230,8 +264,12 @@ def run_pair(engine, pair: Pair, size: int, a_evals: int, out: Path, methods: tu
         if label == "a":
             image, evals, extra = _original(engine, pair.name, content, style, size, a_evals, a_cache)
         else:
-            params = StyleParams(size=size, preset=preset or "default", keep_colors=label in COLOR_RUNS,
-                                 color_method=COLOR_RUNS.get(label, "luminance"))
+            params = StyleParams(
+                size=size,
+                preset=preset or "default",
+                keep_colors=label in COLOR_RUNS,
+                color_method=COLOR_RUNS.get(label, "luminance"),
+            )
             image, evals = engine.stylize(content, style, params), None
         wall = extra.pop("wall_s", None) or time.perf_counter() - t0
         path = out / f"{pair.name}_{label}.jpg"
@@ -252,8 +290,9 @@ def run_pair(engine, pair: Pair, size: int, a_evals: int, out: Path, methods: tu
 A_TIMED_EVALS = 20
 
 
-def _original(engine, name: str, content: Image.Image, style: Image.Image, size: int, a_evals: int,
-              cache: bool) -> tuple[Image.Image, int, dict]:
+def _original(
+    engine, name: str, content: Image.Image, style: Image.Image, size: int, a_evals: int, cache: bool
+) -> tuple[Image.Image, int, dict]:
     """(a) for one pair. With ``cache`` its finished image is kept in bench/out/a_cache (it is deterministic
     up to float rounding: same pair, size and evaluations), and its time is projected to ``a_evals`` from
     :data:`A_TIMED_EVALS` evaluations run now, so time ratios stay side by side within one run."""
@@ -270,8 +309,11 @@ def _original(engine, name: str, content: Image.Image, style: Image.Image, size:
     t0 = time.perf_counter()
     _, timed, per_eval = _original_recipe(engine, content, style, size, min(a_evals, A_TIMED_EVALS))
     setup = time.perf_counter() - t0 - per_eval * timed
-    return Image.open(path).convert("RGB"), a_evals, {"wall_s": setup + per_eval * a_evals, "per_eval_s": per_eval,
-                                                       "projected": True}
+    return (
+        Image.open(path).convert("RGB"),
+        a_evals,
+        {"wall_s": setup + per_eval * a_evals, "per_eval_s": per_eval, "projected": True},
+    )
 
 
 # -- report ---------------------------------------------------------------------------------------------------
@@ -287,18 +329,23 @@ def _labels(r: dict) -> list[str]:
 
 
 def print_pair(name: str, r: dict) -> None:
-    print(f"\n{name}  ({r['kind']}; content {r['content_size'][0]}x{r['content_size'][1]}; "
-          f"content->style colour {r['content_to_style_colour']:.3f})")
-    print(f"  {'run':8s} {'size':>9s} {'time s':>7s} {'style@1':>9s} {'@1/2':>9s} {'@1/4':>9s} {'style sum':>10s} "
-          f"{'content':>9s} {'SSIM':>6s} {'colour':>7s}")
+    print(
+        f"\n{name}  ({r['kind']}; content {r['content_size'][0]}x{r['content_size'][1]}; "
+        f"content->style colour {r['content_to_style_colour']:.3f})"
+    )
+    print(
+        f"  {'run':8s} {'size':>9s} {'time s':>7s} {'style@1':>9s} {'@1/2':>9s} {'@1/4':>9s} {'style sum':>10s} "
+        f"{'content':>9s} {'SSIM':>6s} {'colour':>7s}"
+    )
     for label in _labels(r):
         m = r[label]
         s1, s2, s4 = m["style_pyramid"]
         size = f"{m['size'][0]}x{m['size'][1]}"
-        print(f"  {label:8s} {size:>9s} {m['wall_s']:7.1f} {s1:9.3g} {s2:9.3g} {s4:9.3g} {m['style']:10.4g} "
-              f"{m['content']:9.3g} {m['ssim']:6.3f} {m['colour']:7.3f}"
-              + (f"  colour to content {m['colour_to_content']:.3f}, cast {m['cast']:.1f}"
-                 if label in COLOR_RUNS else ""))
+        print(
+            f"  {label:8s} {size:>9s} {m['wall_s']:7.1f} {s1:9.3g} {s2:9.3g} {s4:9.3g} {m['style']:10.4g} "
+            f"{m['content']:9.3g} {m['ssim']:6.3f} {m['colour']:7.3f}"
+            + (f"  colour to content {m['colour_to_content']:.3f}, cast {m['cast']:.1f}" if label in COLOR_RUNS else "")
+        )
 
 
 def totals(results: dict[str, dict]) -> dict:
@@ -308,8 +355,11 @@ def totals(results: dict[str, dict]) -> dict:
     for label in _labels(first):
         rs = [r[label] for r in results.values()]
         if "a" not in first:
-            out[label] = {"time_s": sum(m["wall_s"] for m in rs), "ssim_mean": sum(m["ssim"] for m in rs) / len(rs),
-                          "colour_mean": sum(m["colour"] for m in rs) / len(rs)}
+            out[label] = {
+                "time_s": sum(m["wall_s"] for m in rs),
+                "ssim_mean": sum(m["ssim"] for m in rs) / len(rs),
+                "colour_mean": sum(m["colour"] for m in rs) / len(rs),
+            }
         else:
             out[label] = {
                 "time_vs_a": _geomean([m["wall_s"] / r["a"]["wall_s"] for m, r in zip(rs, results.values())]),
@@ -331,22 +381,33 @@ def totals(results: dict[str, dict]) -> dict:
 
 def print_totals(t: dict, n: int) -> None:
     print(f"\nTOTALS over {n} pairs (ratios to (a): geometric mean over the pairs, and the worst pair)")
-    print(f"  {'run':9s} {'time s':>8s} {'time/(a)':>9s} {'style/(a)':>10s} {'worst':>6s} {'content/(a)':>12s} "
-          f"{'worst':>6s} {'mean SSIM':>10s} {'mean colour':>12s}")
+    print(
+        f"  {'run':9s} {'time s':>8s} {'time/(a)':>9s} {'style/(a)':>10s} {'worst':>6s} {'content/(a)':>12s} "
+        f"{'worst':>6s} {'mean SSIM':>10s} {'mean colour':>12s}"
+    )
     nan = float("nan")
     for label in (lb for lb in (*dict(METHODS), *COLOR_RUNS) if lb in t):
         m = t[label]
-        print(f"  {label:9s} {m['time_s']:8.1f} {m.get('time_vs_a', nan):9.3f} {m.get('style_vs_a', nan):10.3f} "
-              f"{m.get('style_vs_a_max', nan):6.2f} {m.get('content_vs_a', nan):12.3f} "
-              f"{m.get('content_vs_a_max', nan):6.2f} {m['ssim_mean']:10.3f} {m['colour_mean']:12.3f}"
-              + (f"  colour to content {m['colour_to_content_mean']:.3f}, worst cast {m['cast_max']:.1f}"
-                 if label in COLOR_RUNS else ""))
-    print(f"  (content -> style colour distance, mean: {t['content_to_style_colour_mean']:.3f}; lower colour = "
-          f"closer to the style's palette, higher SSIM = more of the content's structure kept)")
+        print(
+            f"  {label:9s} {m['time_s']:8.1f} {m.get('time_vs_a', nan):9.3f} {m.get('style_vs_a', nan):10.3f} "
+            f"{m.get('style_vs_a_max', nan):6.2f} {m.get('content_vs_a', nan):12.3f} "
+            f"{m.get('content_vs_a_max', nan):6.2f} {m['ssim_mean']:10.3f} {m['colour_mean']:12.3f}"
+            + (
+                f"  colour to content {m['colour_to_content_mean']:.3f}, worst cast {m['cast_max']:.1f}"
+                if label in COLOR_RUNS
+                else ""
+            )
+        )
+    print(
+        f"  (content -> style colour distance, mean: {t['content_to_style_colour_mean']:.3f}; lower colour = "
+        f"closer to the style's palette, higher SSIM = more of the content's structure kept)"
+    )
     if "a" in t and "default" in t:
         d = t["default"]
-        print(f"  default on every pair: pyramid style <= {d['style_vs_a_max']:.2f}x (a)'s (target < 1), content "
-              f"<= {d['content_vs_a_max']:.2f}x (a)'s (target <= 3); time {1 / d['time_vs_a']:.0f}x faster (geomean)")
+        print(
+            f"  default on every pair: pyramid style <= {d['style_vs_a_max']:.2f}x (a)'s (target < 1), content "
+            f"<= {d['content_vs_a_max']:.2f}x (a)'s (target <= 3); time {1 / d['time_vs_a']:.0f}x faster (geomean)"
+        )
 
 
 def contact_sheet(results: dict[str, dict], out: Path, sheet_path: Path, docs: Path | None, cell: int = 160) -> None:
@@ -357,8 +418,15 @@ def contact_sheet(results: dict[str, dict], out: Path, sheet_path: Path, docs: P
     height = head_h + len(results) * (cell + label_h + pad) + pad
     sheet = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(sheet)
-    heads = {"content": "content", "style": "style", "a": "(a) original", "b": "(b) seed", "default": "default",
-             "keep-lum": "keep colours: lum.", "keep-hist": "keep colours: hist."}
+    heads = {
+        "content": "content",
+        "style": "style",
+        "a": "(a) original",
+        "b": "(b) seed",
+        "default": "default",
+        "keep-lum": "keep colours: lum.",
+        "keep-hist": "keep colours: hist.",
+    }
     for j, c in enumerate(cols):
         draw.text((pad + j * (cell + pad) + 2, 3), heads.get(c, c), fill="black")
     for i, (name, r) in enumerate(results.items()):
@@ -395,14 +463,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--list", action="store_true", help="list the pairs and exit")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--docs", action="store_true", help="also write docs/quality_sheet.jpg")
-    p.add_argument("--a-cache", action="store_true",
-                   help="keep (a)'s finished images in bench/out/a_cache and reuse them; (a)'s time is then "
-                        f"projected from {A_TIMED_EVALS} evaluations timed in this run")
+    p.add_argument(
+        "--a-cache",
+        action="store_true",
+        help="keep (a)'s finished images in bench/out/a_cache and reuse them; (a)'s time is then "
+        f"projected from {A_TIMED_EVALS} evaluations timed in this run",
+    )
     p.add_argument("--methods", default="a,b,default", help="which runs, from a, b, default, keep-lum, keep-hist")
     p.add_argument("--colors", action="store_true", help="the keep-colours runs: --methods default,keep-lum,keep-hist")
     args = p.parse_args(argv)
-    methods = tuple(m.strip() for m in ("default,keep-lum,keep-hist" if args.colors else args.methods).split(",")
-                    if m.strip())
+    methods = tuple(
+        m.strip() for m in ("default,keep-lum,keep-hist" if args.colors else args.methods).split(",") if m.strip()
+    )
     known = (*dict(METHODS), *COLOR_RUNS)
     if set(methods) - set(known):
         p.error(f"--methods: choose from {', '.join(known)}")
@@ -423,9 +495,16 @@ def main(argv: list[str] | None = None) -> int:
 
     OUT.mkdir(parents=True, exist_ok=True)
     engine = Engine(device="cpu", threads=args.threads)
-    print(f"size {args.size}, threads {args.threads}, {len(pairs)} pairs; (a) = the original recipe, "
-          f"{args.a_evals} evaluations" + (f" (CAPPED: the original ran 300; its losses are those of an unfinished"
-                                           f" run, its time is for {args.a_evals})" if args.a_evals < 300 else ""))
+    print(
+        f"size {args.size}, threads {args.threads}, {len(pairs)} pairs; (a) = the original recipe, "
+        f"{args.a_evals} evaluations"
+        + (
+            f" (CAPPED: the original ran 300; its losses are those of an unfinished"
+            f" run, its time is for {args.a_evals})"
+            if args.a_evals < 300
+            else ""
+        )
+    )
     results: dict[str, dict] = {}
     for pair in pairs:
         results[pair.name] = r = run_pair(engine, pair, args.size, args.a_evals, OUT, methods, args.a_cache)
@@ -436,14 +515,21 @@ def main(argv: list[str] | None = None) -> int:
     if "default" in methods:
         worst = min(results, key=lambda n: results[n]["default"]["ssim"] - results[n]["default"]["colour"])
         print(f"  lowest default SSIM minus colour distance: {worst}")
-    report = {"size": args.size, "a_evals": args.a_evals, "threads": args.threads, "methods": methods,
-              "pairs": results, "totals": t}
+    report = {
+        "size": args.size,
+        "a_evals": args.a_evals,
+        "threads": args.threads,
+        "methods": methods,
+        "pairs": results,
+        "totals": t,
+    }
     stem = "quality_colors" if args.colors else "quality"
     (OUT / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     docs = REPO / "docs" / f"{stem}_sheet.jpg" if args.docs else None
     contact_sheet(results, OUT, OUT / f"{stem}_sheet.jpg", docs)
-    print(f"\nJSON: {OUT / f'{stem}.json'}; contact sheet: {OUT / f'{stem}_sheet.jpg'}"
-          + (f" and {docs}" if docs else ""))
+    print(
+        f"\nJSON: {OUT / f'{stem}.json'}; contact sheet: {OUT / f'{stem}_sheet.jpg'}" + (f" and {docs}" if docs else "")
+    )
     return 0
 
 

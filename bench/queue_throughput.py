@@ -51,8 +51,15 @@ def run(size: int, queued: int, singles: int) -> tuple[float, float]:
 
     engine = model.Engine(weights_path(), device="cpu")
     with BotAPIEmulator() as api, tempfile.TemporaryDirectory() as tmp:
-        config = Config(token=api.token, api_url=api.base_url, data_dir=Path(tmp), weights=weights_path(),
-                        device="cpu", image_size=size, rate_limit=0)
+        config = Config(
+            token=api.token,
+            api_url=api.base_url,
+            data_dir=Path(tmp),
+            weights=weights_path(),
+            device="cpu",
+            image_size=size,
+            rate_limit=0,
+        )
         held = Held(engine)
         held.release.set()
         app = main.App(config, engine=held).start()
@@ -83,8 +90,10 @@ def run(size: int, queued: int, singles: int) -> tuple[float, float]:
             edits = len(api.calls("editMessageText"))
         finally:
             app.stop(timeout=5)
-    print(f"size {size} px | single job {single:.2f} s (mean of {singles}) | with {queued} queued "
-          f"{per_job:.2f} s per job | ratio {per_job / single:.2f} | editMessageText calls {edits}")
+    print(
+        f"size {size} px | single job {single:.2f} s (mean of {singles}) | with {queued} queued "
+        f"{per_job:.2f} s per job | ratio {per_job / single:.2f} | editMessageText calls {edits}"
+    )
     return single, per_job
 
 

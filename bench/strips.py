@@ -67,15 +67,23 @@ print(json.dumps({{"s_per_eval": wall, "peak_mb": peak_mb() - before, "loss": lo
 
 
 def run(variant: str, args: argparse.Namespace) -> dict:
-    code = _PEAK + JOB.format(repo=str(REPO), variant=variant, size=args.size, threads=args.threads, evals=args.evals,
-                      content=str(args.content), style=str(args.style))
+    code = _PEAK + JOB.format(
+        repo=str(REPO),
+        variant=variant,
+        size=args.size,
+        threads=args.threads,
+        evals=args.evals,
+        content=str(args.content),
+        style=str(args.style),
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--size", type=int, default=512, help="side of the square level (default %(default)s)")
     p.add_argument("--evals", type=int, default=4, help="timed evaluations per variant (default %(default)s)")
     p.add_argument("--threads", type=int, default=2)
@@ -86,10 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     for variant in VARIANTS:
         r = results[variant] = run(variant, args)
         ratio = r["s_per_eval"] / results["whole"]["s_per_eval"]
-        print(f"{variant:12s} {args.size}²: {r['s_per_eval']:.3f} s/eval ({ratio:.2f}x whole), peak "
-              f"+{r['peak_mb']:.0f} MB, CPU user {r['user_s']:.1f} s sys {r['sys_s']:.1f} s, loss {r['loss']:.6g}"
-              + ("" if r["tiled"] or variant == "whole" else "  (level not tiled at this size)"),
-              flush=True)
+        print(
+            f"{variant:12s} {args.size}²: {r['s_per_eval']:.3f} s/eval ({ratio:.2f}x whole), peak "
+            f"+{r['peak_mb']:.0f} MB, CPU user {r['user_s']:.1f} s sys {r['sys_s']:.1f} s, loss {r['loss']:.6g}"
+            + ("" if r["tiled"] or variant == "whole" else "  (level not tiled at this size)"),
+            flush=True,
+        )
     return 0
 
 

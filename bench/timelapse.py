@@ -77,8 +77,11 @@ def main() -> int:
         result = engine.stylize(content, style, params, on_progress=recorder.along(progress_only))
         captured.append(time.perf_counter() - start)
         spent.append(recorder.spent)
-        print(f"pair {pair + 1}: without {plain[-1]:7.2f} s   with {captured[-1]:7.2f} s   "
-              f"({len(recorder.frames)} frames, capture {recorder.spent * 1000:.0f} ms)", flush=True)
+        print(
+            f"pair {pair + 1}: without {plain[-1]:7.2f} s   with {captured[-1]:7.2f} s   "
+            f"({len(recorder.frames)} frames, capture {recorder.spent * 1000:.0f} ms)",
+            flush=True,
+        )
 
     assert result is not None
     start = time.perf_counter()
@@ -87,11 +90,15 @@ def main() -> int:
     ratio = statistics.median(captured) / statistics.median(plain)
     share = statistics.median(s / c for s, c in zip(spent, captured))
     verdict = "within" if ratio <= BUDGET else "OVER"
-    print(f"size {args.size}px on {engine.device}: timelapse overhead {ratio:5.3f}x "
-          f"({(ratio - 1) * 100:+.1f} %; {verdict} the {(BUDGET - 1) * 100:.0f} % budget)")
+    print(
+        f"size {args.size}px on {engine.device}: timelapse overhead {ratio:5.3f}x "
+        f"({(ratio - 1) * 100:+.1f} %; {verdict} the {(BUDGET - 1) * 100:.0f} % budget)"
+    )
     print(f"capture time on the painting thread: {share * 100:.2f} % of the run")
-    print(f"GIF: {len(gif or b'') / 1024:.0f} KB, encoded in {encode_s:.2f} s after painting"
-          f"{'' if gif else ' (did not fit: no timelapse)'}")
+    print(
+        f"GIF: {len(gif or b'') / 1024:.0f} KB, encoded in {encode_s:.2f} s after painting"
+        f"{'' if gif else ' (did not fit: no timelapse)'}"
+    )
     return 0
 
 

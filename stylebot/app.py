@@ -74,8 +74,9 @@ def build_telegram(config: Config, stopping: threading.Event, exception_handler:
     return Telegram(bot, stop=stopping)
 
 
-def build_context(config: Config, store: Any, tg: Telegram, engine: Any,
-                  health: Health | None = None, **options: Any) -> Context:
+def build_context(
+    config: Config, store: Any, tg: Telegram, engine: Any, health: Health | None = None, **options: Any
+) -> Context:
     """What ``run_job`` needs, the same in worker threads and RQ workers; ``options`` override timings."""
     return Context(
         store=store,
@@ -104,8 +105,9 @@ class App:
         self.health = Health()
         # Results sent while the store refuses writes, in a file that needs no free space (jobs/ledger.py).
         self.ledger = Ledger(config.data_dir / "delivered.ledger")
-        self.ctx = build_context(config, self.store, self.tg, self.engine, health=self.health, ledger=self.ledger,
-                                 **context_options)
+        self.ctx = build_context(
+            config, self.store, self.tg, self.engine, health=self.health, ledger=self.ledger, **context_options
+        )
         self.positions = PositionWatcher(self.tg)
         self.queue = ThreadQueue(
             self.store,
@@ -139,8 +141,7 @@ class App:
             self.queue.defer(self._resume_jobs)
         self.queue.start()
         self._poller.start()
-        threading.Thread(target=announce_commands, args=(self.bot, self.stopping), name="commands",
-                         daemon=True).start()
+        threading.Thread(target=announce_commands, args=(self.bot, self.stopping), name="commands", daemon=True).start()
         log.info("bot started: %s", self.config.describe())
         return self
 

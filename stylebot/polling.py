@@ -99,12 +99,10 @@ class Poller:
                     # Full disk: the ids cannot be saved, but the users must still hear
                     # "busy, try later" (handlers see the same trouble); the offset is kept in memory.
                     self.health.degrade(trouble)
-                    log.warning("recording updates failed (%s); handling them without redelivery protection",
-                                trouble)
+                    log.warning("recording updates failed (%s); handling them without redelivery protection", trouble)
                     updates = parse_updates(raw)
                 offset = next_offset
                 self.dispatcher.dispatch(updates)
-
 
     def replay(self) -> None:
         """Before polling: hand out again the updates a dead process took but never finished.
@@ -119,8 +117,7 @@ class Poller:
             log.error("reading unfinished updates failed: %s", type(exc).__name__)
             return
         if pending:
-            log.info("handling %d update(s) again that were taken but not finished before the restart",
-                     len(pending))
+            log.info("handling %d update(s) again that were taken but not finished before the restart", len(pending))
             self.dispatcher.dispatch(parse_updates(pending, finish=self.store))
 
     def _finished(self, update: types.Update) -> None:
@@ -129,7 +126,10 @@ class Poller:
 
 
 def parse_updates(
-    raw: list[dict[str, Any]], store: Store | None = None, offset: int | None = None, finish: Store | None = None,
+    raw: list[dict[str, Any]],
+    store: Store | None = None,
+    offset: int | None = None,
+    finish: Store | None = None,
 ) -> list[types.Update]:
     """Parse each update on its own; one that telebot can't read is logged and skipped.
 
@@ -141,8 +141,11 @@ def parse_updates(
     finish = finish or store
     if store is not None:
         ids: list[int] = [item["update_id"] for item in raw if isinstance(item.get("update_id"), int)]
-        fresh = set(store.accept_updates(ids, offset, raw={item["update_id"]: item for item in raw
-                                                            if isinstance(item.get("update_id"), int)}))
+        fresh = set(
+            store.accept_updates(
+                ids, offset, raw={item["update_id"]: item for item in raw if isinstance(item.get("update_id"), int)}
+            )
+        )
         for update_id in ids:
             if update_id not in fresh:
                 log.info("update %s: already handled; ignored", update_id)
@@ -157,8 +160,7 @@ def parse_updates(
                 try:
                     finish.finish_update(item["update_id"])
                 except Exception as error:  # a full disk: it is skipped again after the next restart
-                    log.warning("update %s: marking it finished failed (%s)", item["update_id"],
-                                type(error).__name__)
+                    log.warning("update %s: marking it finished failed (%s)", item["update_id"], type(error).__name__)
     return updates
 
 

@@ -150,7 +150,10 @@ class Telegram:
 
     # --- intent-named helpers -------------------------------------------
     def send_text(
-        self, chat_id: int, text: str, markup: types.InlineKeyboardMarkup | types.ForceReply | None = None,
+        self,
+        chat_id: int,
+        text: str,
+        markup: types.InlineKeyboardMarkup | types.ForceReply | None = None,
         reply_to: int | None = None,
     ) -> types.Message:
         return self._result(self.bot.send_message, chat_id, text, reply_markup=markup, **_replying(reply_to))
@@ -170,21 +173,37 @@ class Telegram:
     def send_photo(
         self, chat_id: int, jpeg: bytes | str, caption: str | None = None, markup=None, reply_to: int | None = None
     ) -> types.Message:
-        return self._result(self.bot.send_photo, chat_id, jpeg, caption=caption, reply_markup=markup,
-                            **_replying(reply_to))
+        return self._result(
+            self.bot.send_photo, chat_id, jpeg, caption=caption, reply_markup=markup, **_replying(reply_to)
+        )
 
     def send_document(
-        self, chat_id: int, data: bytes, file_name: str, caption: str | None = None, markup=None,
+        self,
+        chat_id: int,
+        data: bytes,
+        file_name: str,
+        caption: str | None = None,
+        markup=None,
         reply_to: int | None = None,
     ) -> types.Message:
         return self._result(
-            self.bot.send_document, chat_id, data, caption=caption, reply_markup=markup, visible_file_name=file_name,
+            self.bot.send_document,
+            chat_id,
+            data,
+            caption=caption,
+            reply_markup=markup,
+            visible_file_name=file_name,
             **_replying(reply_to),
         )
 
     def send_animation(
-        self, chat_id: int, data: bytes, file_name: str, size: tuple[int, int] | None = None,
-        caption: str | None = None, reply_to: int | None = None,
+        self,
+        chat_id: int,
+        data: bytes,
+        file_name: str,
+        size: tuple[int, int] | None = None,
+        caption: str | None = None,
+        reply_to: int | None = None,
     ) -> types.Message:
         """An animation Telegram plays inline (GIF or MP4), e.g. the "How it was painted" timelapse.
 
@@ -195,8 +214,9 @@ class Telegram:
 
         def send_animation() -> types.Message:
             upload = types.InputFile(io.BytesIO(data), file_name=file_name)
-            return self.bot.send_animation(chat_id, upload, caption=caption, width=width, height=height,
-                                           **_replying(reply_to))
+            return self.bot.send_animation(
+                chat_id, upload, caption=caption, width=width, height=height, **_replying(reply_to)
+            )
 
         return self._result(send_animation)
 

@@ -22,15 +22,24 @@ TEST_SIZE = 48
 
 
 def weights_path() -> Path | None:
-    for candidate in (os.environ.get("STYLEBOT_WEIGHTS"), ROOT / "vgg19_cache.pth",
-                      ROOT.parent / "shared" / "weights" / "vgg19_cache.pth"):
+    for candidate in (
+        os.environ.get("STYLEBOT_WEIGHTS"),
+        ROOT / "vgg19_cache.pth",
+        ROOT.parent / "shared" / "weights" / "vgg19_cache.pth",
+    ):
         if candidate and Path(candidate).is_file():
             return Path(candidate)
     return None
 
 
-def picture(size: tuple[int, int] = (120, 80), color=(200, 40, 40), fmt: str = "JPEG", mode: str = "RGB",
-            stripes: bool = True, **save: Any) -> bytes:
+def picture(
+    size: tuple[int, int] = (120, 80),
+    color=(200, 40, 40),
+    fmt: str = "JPEG",
+    mode: str = "RGB",
+    stripes: bool = True,
+    **save: Any,
+) -> bytes:
     """A small test image; stripes give the engine some structure to work on."""
     image = Image.new("RGB", size, color)
     if stripes:
@@ -146,11 +155,13 @@ class User:
 
     def wait_text(self, fragment: str, timeout: float = 30.0, after: int = 0) -> dict:
         """The first bot message (from index ``after``) whose text/caption contains ``fragment``."""
+
         def find():
             for m in self.messages()[after:]:
                 if fragment in (m.get("text") or m.get("caption") or ""):
                     return m
             return None
+
         return self.api.wait_for(find, timeout, what=f"a message containing {fragment!r} to {self.id}")
 
     def seen(self) -> list[str]:
@@ -167,20 +178,27 @@ class User:
 
     def wait_seen(self, fragment: str, timeout: float = 30.0) -> str:
         """Wait until the bot showed ``fragment`` at some point (transient status texts included)."""
-        return self.api.wait_for(lambda: next((t for t in self.seen() if fragment in t), None), timeout,
-                                 what=f"the bot to show {fragment!r} to {self.id}")
+        return self.api.wait_for(
+            lambda: next((t for t in self.seen() if fragment in t), None),
+            timeout,
+            what=f"the bot to show {fragment!r} to {self.id}",
+        )
 
     def results(self) -> list[dict]:
         """Delivered results: photos or documents carrying the result buttons."""
+
         def is_result(m: dict) -> bool:
             rows = (m.get("reply_markup") or {}).get("inline_keyboard", [])
             return bool(m.get("photo") or m.get("document")) and any(
-                (b.get("callback_data") or "").startswith("rerun:") for row in rows for b in row)
+                (b.get("callback_data") or "").startswith("rerun:") for row in rows for b in row
+            )
+
         return [m for m in self.messages() if is_result(m)]
 
     def wait_result(self, count: int = 1, timeout: float = 90.0) -> dict:
-        found = self.api.wait_for(lambda: len(self.results()) >= count and self.results(), timeout,
-                                  what=f"result #{count} for user {self.id}")
+        found = self.api.wait_for(
+            lambda: len(self.results()) >= count and self.results(), timeout, what=f"result #{count} for user {self.id}"
+        )
         return found[count - 1]
 
     def result_image(self, message: dict) -> Image.Image:
@@ -214,5 +232,10 @@ def bot_env(api, data_dir: Path, **extra: str) -> dict[str, str]:
 def spawn_bot(api, data_dir: Path, log_path: Path, *args: str, **extra: str) -> subprocess.Popen:
     """The bot as its own process, as an operator runs it (for kill/restart tests)."""
     with open(log_path, "ab") as log:  # the child has its own copy of the descriptor
-        return subprocess.Popen([sys.executable, str(ROOT / "main.py"), *args], cwd=ROOT,
-                                env=bot_env(api, data_dir, **extra), stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, str(ROOT / "main.py"), *args],
+            cwd=ROOT,
+            env=bot_env(api, data_dir, **extra),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )

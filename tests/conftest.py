@@ -66,8 +66,14 @@ def make_bot(emulator: BotAPIEmulator, tmp_path: Path, engine: Any) -> Iterator[
         context_opts = {k: v for k, v in options.items() if k not in fields}
         weights = weights_path()
         assert weights is not None  # the engine fixture skipped otherwise
-        config = Config(token=emulator.token, api_url=emulator.base_url, data_dir=tmp_path / "data",
-                        weights=weights, device="cpu", image_size=TEST_SIZE)
+        config = Config(
+            token=emulator.token,
+            api_url=emulator.base_url,
+            data_dir=tmp_path / "data",
+            weights=weights,
+            device="cpu",
+            image_size=TEST_SIZE,
+        )
         config = replace(config, **config_opts)
         app = main.App(config, engine=engine, **context_opts).start()
         apps.append(app)

@@ -37,16 +37,21 @@ class Dispatcher:
     sender holds only its own thread.
     """
 
-    def __init__(self, bot: telebot.TeleBot, shards: int = 4, max_threads: int = 32,
-                 on_done: Callable[[types.Update], None] | None = None) -> None:
+    def __init__(
+        self,
+        bot: telebot.TeleBot,
+        shards: int = 4,
+        max_threads: int = 32,
+        on_done: Callable[[types.Update], None] | None = None,
+    ) -> None:
         self.bot = bot
         #: Called after an update's handler returned (or failed): polling marks it finished there.
         #: Not for updates dropped by :meth:`stop`: those were never handled, so they are replayed.
         self.on_done = on_done
         self.max_threads = max(shards, max_threads)
         self._lock = threading.Lock()
-        self._pending: dict[object, deque[types.Update]] = {}   # sender -> updates not yet run
-        self._ready: queue.Queue = queue.Queue()                   # senders with work, none taken yet
+        self._pending: dict[object, deque[types.Update]] = {}  # sender -> updates not yet run
+        self._ready: queue.Queue = queue.Queue()  # senders with work, none taken yet
         self._idle = 0
         self._stopping = False
         self._threads: list[threading.Thread] = []
@@ -106,8 +111,7 @@ class Dispatcher:
                     try:
                         self.on_done(update)
                     except Exception as exc:  # e.g. a full disk: it is handled again after a restart
-                        log.warning("update %s: marking it finished failed (%s)", update.update_id,
-                                    type(exc).__name__)
+                        log.warning("update %s: marking it finished failed (%s)", update.update_id, type(exc).__name__)
 
 
 def job_id_for_update() -> str | None:

@@ -71,7 +71,7 @@ class Gallery:
         return (len(self.styles()) + PAGE_SIZE - 1) // PAGE_SIZE
 
     def page_styles(self, page: int) -> list[GalleryStyle]:
-        return self.styles()[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]
+        return self.styles()[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
 
     def file_sha(self, path: Path) -> str:
         """sha256 of the file's bytes, hashed again only when its size or mtime changed."""
@@ -153,8 +153,9 @@ class Gallery:
         self._send_once(sheet_key(page), self.sheet_sha(page), lambda: self.sheet(page), edit)
 
     # --- picking ------------------------------------------------------------
-    def style_file_id(self, chat_id: int, lang: str, style: GalleryStyle,
-                      reply_to: int | None = None) -> tuple[str, str | None]:
+    def style_file_id(
+        self, chat_id: int, lang: str, style: GalleryStyle, reply_to: int | None = None
+    ) -> tuple[str, str | None]:
         """The Telegram ``file_id`` of the full-size style image (and a thumbnail's), for a job.
 
         Sends "You picked: <name>" with the image: an upload the first time anyone picks it, by ``file_id``

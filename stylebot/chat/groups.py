@@ -76,8 +76,7 @@ class GroupHandlers:
     def for_another_bot(self, message: types.Message) -> bool:
         """``/cmd@otherbot``: Telegram delivers it only to an admin bot; it is never ours to answer."""
         command = command_of(message)
-        return in_group(message) and command is not None and command[1] is not None \
-            and command[1] != self.username()
+        return in_group(message) and command is not None and command[1] is not None and command[1] != self.username()
 
     def is_style_command(self, message: types.Message) -> bool:
         command = command_of(message)
@@ -86,8 +85,12 @@ class GroupHandlers:
     def addressed(self, message: types.Message) -> bool:
         """Replies to the bot or mentions it: the user is talking to us, so a hint is welcome."""
         replied = message.reply_to_message
-        if replied is not None and replied.from_user is not None and replied.from_user.is_bot \
-                and (replied.from_user.username or "").lower() == self.username():
+        if (
+            replied is not None
+            and replied.from_user is not None
+            and replied.from_user.is_bot
+            and (replied.from_user.username or "").lower() == self.username()
+        ):
             return True
         return bool(self.username()) and f"@{self.username()}" in (message.text or message.caption or "").lower()
 
@@ -138,8 +141,9 @@ class GroupHandlers:
         """
         lang = self.h.lang(user)
         markup = types.ForceReply(selective=True)
-        self.h.tg.send_text(chat_id, texts.t(lang, "group_style_prompt", name=user.first_name), markup,
-                            reply_to=reply_to)
+        self.h.tg.send_text(
+            chat_id, texts.t(lang, "group_style_prompt", name=user.first_name), markup, reply_to=reply_to
+        )
         # The gallery: anyone may pick from a sheet, for their own photo (Handlers.on_gallery_pick).
         self.h.gallery.show(chat_id, lang, texts.t(lang, "gallery_caption"), reply_to=reply_to)
         recent = self.h.store.recent_styles(user.id)
@@ -148,8 +152,11 @@ class GroupHandlers:
 
     def _recent_picker(self, chat_id: int, lang: str, recent: list, reply_to: int | None) -> None:
         thumbs = [s.thumb_file_id or s.file_id for s in recent]
-        replying = {} if reply_to is None else {
-            "reply_parameters": types.ReplyParameters(reply_to, allow_sending_without_reply=True)}
+        replying = (
+            {}
+            if reply_to is None
+            else {"reply_parameters": types.ReplyParameters(reply_to, allow_sending_without_reply=True)}
+        )
         try:
             if len(thumbs) == 1:
                 self.h.tg.call(self.h.bot.send_photo, chat_id, thumbs[0], caption="1", **replying)
@@ -191,7 +198,7 @@ class GroupHandlers:
 
     # --- buttons -------------------------------------------------------
     def on_restyle(self, call: types.CallbackQuery) -> None:
-        """"Another style" in a group: keep the photo, prompt this user again with a ForceReply."""
+        """ "Another style" in a group: keep the photo, prompt this user again with a ForceReply."""
         job = self.h.own_job(call, keyboards.RESTYLE)
         if job is None:
             return
@@ -209,7 +216,9 @@ class GroupHandlers:
 
 
 def register_groups(
-    bot: telebot.TeleBot, h: Handlers, guard: Callable[[Callable[..., None]], Callable[..., None]],
+    bot: telebot.TeleBot,
+    h: Handlers,
+    guard: Callable[[Callable[..., None]], Callable[..., None]],
     commands: tuple[str, ...],
 ) -> None:
     """The group handlers, registered before the private ones (telebot uses the first match).
@@ -226,12 +235,19 @@ def register_groups(
     on(guard(gh.help), chat_types=GROUP_CHATS, commands=["help"])
     on(guard(gh.settings), chat_types=GROUP_CHATS, commands=["settings"])
     on(guard(gh.style), chat_types=GROUP_CHATS, func=gh.is_style_command, content_types=["text", *media])
-    on(guard(gh.unknown_command), chat_types=GROUP_CHATS,
-       func=lambda m: (m.text or "").startswith("/") and (command_of(m) or ("", None))[0] not in commands)
+    on(
+        guard(gh.unknown_command),
+        chat_types=GROUP_CHATS,
+        func=lambda m: (m.text or "").startswith("/") and (command_of(m) or ("", None))[0] not in commands,
+    )
     on(guard(gh.style_reply), chat_types=GROUP_CHATS, content_types=media, image=True, step=STEP_STYLE)
     on(guard(h.mix.second_style), chat_types=GROUP_CHATS, content_types=media, image=True, step=STEP_MIX)
-    on(guard(gh.other), chat_types=GROUP_CHATS, func=lambda m: not (m.text or "").startswith("/"),
-       content_types=everything)
+    on(
+        guard(gh.other),
+        chat_types=GROUP_CHATS,
+        func=lambda m: not (m.text or "").startswith("/"),
+        content_types=everything,
+    )
     cb = bot.register_callback_query_handler
     cb(guard(gh.on_restyle), is_group_call, button=keyboards.RESTYLE.filter())
     cb(guard(gh.on_recent_style), is_group_call, button=keyboards.RECENT_STYLE.filter())

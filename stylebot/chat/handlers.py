@@ -277,8 +277,9 @@ class Handlers:
             return False
         wait = self.rate_limited_for(user.id)
         if wait is not None:
-            self.tg.send_text(chat_id, texts.t(lang, "rate_limited", limit=self.rate_limit, minutes=wait),
-                              reply_to=reply_to)
+            self.tg.send_text(
+                chat_id, texts.t(lang, "rate_limited", limit=self.rate_limit, minutes=wait), reply_to=reply_to
+            )
             return False
         settings = self.settings_for(user.id)
         job = Job(
@@ -359,8 +360,12 @@ class Handlers:
         data = keyboards.parse(factory, call.data)
         job = self.store.get_job(data["job_id"]) if data and data["job_id"] else None
         # Both the user and the chat must match: a button acts only where its job painted.
-        if job is None or job.user_id != call.from_user.id or call.message is None \
-                or job.chat_id != call.message.chat.id:
+        if (
+            job is None
+            or job.user_id != call.from_user.id
+            or call.message is None
+            or job.chat_id != call.message.chat.id
+        ):
             in_chat = job is not None and call.message is not None and job.chat_id == call.message.chat.id
             if in_chat and job is not None:  # someone else's result in a group: say whose, do nothing
                 self.answer(call, not_yours(self.lang(call.from_user), call.message))
@@ -370,7 +375,7 @@ class Handlers:
         return job
 
     def on_rerun(self, call: types.CallbackQuery) -> None:
-        """"Stronger"/"Weaker": the same pair again, one step along the strength ladder."""
+        """ "Stronger"/"Weaker": the same pair again, one step along the strength ladder."""
         job = self.own_job(call, keyboards.RERUN)
         if job is None:
             return
@@ -385,13 +390,23 @@ class Handlers:
             self.answer(call, texts.t(lang, "strength_limit", which=texts.t(lang, which)))
             return
         self.answer(call)
-        self.submit(job.chat_id, call.from_user, job.content_file_id, job.style_file_id,
-                    strength=strength, size=job.size, keep_colors=job.keep_colors, reply_to=job.reply_to_message_id,
-                    style_slug=job.style_slug, style2_file_id=job.style2_file_id, style2_slug=job.style2_slug,
-                    mix=job.mix)
+        self.submit(
+            job.chat_id,
+            call.from_user,
+            job.content_file_id,
+            job.style_file_id,
+            strength=strength,
+            size=job.size,
+            keep_colors=job.keep_colors,
+            reply_to=job.reply_to_message_id,
+            style_slug=job.style_slug,
+            style2_file_id=job.style2_file_id,
+            style2_slug=job.style2_slug,
+            mix=job.mix,
+        )
 
     def on_restyle(self, call: types.CallbackQuery) -> None:
-        """"Another style": keep the photo, ask for a style again."""
+        """ "Another style": keep the photo, ask for a style again."""
         job = self.own_job(call, keyboards.RESTYLE)
         if job is None:
             return
@@ -399,26 +414,31 @@ class Handlers:
         self.store.set_dialog(Dialog(call.from_user.id, STEP_STYLE, job.content_file_id, job.chat_id))
         if self.store.recent_styles(call.from_user.id):
             self.ask_style(job.chat_id, call.from_user)
-        elif not self.gallery.show(job.chat_id, self.lang(call.from_user),
-                                   texts.t(self.lang(call.from_user), "another_style_gallery")):
+        elif not self.gallery.show(
+            job.chat_id, self.lang(call.from_user), texts.t(self.lang(call.from_user), "another_style_gallery")
+        ):
             self.tg.send_text(job.chat_id, texts.t(self.lang(call.from_user), "another_style"))
 
     def on_full(self, call: types.CallbackQuery) -> None:
-        """"Full quality file": the PNG kept on disk, or why it is gone."""
+        """ "Full quality file": the PNG kept on disk, or why it is gone."""
         job = self.own_job(call, keyboards.FULL)
         if job is None:
             return
         self.answer(call)
         path = result_path(self.results_dir, job.id)
         if path.is_file():
-            self.tg.send_document(job.chat_id, path.read_bytes(), f"stylized-{job.id}.png",
-                                  reply_to=job.reply_to_message_id)
+            self.tg.send_document(
+                job.chat_id, path.read_bytes(), f"stylized-{job.id}.png", reply_to=job.reply_to_message_id
+            )
         else:
-            self.tg.send_text(job.chat_id, texts.t(self.lang(call.from_user), "full_quality_gone", hours=RESULT_HOURS),
-                              reply_to=job.reply_to_message_id)
+            self.tg.send_text(
+                job.chat_id,
+                texts.t(self.lang(call.from_user), "full_quality_gone", hours=RESULT_HOURS),
+                reply_to=job.reply_to_message_id,
+            )
 
     def on_timelapse(self, call: types.CallbackQuery) -> None:
-        """"How it was painted": the timelapse GIF kept beside the result, or why it is gone."""
+        """ "How it was painted": the timelapse GIF kept beside the result, or why it is gone."""
         job = self.own_job(call, keyboards.LAPSE)
         if job is None:
             return
@@ -427,8 +447,11 @@ class Handlers:
         try:
             data = path.read_bytes()
         except FileNotFoundError:  # swept after RESULT_HOURS, or forgotten
-            self.tg.send_text(job.chat_id, texts.t(self.lang(call.from_user), "timelapse_gone", hours=RESULT_HOURS),
-                              reply_to=job.reply_to_message_id)
+            self.tg.send_text(
+                job.chat_id,
+                texts.t(self.lang(call.from_user), "timelapse_gone", hours=RESULT_HOURS),
+                reply_to=job.reply_to_message_id,
+            )
             return
         self.tg.send_animation(job.chat_id, data, f"painting-{job.id}.gif", reply_to=job.reply_to_message_id)
 
@@ -442,8 +465,12 @@ class Handlers:
         dialog = self.store.get_dialog(user, chat_id)
         recent = self.store.recent_styles(user)
         n = (keyboards.parse(keyboards.RECENT_STYLE, call.data) or {}).get("n", "")
-        if dialog.step not in (STEP_STYLE, STEP_MIX) or not dialog.content_file_id or not n.isdigit() \
-                or not 1 <= int(n) <= len(recent):
+        if (
+            dialog.step not in (STEP_STYLE, STEP_MIX)
+            or not dialog.content_file_id
+            or not n.isdigit()
+            or not 1 <= int(n) <= len(recent)
+        ):
             self.stale(call)
             return
         self.answer(call)
@@ -453,9 +480,14 @@ class Handlers:
                 self.store.remember_style(user, style.file_id, style.thumb_file_id)
                 self.store.reset_dialog(user, chat_id)
             return
-        if self.submit(chat_id, call.from_user, dialog.content_file_id, style.file_id,
-                       style_slug=self.gallery.slug_of(style.file_id),  # a gallery style keeps its credit
-                       reply_to=picker_reply_to(call)):
+        if self.submit(
+            chat_id,
+            call.from_user,
+            dialog.content_file_id,
+            style.file_id,
+            style_slug=self.gallery.slug_of(style.file_id),  # a gallery style keeps its credit
+            reply_to=picker_reply_to(call),
+        ):
             self.store.remember_style(user, style.file_id, style.thumb_file_id)
             self.store.reset_dialog(user, chat_id)
 
@@ -480,9 +512,13 @@ class Handlers:
         reply_to = picker_reply_to(call)
         file_id, thumb = self.gallery.style_file_id(chat_id, lang, style, reply_to=reply_to)
         mixing = dialog.step == STEP_MIX  # the second style of a mix
-        if self.mix.submit_mix(chat_id, call.from_user, dialog, file_id, style.slug) if mixing else \
-                self.submit(chat_id, call.from_user, dialog.content_file_id, file_id, style_slug=style.slug,
-                            reply_to=reply_to):
+        if (
+            self.mix.submit_mix(chat_id, call.from_user, dialog, file_id, style.slug)
+            if mixing
+            else self.submit(
+                chat_id, call.from_user, dialog.content_file_id, file_id, style_slug=style.slug, reply_to=reply_to
+            )
+        ):
             self.store.remember_style(user, file_id, thumb)
             self.store.reset_dialog(user, chat_id)
 
@@ -493,8 +529,9 @@ class Handlers:
             self.stale(call)
             return
         self.answer(call)
-        self.gallery.turn(call.message.chat.id, call.message.message_id, call.message.caption,
-                          self.lang(call.from_user), int(page))
+        self.gallery.turn(
+            call.message.chat.id, call.message.message_id, call.message.caption, self.lang(call.from_user), int(page)
+        )
 
     def answer(self, call: types.CallbackQuery, text: str | None = None) -> None:
         try:
@@ -508,8 +545,13 @@ def picker_reply_to(call: types.CallbackQuery) -> int | None:
     answers reply there too. ``None`` in private chats, or on someone else's picker."""
     message = call.message
     replied: types.Message | None = getattr(message, "reply_to_message", None)
-    if message is None or message.chat.type == "private" or replied is None or replied.from_user is None \
-            or replied.from_user.id != call.from_user.id:
+    if (
+        message is None
+        or message.chat.type == "private"
+        or replied is None
+        or replied.from_user is None
+        or replied.from_user.id != call.from_user.id
+    ):
         return None
     return replied.message_id
 

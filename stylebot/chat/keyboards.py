@@ -153,10 +153,12 @@ def gallery_buttons(
     )
     if pages > 1:  # ◀ and ▶ wrap around; the middle one names the page (and just shows it again)
         markup.row(
-            types.InlineKeyboardButton(texts.t(lang, "gallery_prev"),
-                                       callback_data=GALLERY_PAGE.new((page - 1) % pages)),
+            types.InlineKeyboardButton(
+                texts.t(lang, "gallery_prev"), callback_data=GALLERY_PAGE.new((page - 1) % pages)
+            ),
             types.InlineKeyboardButton(f"{page + 1}/{pages}", callback_data=GALLERY_PAGE.new(page)),
-            types.InlineKeyboardButton(texts.t(lang, "gallery_next"),
-                                       callback_data=GALLERY_PAGE.new((page + 1) % pages)),
+            types.InlineKeyboardButton(
+                texts.t(lang, "gallery_next"), callback_data=GALLERY_PAGE.new((page + 1) % pages)
+            ),
         )
     return markup

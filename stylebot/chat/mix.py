@@ -167,15 +167,17 @@ class MixDialog:
         if job is None:
             return
         self.h.answer(call)
-        self.h.store.set_dialog(Dialog(call.from_user.id, STEP_MIX, job.content_file_id, job.chat_id,
-                                       style_file_id=job.style_file_id))
+        self.h.store.set_dialog(
+            Dialog(call.from_user.id, STEP_MIX, job.content_file_id, job.chat_id, style_file_id=job.style_file_id)
+        )
         text = texts.t(self.h.lang(call.from_user), "mix_ask")
         if job.chat_id != job.user_id:  # a group: a ForceReply, so the picture reaches us under privacy mode
             self.h.tg.send_text(job.chat_id, text, types.ForceReply(selective=True), reply_to=job.reply_to_message_id)
             return
         gallery = getattr(self.h, "gallery", None)  # the gallery sheet carries the prompt when there is one
-        if gallery is None or not gallery.show(job.chat_id, self.h.lang(call.from_user), text,
-                                               reply_to=job.reply_to_message_id):
+        if gallery is None or not gallery.show(
+            job.chat_id, self.h.lang(call.from_user), text, reply_to=job.reply_to_message_id
+        ):
             self.h.tg.send_text(job.chat_id, text, reply_to=job.reply_to_message_id)
 
     def second_style(self, message: types.Message) -> None:
@@ -196,8 +198,15 @@ class MixDialog:
             self.h.store.remember_style(user.id, image.file_id, image.thumb_file_id)
             self.h.store.reset_dialog(user.id, chat)
 
-    def submit_mix(self, chat_id: int, user: types.User, dialog: Dialog, style2_file_id: str,
-                   style2_slug: str | None = None, reply_to: int | None = None) -> bool:
+    def submit_mix(
+        self,
+        chat_id: int,
+        user: types.User,
+        dialog: Dialog,
+        style2_file_id: str,
+        style2_slug: str | None = None,
+        reply_to: int | None = None,
+    ) -> bool:
         """The dialog's photo and first style with ``style2_file_id``, 50/50 (recent and gallery picks too)."""
         assert dialog.content_file_id and dialog.style_file_id
         options: dict[str, Any] = {"style2_file_id": style2_file_id, "mix": DEFAULT_MIX, "reply_to": reply_to}
@@ -224,7 +233,17 @@ class MixDialog:
             self.h.answer(call, texts.t(self.h.lang(call.from_user), "mix_same"))
             return
         self.h.answer(call)
-        self.h.submit(job.chat_id, call.from_user, job.content_file_id, job.style_file_id,
-                      strength=job.strength, size=job.size, keep_colors=job.keep_colors,
-                      reply_to=job.reply_to_message_id, style_slug=job.style_slug,
-                      style2_file_id=job.style2_file_id, style2_slug=job.style2_slug, mix=mix)
+        self.h.submit(
+            job.chat_id,
+            call.from_user,
+            job.content_file_id,
+            job.style_file_id,
+            strength=job.strength,
+            size=job.size,
+            keep_colors=job.keep_colors,
+            reply_to=job.reply_to_message_id,
+            style_slug=job.style_slug,
+            style2_file_id=job.style2_file_id,
+            style2_slug=job.style2_slug,
+            mix=mix,
+        )

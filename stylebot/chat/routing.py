@@ -84,7 +84,7 @@ def announce_commands(bot: telebot.TeleBot, stopping: threading.Event, attempts:
             return
         except Exception as exc:  # any failure just means "try again later"
             log.warning("set_my_commands failed (%s); retrying", type(exc).__name__)
-            if stopping.wait(2 ** attempt):
+            if stopping.wait(2**attempt):
                 return
 
 

@@ -50,25 +50,53 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("content", type=Path, help="content image (any format Pillow reads)")
     p.add_argument("style", type=Path, help="style image")
     p.add_argument("-o", "--output", type=Path, required=True, help="output image path (.jpg, .png ...)")
-    p.add_argument("--size", type=int, default=defaults["size"], help="long side of the output in px, capped "
-                   "at the content's own (default %(default)s)")
-    p.add_argument("--strength", type=float, default=defaults["strength"],
-                   help="style strength, a multiplier on the style weight (default %(default)s)")
+    p.add_argument(
+        "--size",
+        type=int,
+        default=defaults["size"],
+        help="long side of the output in px, capped at the content's own (default %(default)s)",
+    )
+    p.add_argument(
+        "--strength",
+        type=float,
+        default=defaults["strength"],
+        help="style strength, a multiplier on the style weight (default %(default)s)",
+    )
     p.add_argument("--keep-colors", action="store_true", help="keep the content's colours (see --color-method)")
-    p.add_argument("--color-method", choices=COLOR_METHODS, default=defaults["color_method"],
-                   help="with --keep-colors: 'luminance' transfers the style on the luminance only; 'histogram' "
-                   "recolours the style to the content's colours first (default %(default)s)")
-    p.add_argument("--tv-weight", type=float, default=defaults["tv_weight"],
-                   help="total-variation weight, smooths noise (default %(default)s; the seed preset has none)")
-    p.add_argument("--seed", type=int, default=defaults["seed"],
-                   help="0: start from the content exactly; another number: a seeded variation (default %(default)s)")
-    p.add_argument("--preset", choices=sorted(PRESETS), default=defaults["preset"],
-                   help="'default': best result per second; 'seed': the original bot's objective exactly")
+    p.add_argument(
+        "--color-method",
+        choices=COLOR_METHODS,
+        default=defaults["color_method"],
+        help="with --keep-colors: 'luminance' transfers the style on the luminance only; 'histogram' "
+        "recolours the style to the content's colours first (default %(default)s)",
+    )
+    p.add_argument(
+        "--tv-weight",
+        type=float,
+        default=defaults["tv_weight"],
+        help="total-variation weight, smooths noise (default %(default)s; the seed preset has none)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=defaults["seed"],
+        help="0: start from the content exactly; another number: a seeded variation (default %(default)s)",
+    )
+    p.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default=defaults["preset"],
+        help="'default': best result per second; 'seed': the original bot's objective exactly",
+    )
     p.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu' or 'cuda'")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS, help="VGG-19 cache (default %(default)s)")
-    p.add_argument("--more-memory", action="store_true", help="CPU: no strips and no memory give-back; about "
-                   "1.1-1.2x faster per 512 px evaluation for about +380 MB peak")
+    p.add_argument(
+        "--more-memory",
+        action="store_true",
+        help="CPU: no strips and no memory give-back; about "
+        "1.1-1.2x faster per 512 px evaluation for about +380 MB peak",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -77,9 +105,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point. Ctrl-C saves the image as far as it got. Returns the exit status."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    params = StyleParams(size=args.size, strength=args.strength, keep_colors=args.keep_colors,
-                         color_method=args.color_method,
-                         tv_weight=args.tv_weight, preset=args.preset, seed=args.seed)
+    params = StyleParams(
+        size=args.size,
+        strength=args.strength,
+        keep_colors=args.keep_colors,
+        color_method=args.color_method,
+        tv_weight=args.tv_weight,
+        preset=args.preset,
+        seed=args.seed,
+    )
     try:
         engine = Engine(args.weights, args.device, args.threads, low_memory=not args.more_memory)
         content, style = Image.open(args.content), Image.open(args.style)
@@ -112,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     elapsed = time.perf_counter() - t0
     out.save(args.output)
     losses = engine.evaluate(out, content, style, params)
-    print(f"{args.output}: {out.width}x{out.height} in {elapsed:.1f}s on {engine.device}; "
-          f"style {losses.style:.4g} content {losses.content:.4g} tv {losses.tv:.4g} total {losses.total:.4g}")
+    print(
+        f"{args.output}: {out.width}x{out.height} in {elapsed:.1f}s on {engine.device}; "
+        f"style {losses.style:.4g} content {losses.content:.4g} tv {losses.tv:.4g} total {losses.total:.4g}"
+    )
     return status

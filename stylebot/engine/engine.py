@@ -75,8 +75,12 @@ class Engine:
         self._bf16_ok = self.device.type == "cuda" or platform.cpu_has_native_bf16()
         #: Levels with more pixels than this are evaluated in strips to bound memory (see strips.py).
         self.tile_px: int | None = strips.TILE_PX if low_memory else None
-        log.info("engine ready on %s (threads=%d, %s)", self.device, n_threads,
-                 "adaptive per level" if self.adaptive else "fixed")
+        log.info(
+            "engine ready on %s (threads=%d, %s)",
+            self.device,
+            n_threads,
+            "adaptive per level" if self.adaptive else "fixed",
+        )
 
     # -- helpers -------------------------------------------------------------------------------------------
 
@@ -161,8 +165,16 @@ class Engine:
         """
         image, content, style = (im.convert("RGB") for im in (image, content, style))
         objective, _ = self._objective(
-            params.recipe, content, style, image.size, params.strength, params.tv_weight, params.keep_colors,
-            exact=True, style2_img=style2.convert("RGB") if style2 is not None else None, mix=params.mix,
+            params.recipe,
+            content,
+            style,
+            image.size,
+            params.strength,
+            params.tv_weight,
+            params.keep_colors,
+            exact=True,
+            style2_img=style2.convert("RGB") if style2 is not None else None,
+            mix=params.mix,
             color_method=params.color_method,
         )
         x = imaging.to_tensor(imaging.luminance(image) if params.luminance_only else image, self.device)
@@ -233,8 +245,16 @@ class Engine:
             chooser = LevelThreads(f"{w}x{h}", self.threads, n_evals, threads, self.adaptive, margin)
             use_threads(chooser.current)  # the targets are built on the count the level starts with
             objective, content_t = self._objective(
-                recipe, content, style, (w, h), params.strength, params.tv_weight, params.keep_colors,
-                style2_img=style2, mix=params.mix, color_method=params.color_method,
+                recipe,
+                content,
+                style,
+                (w, h),
+                params.strength,
+                params.tv_weight,
+                params.keep_colors,
+                style2_img=style2,
+                mix=params.mix,
+                color_method=params.color_method,
             )
             # Content init (the content is in place from the first step), then each finer level starts
             # from the coarser result, upsampled.
@@ -269,8 +289,10 @@ class Engine:
                 chooser.before()
                 t_eval, cpu0 = time.perf_counter(), platform.cpu_times() if self.adaptive else None
                 losses, grad = objective.value_and_grad(xk)
-                chooser.after(time.perf_counter() - t_eval, platform.idle_cores(cpu0, platform.cpu_times())
-                              if cpu0 is not None else None)
+                chooser.after(
+                    time.perf_counter() - t_eval,
+                    platform.idle_cores(cpu0, platform.cpu_times()) if cpu0 is not None else None,
+                )
                 step += 1
                 done_work = min(done_work + xk.shape[-1] * xk.shape[-2], level_end)
                 if on_progress is not None:

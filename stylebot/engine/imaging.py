@@ -7,7 +7,15 @@ import torch
 from PIL import Image
 
 __all__ = [
-    "levels", "luminance", "match_colors", "match_luminance", "render", "resize", "style_size", "to_image", "to_tensor",
+    "levels",
+    "luminance",
+    "match_colors",
+    "match_luminance",
+    "render",
+    "resize",
+    "style_size",
+    "to_image",
+    "to_tensor",
     "with_chroma",
 ]
 

@@ -103,13 +103,24 @@ class Objective:
         return strips.stage_strips(self.tile_px, inp, image_w)
 
     def _scan(
-        self, x: torch.Tensor, keep_content: bool, content_dtype: torch.dtype = torch.float32,
+        self,
+        x: torch.Tensor,
+        keep_content: bool,
+        content_dtype: torch.dtype = torch.float32,
         content_only: bool = False,
     ) -> strips.Scan:
         """Grams (and the content map) of ``x`` without autograd, in strips when the level is tiled;
         ``content_only``: the content map alone (no Grams, no stage past the content layer's)."""
-        return strips.scan(self._stage, x, self.tile_px, self.recipe.content_layer, self.channels_last,
-                           keep_content, content_dtype, content_only=content_only)
+        return strips.scan(
+            self._stage,
+            x,
+            self.tile_px,
+            self.recipe.content_layer,
+            self.channels_last,
+            keep_content,
+            content_dtype,
+            content_only=content_only,
+        )
 
     # -- evaluation ---------------------------------------------------------------------------------------
 
@@ -142,5 +153,13 @@ class Objective:
             # vectors, which needs the standard layout (3 channels: the copy costs nothing).
             return losses, xk.grad.contiguous()
         assert self.tile_px
-        return strips.value_and_grad(self._stage, x.detach(), self.tile_px, self.channels_last, self.style_losses,
-                                     self.content_loss, self.recipe.content_layer, self.tv_loss)
+        return strips.value_and_grad(
+            self._stage,
+            x.detach(),
+            self.tile_px,
+            self.channels_last,
+            self.style_losses,
+            self.content_loss,
+            self.recipe.content_layer,
+            self.tv_loss,
+        )

@@ -129,8 +129,9 @@ class StyleParams:
         if self.seed < 0:
             raise ValueError(f"seed must be 0 (no noise) or a positive number, not {self.seed}")
         if self.color_method not in COLOR_METHODS:
-            raise ValueError(f"color_method must be one of {', '.join(map(repr, COLOR_METHODS))}, "
-                             f"not {self.color_method!r}")
+            raise ValueError(
+                f"color_method must be one of {', '.join(map(repr, COLOR_METHODS))}, not {self.color_method!r}"
+            )
         if not 0.0 <= self.mix <= 1.0:  # also rejects NaN
             raise ValueError(f"mix must be a share between 0 and 1, not {self.mix}")
 

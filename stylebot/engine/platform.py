@@ -11,8 +11,15 @@ import os
 import torch
 
 __all__ = [
-    "CpuTimes", "cpu_has_native_bf16", "cpu_times", "idle_cores", "limit_onednn_cache", "malloc_for", "resolve_device",
-    "set_threads", "threads_are_per_thread",
+    "CpuTimes",
+    "cpu_has_native_bf16",
+    "cpu_times",
+    "idle_cores",
+    "limit_onednn_cache",
+    "malloc_for",
+    "resolve_device",
+    "set_threads",
+    "threads_are_per_thread",
 ]
 
 log = logging.getLogger(__name__)

@@ -192,8 +192,12 @@ def scan(
             elif not last:
                 if nxt is None:
                     layout = torch.channels_last if channels_last else torch.contiguous_format
-                    nxt = torch.empty((1, out.shape[1], h // 2, out.shape[3]), dtype=out.dtype,
-                                      device=out.device, memory_format=layout)
+                    nxt = torch.empty(
+                        (1, out.shape[1], h // 2, out.shape[3]),
+                        dtype=out.dtype,
+                        device=out.device,
+                        memory_format=layout,
+                    )
                 own = _own(out, strip, h, 2)
                 nxt[:, :, strip[0] // 2 : strip[0] // 2 + own.shape[2]] = own
             del out
@@ -233,8 +237,9 @@ def value_and_grad(
     d_out: torch.Tensor | None = None
     for s in reversed(range(len(VGGFeatures.STAGES))):
         inp = inputs.pop()
-        d_out = _stage_grad(stage, s, inp, d_out, coeffs, content_loss, content_layer, content,
-                            stage_strips(tile_px, inp, x.shape[-1]))
+        d_out = _stage_grad(
+            stage, s, inp, d_out, coeffs, content_loss, content_layer, content, stage_strips(tile_px, inp, x.shape[-1])
+        )
         del inp
     assert d_out is not None
     grad = d_out.contiguous()

@@ -38,8 +38,15 @@ import logging
 import torch
 
 __all__ = [
-    "IDLE_FOR_MORE", "KEEP_ABOVE", "MARGIN", "MIN_PROBE_EVALS", "RECHECK_EVERY", "REPROBE_ABOVE", "TWICE_FROM_EVALS",
-    "LevelThreads", "use_threads",
+    "IDLE_FOR_MORE",
+    "KEEP_ABOVE",
+    "MARGIN",
+    "MIN_PROBE_EVALS",
+    "RECHECK_EVERY",
+    "REPROBE_ABOVE",
+    "TWICE_FROM_EVALS",
+    "LevelThreads",
+    "use_threads",
 ]
 
 log = logging.getLogger(__name__)
@@ -95,9 +102,13 @@ class LevelThreads:
         self._current = previous if self.probing and adaptive else self.chosen  # the warm-up's count
         self.reprobes = 0
         if not self.probing:
-            why = ("fixed" if not adaptive or full == 1 else
-                   f"kept: the other count was {previous_margin:.1f}x slower a level below" if kept else
-                   "kept from the previous level")
+            why = (
+                "fixed"
+                if not adaptive or full == 1
+                else f"kept: the other count was {previous_margin:.1f}x slower a level below"
+                if kept
+                else "kept from the previous level"
+            )
             log.info("level %s: %d thread%s (%s)", label, self.chosen, "" if self.chosen == 1 else "s", why)
 
     @property
@@ -117,8 +128,7 @@ class LevelThreads:
         few idle cores for the others (:data:`IDLE_FOR_MORE`), the full count is not probed: one thread.
         """
         self._evals += 1
-        busy = (idle is not None and self._current == 1 and self.full > 1
-                and idle < IDLE_FOR_MORE * (self.full - 1))
+        busy = idle is not None and self._current == 1 and self.full > 1 and idle < IDLE_FOR_MORE * (self.full - 1)
         if busy and self.probing and self._evals > 1 and self.full in self._queue:
             self._queue = []
             self.times.setdefault(1, seconds)
@@ -126,8 +136,13 @@ class LevelThreads:
             self.chosen = self._current = 1
             self._since = self._slow = 0
             if first:
-                log.info("level %s: 1 thread (%.2f s/eval; %.1f idle cores: no probe of %d)", self.label,
-                         seconds, idle, self.full)
+                log.info(
+                    "level %s: 1 thread (%.2f s/eval; %.1f idle cores: no probe of %d)",
+                    self.label,
+                    seconds,
+                    idle,
+                    self.full,
+                )
             return
         log.debug("level %s: evaluation %d on %d thread(s): %.3f s", self.label, self._evals, self._current, seconds)
         if not self.probing or self._evals == 1:  # not probed, or the warm-up: nothing to compare
@@ -173,7 +188,13 @@ class LevelThreads:
         self._since = self._slow = 0
         other = 1 if self.chosen != 1 else self.full
         msg = "level %s: %d thread%s (%.2f s/eval vs %.2f s with %d)"
-        args = (self.label, self.chosen, "" if self.chosen == 1 else "s", self.times[self.chosen],
-                self.times[other], other)
+        args = (
+            self.label,
+            self.chosen,
+            "" if self.chosen == 1 else "s",
+            self.times[self.chosen],
+            self.times[other],
+            other,
+        )
         # Once per level at INFO; a mid-level change (REPROBE_ABOVE) at DEBUG.
         log.log(logging.INFO if first else logging.DEBUG, ("" if first else "re-probed: ") + msg, *args)

@@ -386,8 +386,10 @@ def build_cache(out_path: str | os.PathLike[str], *, download_dir: str | os.Path
     except Exception as exc:
         raise WeightsError(f"cannot read {src} ({exc}): delete it and build again.") from exc
     if torchvision_vgg19() != (VGG19_URL, _TORCHVISION_CONVS):  # a torchvision that moved its VGG-19
-        raise WeightsError(f"torchvision's VGG-19 is not {VGG19_URL} with convs at {_TORCHVISION_CONVS}; "
-                           "update stylebot/engine/weights.py")
+        raise WeightsError(
+            f"torchvision's VGG-19 is not {VGG19_URL} with convs at {_TORCHVISION_CONVS}; "
+            "update stylebot/engine/weights.py"
+        )
     state = {}
     for i, idx in enumerate(_TORCHVISION_CONVS, start=1):
         state[f"conv_{i}.weight"] = full[f"features.{idx}.weight"]

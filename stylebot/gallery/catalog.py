@@ -62,8 +62,9 @@ def load_gallery(directory: str | Path = DEFAULT_DIR) -> list[GalleryStyle]:
             path = root / str(e["file"])
             if not path.is_file():
                 continue
-            styles.append(GalleryStyle(str(e.get("slug") or path.stem), path, _texts(e.get("name")),
-                                       _texts(e.get("credit"))))
+            styles.append(
+                GalleryStyle(str(e.get("slug") or path.stem), path, _texts(e.get("name")), _texts(e.get("credit")))
+            )
         return styles
     return [
         GalleryStyle(p.stem, p, {"en": p.stem})
@@ -78,11 +79,13 @@ _cache_lock = threading.Lock()
 
 def _stamp(root: Path) -> tuple[int, int]:
     """What changes when a style is added, removed or renamed: the folder's and the manifest's mtimes."""
+
     def mtime(path: Path) -> int:
         try:
             return path.stat().st_mtime_ns
         except OSError:
             return -1
+
     return mtime(root), mtime(root / "manifest.json")
 
 

@@ -110,8 +110,19 @@ def mosaic(rng: Rng, w: int, h: int) -> Image.Image:
     palette = _hex("#b5472b #d9893b #e8c07a #6e2c1f #2f4858 #3b7a78 #efe3c8 #8c6239 #1d2b36")
     # Colour by a smooth field so bands and swirls of one colour appear, as in a real floor.
     field = _noise(rng, w, h, 3, 2)
-    ci = np.clip((field[pts[:, 1].astype(int).clip(0, h - 1), pts[:, 0].astype(int).clip(0, w - 1)] * 1.3
-                  + rng.normal(0, 0.12, len(pts))) * (len(palette) - 1), 0, len(palette) - 1).round().astype(int)
+    ci = (
+        np.clip(
+            (
+                field[pts[:, 1].astype(int).clip(0, h - 1), pts[:, 0].astype(int).clip(0, w - 1)] * 1.3
+                + rng.normal(0, 0.12, len(pts))
+            )
+            * (len(palette) - 1),
+            0,
+            len(palette) - 1,
+        )
+        .round()
+        .astype(int)
+    )
     cols = palette[ci] * rng.uniform(0.85, 1.1, (len(pts), 1))
     img = cols[label]
     img *= (1 - 0.18 * (d1 / step))[..., None]  # each tile a little domed
@@ -273,14 +284,20 @@ def starry_swirl(rng: Rng, w: int, h: int) -> Image.Image:
         for _ in range(5):
             a = angle[int(np.clip(pts[-1][1], 0, h - 1)), int(np.clip(pts[-1][0], 0, w - 1))]
             pts.append((pts[-1][0] + math.cos(a) * length / 5, pts[-1][1] + math.sin(a) * length / 5))
-        draw.line(pts, fill=tuple(int(c) for c in col), width=max(1, round(width * rng.uniform(0.7, 1.2))),
-                  joint="curve")
+        draw.line(
+            pts, fill=tuple(int(c) for c in col), width=max(1, round(width * rng.uniform(0.7, 1.2))), joint="curve"
+        )
     for cx, cy, r in stars:  # stars: concentric halos of short yellow dashes, then a bright core
         for ring in np.arange(r * 1.6, r * 0.3, -_s(scale, 6)):
             for t in np.arange(0, 2 * math.pi, max(0.15, _s(scale, 8) / ring)):
                 col = palette[5 if rng.random() < 0.6 else 6] + rng.normal(0, 10, 3)
-                draw.arc([cx - ring, cy - ring, cx + ring, cy + ring], math.degrees(t), math.degrees(t) + 12,
-                         fill=tuple(int(c) for c in np.clip(col, 0, 255)), width=max(1, round(_s(scale, 3))))
+                draw.arc(
+                    [cx - ring, cy - ring, cx + ring, cy + ring],
+                    math.degrees(t),
+                    math.degrees(t) + 12,
+                    fill=tuple(int(c) for c in np.clip(col, 0, 255)),
+                    width=max(1, round(_s(scale, 3))),
+                )
         rc = r * 0.3
         draw.ellipse([cx - rc, cy - rc, cx + rc, cy + rc], fill=(250, 236, 150))
     return img
@@ -349,8 +366,13 @@ def watercolour(rng: Rng, w: int, h: int) -> Image.Image:
         # An irregular blob: a radial falloff pushed around by noise, then cut at a level.
         wobble = _noise(rng, w, h, 5, 3) - 0.5
         m = np.clip((1 - np.hypot(xx - cx, yy - cy) / r + 0.9 * wobble) * 3, 0, 1)
-        m = np.asarray(Image.fromarray((m * 255).astype(np.uint8), "L").filter(
-            ImageFilter.GaussianBlur(_s(scale, 1.5))), dtype=np.float64) / 255
+        m = (
+            np.asarray(
+                Image.fromarray((m * 255).astype(np.uint8), "L").filter(ImageFilter.GaussianBlur(_s(scale, 1.5))),
+                dtype=np.float64,
+            )
+            / 255
+        )
         # Pigment gathers at the edge as a wash dries: more density where the mask falls off.
         edge = np.clip(m * (1 - m) * 4, 0, 1) ** 2
         granul = 0.8 + 0.4 * _noise(rng, w, h, 30, 1)

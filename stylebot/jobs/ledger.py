@@ -51,7 +51,7 @@ def _entries(data: bytes) -> dict[bytes, int]:
     found: dict[bytes, int] = {}
     for offset in range(0, len(data) - SLOT_SIZE + 1, SLOT_SIZE):
         seq, key, crc = _SLOT.unpack_from(data, offset)
-        if seq and crc == zlib.crc32(data[offset:offset + SLOT_SIZE - 4]):
+        if seq and crc == zlib.crc32(data[offset : offset + SLOT_SIZE - 4]):
             found[key] = max(seq, found.get(key, 0))
     return found
 

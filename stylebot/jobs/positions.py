@@ -57,8 +57,9 @@ class PositionWatcher:
     exact = 4
     thresholds = (3, 10, 20, 50, 100, 200, 500, 1000)
 
-    def __init__(self, tg: Telegram, min_interval: float = 15.0, max_edits: int = 3,
-                 rate: float = 20.0, min_gap: float = 1.0) -> None:
+    def __init__(
+        self, tg: Telegram, min_interval: float = 15.0, max_edits: int = 3, rate: float = 20.0, min_gap: float = 1.0
+    ) -> None:
         self.tg = tg
         self.min_interval = min_interval
         self.max_edits = max_edits
@@ -96,8 +97,12 @@ class PositionWatcher:
                 while self._latest is None:
                     timeout = None if self._recheck_at is None else max(0.0, self._recheck_at - time.monotonic())
                     self._cond.wait(timeout)
-                    if self._latest is None and self._recheck_at is not None and self._source is not None \
-                            and time.monotonic() >= self._recheck_at:
+                    if (
+                        self._latest is None
+                        and self._recheck_at is not None
+                        and self._source is not None
+                        and time.monotonic() >= self._recheck_at
+                    ):
                         self._latest = self._source  # deferred edits are due: look again
                 waiting, self._latest = self._latest, None
             try:

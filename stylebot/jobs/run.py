@@ -81,15 +81,22 @@ def run_job(job: Job, stop: Stop, ctx: Context) -> None:
         content = _fetch(ctx, job, job.content_file_id, "bad_content_later")
         style = _fetch(ctx, job, job.style_file_id, "bad_style_later") if content is not None else None
         # Mixed styles: the second style too; the engine mixes both in one objective (job.mix via ctx.params).
-        style2 = _fetch(ctx, job, job.style2_file_id, "bad_style_later") \
-            if job.style2_file_id and style is not None else None
+        style2 = (
+            _fetch(ctx, job, job.style2_file_id, "bad_style_later")
+            if job.style2_file_id and style is not None
+            else None
+        )
         if content is None or style is None or (job.style2_file_id and style2 is None):
             reporter.close()
             reporter.finish(None)
             return
         frames = FrameRecorder()  # "How it was painted": small snapshots along the way
         result = ctx.engine.stylize(
-            content, style, ctx.params(job), on_progress=frames.along(reporter.on_progress), cancel=stop.event,
+            content,
+            style,
+            ctx.params(job),
+            on_progress=frames.along(reporter.on_progress),
+            cancel=stop.event,
             **({"style2": style2} if style2 is not None else {}),
         )
         del content, style, style2
@@ -241,5 +248,6 @@ def _deliver(ctx: Context, job: Job, result, frames: FrameRecorder | None = None
     if images.fits_send_photo(result.size, len(jpeg)):
         ctx.tg.send_photo(job.chat_id, jpeg, caption=caption, markup=markup, reply_to=job.reply_to_message_id)
     else:
-        ctx.tg.send_document(job.chat_id, png, f"stylized-{job.id}.png", caption=caption, markup=markup,
-                             reply_to=job.reply_to_message_id)
+        ctx.tg.send_document(
+            job.chat_id, png, f"stylized-{job.id}.png", caption=caption, markup=markup, reply_to=job.reply_to_message_id
+        )

@@ -191,8 +191,9 @@ def announce_requeued(tg: Telegram, store: Any, job: Job, position: int) -> None
         if job.status_message_id is not None:
             tg.delete(job.chat_id, job.status_message_id)
             store.set_status_message(job.id, None)
-        message = tg.send_text(job.chat_id, texts.t(job.lang, "resumed", position=position),
-                               reply_to=job.reply_to_message_id)
+        message = tg.send_text(
+            job.chat_id, texts.t(job.lang, "resumed", position=position), reply_to=job.reply_to_message_id
+        )
         store.set_status_message(job.id, message.message_id)
     except (TelegramError, UserGone) as exc:
         log.info("could not tell user about requeued job %s: %s", job.id, exc)

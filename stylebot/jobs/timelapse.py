@@ -127,12 +127,14 @@ def _gif(frames: list[Image.Image], size: tuple[int, int], colors: int) -> bytes
     collapse into identical frames (which the GIF writer then merges).
     """
     resized = [f if f.size == size else f.resize(size, Image.Resampling.BILINEAR) for f in frames]
-    indexed = [f.quantize(colors, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.FLOYDSTEINBERG)
-               for f in resized]
+    indexed = [
+        f.quantize(colors, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.FLOYDSTEINBERG) for f in resized
+    ]
     durations = [FRAME_MS] * (len(indexed) - 1) + [HOLD_MS]
     out = io.BytesIO()
-    indexed[0].save(out, "GIF", save_all=True, append_images=indexed[1:], duration=durations, loop=0,
-                    optimize=False, disposal=1)
+    indexed[0].save(
+        out, "GIF", save_all=True, append_images=indexed[1:], duration=durations, loop=0, optimize=False, disposal=1
+    )
     return out.getvalue()
 
 
@@ -176,8 +178,13 @@ def save(results_dir: Path, job_id: str, recorder: FrameRecorder | None, final: 
             log.warning("job %s: timelapse does not fit %d bytes; left out", job_id, MAX_BYTES)
             return False
         results.write_file(results.timelapse_path(results_dir, job_id), data)
-        log.info("job %s: timelapse of %d frames, %d bytes (capture took %.2f s)",
-                 job_id, len(recorder.frames) + 1, len(data), recorder.spent)
+        log.info(
+            "job %s: timelapse of %d frames, %d bytes (capture took %.2f s)",
+            job_id,
+            len(recorder.frames) + 1,
+            len(data),
+            recorder.spent,
+        )
         return True
     except OSError as exc:
         log.warning("job %s: timelapse not saved: %s", job_id, exc)

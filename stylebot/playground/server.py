@@ -25,13 +25,16 @@ from stylebot.playground.emulator import BotAPIEmulator
 
 __all__ = ["USER_ID", "Playground"]
 
-USER_ID = 1000            # the page's one local user; the chat with the bot has the same id
+USER_ID = 1000  # the page's one local user; the chat with the bot has the same id
 STATIC = Path(__file__).resolve().parent / "static"
 PAGES = {"/": "playground.html", "/playground.js": "playground.js", "/playground.css": "playground.css"}
-CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-                 ".css": "text/css; charset=utf-8"}
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+}
 MAX_UPLOAD = 60 * 1024 * 1024
-_CLOSED = object()         # put into event queues to end open event streams on close()
+_CLOSED = object()  # put into event queues to end open event streams on close()
 
 
 class Playground:
@@ -63,8 +66,9 @@ class Playground:
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self.page_url = f"http://{self.host}:{self.port}/"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.1,),
-                                        name="playground-page", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.1,), name="playground-page", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -118,7 +122,7 @@ class _PageHandler(BaseHTTPRequestHandler):
         if url.path == "/api/events":
             return self._stream_events()
         if url.path.startswith("/file/"):
-            return self._file(urllib.parse.unquote(url.path[len("/file/"):]))
+            return self._file(urllib.parse.unquote(url.path[len("/file/") :]))
         self._json(404, {"error": "not found"})
 
     def do_POST(self) -> None:
@@ -147,8 +151,9 @@ class _PageHandler(BaseHTTPRequestHandler):
                     return self._json(400, {"error": "empty message"})
                 return self._json(200, pg.emulator.send_text(user, text, language_code=language))
             if url.path == "/api/button":
-                update = pg.emulator.press_button(user, int(data["message_id"]), str(data["data"]),
-                                                  language_code=language)
+                update = pg.emulator.press_button(
+                    user, int(data["message_id"]), str(data["data"]), language_code=language
+                )
                 return self._json(200, update)
         except (ValueError, KeyError) as error:
             return self._json(400, {"error": str(error)})
@@ -175,7 +180,7 @@ class _PageHandler(BaseHTTPRequestHandler):
                     self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
                 self.wfile.flush()
         except OSError:
-            pass                                  # the browser went away
+            pass  # the browser went away
         finally:
             self.playground.close_stream(events)
 
@@ -201,8 +206,13 @@ class _PageHandler(BaseHTTPRequestHandler):
 
 def _sniff(data: bytes) -> str:
     """The content type of a stored file, from its first bytes (files are served by id, not by name)."""
-    for magic, kind in ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG", "image/png"), (b"GIF8", "image/gif"),
-                        (b"RIFF", "image/webp"), (b"%PDF", "application/pdf")):
+    for magic, kind in (
+        (b"\xff\xd8\xff", "image/jpeg"),
+        (b"\x89PNG", "image/png"),
+        (b"GIF8", "image/gif"),
+        (b"RIFF", "image/webp"),
+        (b"%PDF", "application/pdf"),
+    ):
         if data.startswith(magic):
             return kind
     return "application/octet-stream"
@@ -214,8 +224,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8080, help="port of the chat page (default 8080)")
     args = parser.parse_args()
     with Playground(port=args.port) as pg:
-        print(f"chat page: {pg.page_url}\nTELEGRAM_API_URL={pg.api_url}\nTELEGRAM_BOT_TOKEN={pg.token}",
-              flush=True)
+        print(f"chat page: {pg.page_url}\nTELEGRAM_API_URL={pg.api_url}\nTELEGRAM_BOT_TOKEN={pg.token}", flush=True)
         try:
             threading.Event().wait()
         except KeyboardInterrupt:

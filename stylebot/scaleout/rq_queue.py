@@ -48,8 +48,9 @@ try:
     from rq.job import Job as RQJob
     from rq.job import JobStatus as RQStatus
 except ModuleNotFoundError as exc:  # the default install has neither: say what to do
-    raise SystemExit(f"error: the scale-out mode needs `pip install -r requirements-scale.txt` "
-                     f"({exc.name} is not installed)") from None
+    raise SystemExit(
+        f"error: the scale-out mode needs `pip install -r requirements-scale.txt` ({exc.name} is not installed)"
+    ) from None
 
 from stylebot.jobs.job import Job, JobStatus, Stop, store_and_announce
 from stylebot.store.redis_store import RedisStore, connect

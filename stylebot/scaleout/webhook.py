@@ -135,8 +135,9 @@ class WebhookApp:
         register(self.bot, self.handlers)
         self.read_timeout = read_timeout
         self.server = _Server((host, config.port), _handler_for(self), request_deadline, max_connections)
-        self._serving = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.25},
-                                         name="http", daemon=True)
+        self._serving = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.25}, name="http", daemon=True
+        )
 
     # --- one request ------------------------------------------------------
     def handle(self, path: str, secret: str | None, body: bytes) -> int:
@@ -227,13 +228,18 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 1024
 
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
-                 request_deadline: float, max_connections: int) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        request_deadline: float,
+        max_connections: int,
+    ) -> None:
         self.request_deadline = request_deadline
         self.max_connections = max_connections
         self._limits = threading.Lock()
         self._active = 0
-        self._reading: dict[socket.socket, float] = {}   # connection -> when its request must be in
+        self._reading: dict[socket.socket, float] = {}  # connection -> when its request must be in
         super().__init__(address, handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -357,8 +363,10 @@ def _handler_for(app: WebhookApp) -> type[BaseHTTPRequestHandler]:
 def run_webhook(config: Any) -> int:
     """``STYLEBOT_MODE=webhook python main.py``: serve the webhook until SIGTERM."""
     if not config.webhook_url:
-        return cannot_start("STYLEBOT_MODE=webhook needs STYLEBOT_WEBHOOK_URL, the public https:// address "
-                            "Telegram posts to (e.g. https://<app>.herokuapp.com/telegram)")
+        return cannot_start(
+            "STYLEBOT_MODE=webhook needs STYLEBOT_WEBHOOK_URL, the public https:// address "
+            "Telegram posts to (e.g. https://<app>.herokuapp.com/telegram)"
+        )
     try:
         app = WebhookApp(config)
         app.start()

@@ -96,8 +96,7 @@ class WorkerRuntime:
         self._threads_started = True
         pubsub = self.store.r.pubsub(ignore_subscribe_messages=True)
         pubsub.subscribe(**{self.store.key("cancel"): self._on_cancel_message})
-        self._pubsub_thread = pubsub.run_in_thread(sleep_time=1.0, daemon=True,
-                                                   exception_handler=_pubsub_trouble)
+        self._pubsub_thread = pubsub.run_in_thread(sleep_time=1.0, daemon=True, exception_handler=_pubsub_trouble)
         threading.Thread(target=self._reconcile_loop, name="reconciler", daemon=True).start()
 
     def _on_cancel_message(self, message: dict) -> None:
@@ -181,8 +180,10 @@ class WorkerRuntime:
 
     def _share_result(self, job_id: str) -> None:
         """Copy the full-quality PNG and the timelapse to Redis: their buttons are pressed on the web process."""
-        for kind, path in (("png", result_path(self.ctx.results_dir, job_id)),
-                           ("gif", timelapse_path(self.ctx.results_dir, job_id))):
+        for kind, path in (
+            ("png", result_path(self.ctx.results_dir, job_id)),
+            ("gif", timelapse_path(self.ctx.results_dir, job_id)),
+        ):
             try:
                 data = path.read_bytes()
             except FileNotFoundError:
@@ -236,8 +237,10 @@ def run_worker(config: Config) -> int:
     """``python main.py worker``: load the engine once, then run jobs until SIGTERM."""
     global _runtime
     if not config.redis_url:
-        return cannot_start("`python main.py worker` needs REDIS_URL (the scale-out mode); "
-                            "without it, run `python main.py`, which has its own worker threads.")
+        return cannot_start(
+            "`python main.py worker` needs REDIS_URL (the scale-out mode); "
+            "without it, run `python main.py`, which has its own worker threads."
+        )
     try:
         runtime = WorkerRuntime(config)
     except WeightsError as exc:

@@ -118,7 +118,12 @@ class StateStore(Protocol):
     def recent_styles(self, user_id: int, limit: int = 5) -> list[StyleRef]: ...
 
     def add_album_item(
-        self, group_id: str, user_id: int, message_id: int, file_id: str, thumb_file_id: str | None,
+        self,
+        group_id: str,
+        user_id: int,
+        message_id: int,
+        file_id: str,
+        thumb_file_id: str | None,
         chat_id: int | None = None,
     ) -> list[AlbumItem]: ...
 

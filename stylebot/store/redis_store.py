@@ -60,10 +60,12 @@ from typing import Any
 try:
     import redis
 except ModuleNotFoundError:  # the default install has no Redis client: say what to do
-    raise SystemExit("error: the scale-out mode needs `pip install -r requirements-scale.txt` "
-                     "(redis is not installed)") from None
+    raise SystemExit(
+        "error: the scale-out mode needs `pip install -r requirements-scale.txt` (redis is not installed)"
+    ) from None
 
 from stylebot.jobs.job import Job, JobStatus
+from stylebot.store import redis_scripts as scripts
 from stylebot.store.base import STEP_CONTENT, AlbumItem, Dialog, StyleRef, UserSettings
 
 #: Finished jobs are kept this long (result buttons, rate limits), then expire.
@@ -78,135 +80,6 @@ CANCEL_TTL = 3600
 RATE_TTL = 3600
 
 _JOB_FIELDS = [f.name for f in fields(Job)]
-
-# Shared Lua: the one place that keeps the indexes in step with ``status``.
-_PRELUDE = """
-if redis.replicate_commands then redis.replicate_commands() end
-local P = ARGV[1]
-local function jkey(id) return P .. ':job:' .. id end
-local function now()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) + tonumber(t[2]) / 1000000
-end
-local function reindex(id, new, lease_until)
-  local k = jkey(id)
-  local seq = redis.call('HGET', k, 'seq')
-  local user = redis.call('HGET', k, 'user_id')
-  redis.call('HSET', k, 'status', new)
-  if new == 'queued' then
-    redis.call('ZADD', P .. ':queued', seq, id)
-  else
-    redis.call('ZREM', P .. ':queued', id)
-  end
-  if new == 'running' then
-    redis.call('ZADD', P .. ':running', lease_until, id)
-  else
-    redis.call('ZREM', P .. ':running', id)
-    redis.call('HDEL', P .. ':owners', id)
-  end
-  if new == 'queued' or new == 'running' then
-    redis.call('ZADD', P .. ':user:' .. user .. ':active', seq, id)
-    redis.call('PERSIST', k)
-  else
-    redis.call('ZREM', P .. ':user:' .. user .. ':active', id)
-    redis.call('EXPIRE', k, tonumber(ARGV[2]))
-  end
-end
-local function claim(id, lease, owner)
-  local k = jkey(id)
-  local t = now()
-  local attempts = tonumber(redis.call('HGET', k, 'attempts') or '0') + 1
-  local lease_until = '+inf'
-  if lease > 0 then lease_until = tostring(t + lease) end
-  reindex(id, 'running', lease_until)
-  redis.call('HSET', k, 'started_at', tostring(t), 'attempts', tostring(attempts))
-  if owner ~= '' then redis.call('HSET', P .. ':owners', id, owner) end
-  return id
-end
-"""
-
-# ARGV: prefix, job_ttl, id, lease (s, 0 = none), owner
-_CLAIM = _PRELUDE + """
-if redis.call('HGET', jkey(ARGV[3]), 'status') ~= 'queued' then return false end
-return claim(ARGV[3], tonumber(ARGV[4]), ARGV[5])
-"""
-
-# ARGV: prefix, job_ttl, lease, owner, skip ids...
-_CLAIM_NEXT = _PRELUDE + """
-local skip = {}
-for i = 5, #ARGV do skip[ARGV[i]] = true end
-for _, id in ipairs(redis.call('ZRANGE', P .. ':queued', 0, -1)) do
-  if not skip[id] then return claim(id, tonumber(ARGV[3]), ARGV[4]) end
-end
-return false
-"""
-
-# ARGV: prefix, job_ttl, id, status, error (JSON)
-_SET_STATUS = _PRELUDE + """
-local k = jkey(ARGV[3])
-if redis.call('EXISTS', k) == 0 then return 0 end
-local finished = 'null'
-if ARGV[4] ~= 'queued' and ARGV[4] ~= 'running' then finished = tostring(now()) end
-local lease_until = '+inf'
-if ARGV[4] == 'running' then lease_until = redis.call('ZSCORE', P .. ':running', ARGV[3]) or '+inf' end
-reindex(ARGV[3], ARGV[4], lease_until)
-redis.call('HSET', k, 'error', ARGV[5], 'finished_at', finished)
-return 1
-"""
-
-# ARGV: prefix, job_ttl, id  (running -> queued, the attempt not counted)
-_REQUEUE = _PRELUDE + """
-local k = jkey(ARGV[3])
-if redis.call('HGET', k, 'status') ~= 'running' then return 0 end
-reindex(ARGV[3], 'queued', 0)
-local attempts = tonumber(redis.call('HGET', k, 'attempts') or '0') - 1
-if attempts < 0 then attempts = 0 end
-redis.call('HSET', k, 'started_at', 'null', 'attempts', tostring(attempts))
-return 1
-"""
-
-# ARGV: prefix, job_ttl, id
-_CANCEL_IF_QUEUED = _PRELUDE + """
-local k = jkey(ARGV[3])
-if redis.call('HGET', k, 'status') ~= 'queued' then return 0 end
-reindex(ARGV[3], 'cancelled', 0)
-redis.call('HSET', k, 'finished_at', tostring(now()))
-return 1
-"""
-
-# ARGV: prefix, job_ttl  -> ids whose lease ran out, now queued again
-_REAP = _PRELUDE + """
-local expired = redis.call('ZRANGEBYSCORE', P .. ':running', '-inf', now())
-for _, id in ipairs(expired) do
-  reindex(id, 'queued', 0)
-  redis.call('HSET', jkey(id), 'started_at', 'null')
-end
-return expired
-"""
-
-# ARGV: prefix, job_ttl  -> every running job goes back (``Store.recover``)
-_RECOVER = _PRELUDE + """
-for _, id in ipairs(redis.call('ZRANGE', P .. ':running', 0, -1)) do
-  reindex(id, 'queued', 0)
-  redis.call('HSET', jkey(id), 'started_at', 'null')
-end
-return 1
-"""
-
-# ARGV: prefix, job_ttl, id, lease -> 1 while the job is still running (lease renewed)
-_RENEW = _PRELUDE + """
-if redis.call('ZSCORE', P .. ':running', ARGV[3]) == false then return 0 end
-redis.call('ZADD', P .. ':running', 'XX', now() + tonumber(ARGV[4]), ARGV[3])
-return 1
-"""
-
-
-# ARGV: prefix, job_ttl, id, field, value -> set only on a job that exists (no stub of a forgotten job)
-_SET_FIELD = """
-if redis.call('EXISTS', ARGV[1] .. ':job:' .. ARGV[3]) == 0 then return 0 end
-redis.call('HSET', ARGV[1] .. ':job:' .. ARGV[3], ARGV[4], ARGV[5])
-return 1
-"""
 
 
 def connect(url: str, decode: bool = True) -> redis.Redis:
@@ -254,15 +127,15 @@ class RedisStore:
         self._scripts: dict[str, Any] = {
             name: self.r.register_script(source)
             for name, source in {
-                "claim": _CLAIM,
-                "claim_next": _CLAIM_NEXT,
-                "set_status": _SET_STATUS,
-                "requeue": _REQUEUE,
-                "cancel_if_queued": _CANCEL_IF_QUEUED,
-                "reap": _REAP,
-                "recover": _RECOVER,
-                "renew": _RENEW,
-                "set_field": _SET_FIELD,
+                "claim": scripts.CLAIM,
+                "claim_next": scripts.CLAIM_NEXT,
+                "set_status": scripts.SET_STATUS,
+                "requeue": scripts.REQUEUE,
+                "cancel_if_queued": scripts.CANCEL_IF_QUEUED,
+                "reap": scripts.REAP,
+                "recover": scripts.RECOVER,
+                "renew": scripts.RENEW,
+                "set_field": scripts.SET_FIELD,
             }.items()
         }
 
@@ -401,7 +274,7 @@ class RedisStore:
         return list(self._run("reap"))
 
     def owner(self, job_id: str) -> str | None:
-        """"host:pid" of the worker running ``job_id`` (for logs, and for tests that kill it)."""
+        """ "host:pid" of the worker running ``job_id`` (for logs, and for tests that kill it)."""
         return self.r.hget(self.key("owners"), job_id)
 
     def running_ids(self) -> list[str]:
@@ -454,8 +327,13 @@ class RedisStore:
         raw = self.r.hgetall(self.key("dialog", chat, user_id))
         if not raw:
             return Dialog(user_id, chat_id=chat)
-        return Dialog(user_id, raw.get("step", STEP_CONTENT), raw.get("content_file_id") or None, chat,
-                      raw.get("style_file_id") or None)
+        return Dialog(
+            user_id,
+            raw.get("step", STEP_CONTENT),
+            raw.get("content_file_id") or None,
+            chat,
+            raw.get("style_file_id") or None,
+        )
 
     def set_dialog(self, dialog: Dialog) -> None:
         key = self.key("dialog", dialog.chat_id, dialog.user_id)
@@ -520,7 +398,12 @@ class RedisStore:
 
     # --- albums --------------------------------------------------------
     def add_album_item(
-        self, group_id: str, user_id: int, message_id: int, file_id: str, thumb_file_id: str | None,
+        self,
+        group_id: str,
+        user_id: int,
+        message_id: int,
+        file_id: str,
+        thumb_file_id: str | None,
         chat_id: int | None = None,
     ) -> list[AlbumItem]:
         """Record one image of an album; return all seen so far, in message order.
@@ -565,8 +448,12 @@ class RedisStore:
         chats = self.r.smembers(self.key("user", user_id, "chats")) | {str(user_id)}
         with self.r.pipeline(transaction=True) as pipe:
             for job_id in ids:
-                pipe.delete(self.key("job", job_id), self.key("result", job_id), self.key("result", job_id, "gif"),
-                            self.key("cancel", job_id))
+                pipe.delete(
+                    self.key("job", job_id),
+                    self.key("result", job_id),
+                    self.key("result", job_id, "gif"),
+                    self.key("cancel", job_id),
+                )
                 pipe.zrem(self.key("queued"), job_id)
                 pipe.zrem(self.key("running"), job_id)
                 pipe.hdel(self.key("owners"), job_id)

@@ -24,14 +24,11 @@ anyone.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
-import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Container, Iterator
+from collections.abc import Container, Iterator
 from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
@@ -39,166 +36,10 @@ from typing import overload
 
 from stylebot.jobs.job import Job, JobStatus
 from stylebot.store.base import AlbumItem, Dialog, StyleRef, UserSettings
-from stylebot.store.updates import UpdateJournal, migrate_v5
+from stylebot.store.sqlite_schema import MIGRATIONS, RATE_KEEP, SCHEMA_VERSION, who
+from stylebot.store.updates import UpdateJournal
 
 log = logging.getLogger(__name__)
-
-#: Version 1: the schema of the first release, verbatim (its databases have user_version 0).
-SCHEMA_V1 = """
-CREATE TABLE IF NOT EXISTS jobs (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT UNIQUE NOT NULL,
-    user_id INTEGER NOT NULL,
-    chat_id INTEGER NOT NULL,
-    lang TEXT NOT NULL,
-    content_file_id TEXT NOT NULL,
-    style_file_id TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    strength REAL NOT NULL,
-    keep_colors INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    status_message_id INTEGER,
-    created_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    error TEXT
-);
-CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, seq);
-CREATE INDEX IF NOT EXISTS jobs_user ON jobs (user_id, created_at);
-CREATE TABLE IF NOT EXISTS dialogs (
-    user_id INTEGER PRIMARY KEY,
-    step TEXT NOT NULL,
-    content_file_id TEXT,
-    updated_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS settings (
-    user_id INTEGER PRIMARY KEY,
-    size INTEGER,
-    strength REAL NOT NULL DEFAULT 1.0,
-    keep_colors INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS styles (
-    user_id INTEGER NOT NULL,
-    file_id TEXT NOT NULL,
-    thumb_file_id TEXT,
-    used_at REAL NOT NULL,
-    PRIMARY KEY (user_id, file_id)
-);
-CREATE TABLE IF NOT EXISTS album_items (
-    group_id TEXT NOT NULL,
-    user_id INTEGER NOT NULL,
-    message_id INTEGER NOT NULL,
-    file_id TEXT NOT NULL,
-    thumb_file_id TEXT,
-    created_at REAL NOT NULL,
-    PRIMARY KEY (group_id, message_id)
-);
-"""
-
-#: Version 2: dialogs and albums per (chat, user); handled update ids and the polling
-#: offset; rate limits by keyed hash. Dialogs and album items of version 1 are dropped:
-#: they do not say which chat their photo came from, and using it in another chat is
-#: exactly the leak this version fixes (albums live an hour anyway).
-SCHEMA_V2 = """
-DROP TABLE dialogs;
-CREATE TABLE dialogs (
-    chat_id INTEGER NOT NULL,
-    user_id INTEGER NOT NULL,
-    step TEXT NOT NULL,
-    content_file_id TEXT,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (chat_id, user_id)
-);
-CREATE INDEX dialogs_user ON dialogs (user_id);
-DROP TABLE album_items;
-CREATE TABLE album_items (
-    chat_id INTEGER NOT NULL,
-    group_id TEXT NOT NULL,
-    user_id INTEGER NOT NULL,
-    message_id INTEGER NOT NULL,
-    file_id TEXT NOT NULL,
-    thumb_file_id TEXT,
-    created_at REAL NOT NULL,
-    PRIMARY KEY (chat_id, group_id, message_id)
-);
-CREATE INDEX album_items_user ON album_items (user_id);
-CREATE TABLE meta (
-    key TEXT PRIMARY KEY,
-    value BLOB
-);
-CREATE TABLE updates (
-    update_id INTEGER PRIMARY KEY,
-    seen_at REAL NOT NULL
-);
-CREATE TABLE rate_events (
-    who TEXT NOT NULL,
-    at REAL NOT NULL
-);
-CREATE INDEX rate_events_who ON rate_events (who, at);
-"""
-
-#: Rate-limit timestamps older than this are dropped (the limit counts one hour).
-RATE_KEEP = 3600
-
-
-def _statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
-
-
-def _migrate_v1(db: sqlite3.Connection) -> None:
-    for statement in _statements(SCHEMA_V1):
-        db.execute(statement)
-
-
-def _migrate_v2(db: sqlite3.Connection) -> None:
-    for statement in _statements(SCHEMA_V2):
-        db.execute(statement)
-    salt = os.urandom(32)
-    db.execute("INSERT INTO meta (key, value) VALUES ('rate_salt', ?)", (salt,))
-    # The last hour's jobs keep counting against their users after the upgrade.
-    rows = db.execute("SELECT user_id, created_at FROM jobs WHERE created_at >= ?", (time.time() - RATE_KEEP,))
-    db.executemany("INSERT INTO rate_events (who, at) VALUES (?, ?)",
-                   [(_who(salt, r[0]), r[1]) for r in rows.fetchall()])
-
-
-#: Version 3: gallery styles and mixed styles on jobs, group replies, and the Telegram file ids
-#: of files the bot uploaded once (gallery images), keyed by name and content hash.
-SCHEMA_V3 = """
-ALTER TABLE jobs ADD COLUMN style_slug TEXT;
-ALTER TABLE jobs ADD COLUMN style2_file_id TEXT;
-ALTER TABLE jobs ADD COLUMN style2_slug TEXT;
-ALTER TABLE jobs ADD COLUMN mix REAL NOT NULL DEFAULT 0.5;
-ALTER TABLE jobs ADD COLUMN reply_to_message_id INTEGER;
-CREATE TABLE uploads (
-    key TEXT PRIMARY KEY,
-    sha256 TEXT NOT NULL,
-    file_id TEXT NOT NULL,
-    updated_at REAL NOT NULL
-);
-"""
-
-
-def _migrate_v3(db: sqlite3.Connection) -> None:
-    for statement in _statements(SCHEMA_V3):
-        db.execute(statement)
-
-
-def _migrate_v4(db: sqlite3.Connection) -> None:
-    """Version 4: a dialog waiting for a second style (mixed styles) remembers the first."""
-    db.execute("ALTER TABLE dialogs ADD COLUMN style_file_id TEXT")
-
-
-#: Ordered: ``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_v1, _migrate_v2, _migrate_v3, _migrate_v4,
-                                                        migrate_v5]  # v5: unfinished updates (store/updates.py)
-SCHEMA_VERSION = len(MIGRATIONS)
-
-
-def _who(salt: bytes, user_id: int) -> str:
-    """The rate-limit key of a user: HMAC-SHA256 of the id with this database's salt."""
-    return hmac.new(salt, str(int(user_id)).encode(), hashlib.sha256).hexdigest()
-
 
 _JOB_COLUMNS = [f.name for f in fields(Job)]
 
@@ -321,8 +162,9 @@ class Store(UpdateJournal):
             )
             assert cursor.lastrowid is not None  # an INSERT into a rowid table always sets it
             job.seq = cursor.lastrowid
-            db.execute("INSERT INTO rate_events (who, at) VALUES (?, ?)",
-                       (_who(self._salt, job.user_id), job.created_at))
+            db.execute(
+                "INSERT INTO rate_events (who, at) VALUES (?, ?)", (who(self._salt, job.user_id), job.created_at)
+            )
             db.execute("DELETE FROM rate_events WHERE at < ?", (time.time() - RATE_KEEP,))
         return job
 
@@ -330,10 +172,14 @@ class Store(UpdateJournal):
         return self._job(self._db().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
 
     def active_job(self, user_id: int) -> Job | None:
-        row = self._db().execute(
-            "SELECT * FROM jobs WHERE user_id = ? AND status IN ('queued', 'running') ORDER BY seq LIMIT 1",
-            (user_id,),
-        ).fetchone()
+        row = (
+            self._db()
+            .execute(
+                "SELECT * FROM jobs WHERE user_id = ? AND status IN ('queued', 'running') ORDER BY seq LIMIT 1",
+                (user_id,),
+            )
+            .fetchone()
+        )
         return self._job(row)
 
     def claim_next(self, skip: set[str] | frozenset[str] = frozenset()) -> Job | None:
@@ -392,14 +238,14 @@ class Store(UpdateJournal):
         return [self._job(r) for r in rows]
 
     def position(self, job_id: str) -> int | None:
-        row = self._db().execute(
-            "SELECT seq, status FROM jobs WHERE id = ?", (job_id,)
-        ).fetchone()
+        row = self._db().execute("SELECT seq, status FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None or row["status"] != JobStatus.QUEUED.value:
             return None
-        ahead = self._db().execute(
-            "SELECT COUNT(*) FROM jobs WHERE status = 'queued' AND seq < ?", (row["seq"],)
-        ).fetchone()[0]
+        ahead = (
+            self._db()
+            .execute("SELECT COUNT(*) FROM jobs WHERE status = 'queued' AND seq < ?", (row["seq"],))
+            .fetchone()[0]
+        )
         return ahead + 1
 
     def recover(self, delivered: Container[str] = frozenset()) -> list[Job]:
@@ -412,8 +258,10 @@ class Store(UpdateJournal):
         with self._tx(immediate=True) as db:
             active = [r[0] for r in db.execute("SELECT id FROM jobs WHERE status IN ('queued', 'running')")]
             done = [job_id for job_id in active if job_id in delivered]
-            db.executemany("UPDATE jobs SET status = 'done', finished_at = ? WHERE id = ?",
-                           [(time.time(), job_id) for job_id in done])
+            db.executemany(
+                "UPDATE jobs SET status = 'done', finished_at = ? WHERE id = ?",
+                [(time.time(), job_id) for job_id in done],
+            )
             db.execute("UPDATE jobs SET status = 'queued', started_at = NULL WHERE status = 'running'")
         for job_id in done:
             log.info("job %s: its result was sent before the restart (delivered ledger); marked done", job_id)
@@ -424,24 +272,26 @@ class Store(UpdateJournal):
 
         Read from ``rate_events``, which names users only by keyed hash and is kept one hour.
         """
-        rows = self._db().execute(
-            "SELECT at FROM rate_events WHERE who = ? AND at >= ? ORDER BY at",
-            (_who(self._salt, user_id), since),
-        ).fetchall()
+        rows = (
+            self._db()
+            .execute(
+                "SELECT at FROM rate_events WHERE who = ? AND at >= ? ORDER BY at",
+                (who(self._salt, user_id), since),
+            )
+            .fetchall()
+        )
         return [r[0] for r in rows]
 
     def last_job(self, user_id: int) -> Job | None:
-        row = self._db().execute(
-            "SELECT * FROM jobs WHERE user_id = ? ORDER BY seq DESC LIMIT 1", (user_id,)
-        ).fetchone()
+        row = (
+            self._db().execute("SELECT * FROM jobs WHERE user_id = ? ORDER BY seq DESC LIMIT 1", (user_id,)).fetchone()
+        )
         return self._job(row)
 
     # --- dialog (per chat and user; ``chat_id=None``: the private chat) ---
     def get_dialog(self, user_id: int, chat_id: int | None = None) -> Dialog:
         chat = user_id if chat_id is None else chat_id
-        row = self._db().execute(
-            "SELECT * FROM dialogs WHERE chat_id = ? AND user_id = ?", (chat, user_id)
-        ).fetchone()
+        row = self._db().execute("SELECT * FROM dialogs WHERE chat_id = ? AND user_id = ?", (chat, user_id)).fetchone()
         if row is None:
             return Dialog(user_id, chat_id=chat)
         return Dialog(user_id, row["step"], row["content_file_id"], chat, row["style_file_id"])
@@ -453,8 +303,14 @@ class Store(UpdateJournal):
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (chat_id, user_id) DO UPDATE SET step = excluded.step, "
                 "content_file_id = excluded.content_file_id, style_file_id = excluded.style_file_id, "
                 "updated_at = excluded.updated_at",
-                (dialog.chat_id, dialog.user_id, dialog.step, dialog.content_file_id, dialog.style_file_id,
-                 time.time()),
+                (
+                    dialog.chat_id,
+                    dialog.user_id,
+                    dialog.step,
+                    dialog.content_file_id,
+                    dialog.style_file_id,
+                    time.time(),
+                ),
             )
 
     def reset_dialog(self, user_id: int, chat_id: int | None = None) -> None:
@@ -494,15 +350,24 @@ class Store(UpdateJournal):
             )
 
     def recent_styles(self, user_id: int, limit: int = 5) -> list[StyleRef]:
-        rows = self._db().execute(
-            "SELECT file_id, thumb_file_id FROM styles WHERE user_id = ? ORDER BY used_at DESC LIMIT ?",
-            (user_id, limit),
-        ).fetchall()
+        rows = (
+            self._db()
+            .execute(
+                "SELECT file_id, thumb_file_id FROM styles WHERE user_id = ? ORDER BY used_at DESC LIMIT ?",
+                (user_id, limit),
+            )
+            .fetchall()
+        )
         return [StyleRef(r["file_id"], r["thumb_file_id"]) for r in rows]
 
     # --- albums --------------------------------------------------------
     def add_album_item(
-        self, group_id: str, user_id: int, message_id: int, file_id: str, thumb_file_id: str | None,
+        self,
+        group_id: str,
+        user_id: int,
+        message_id: int,
+        file_id: str,
+        thumb_file_id: str | None,
         chat_id: int | None = None,
     ) -> list[AlbumItem]:
         """Record one image of an album; return all seen so far (in this chat), in message order.
@@ -586,5 +451,6 @@ class Store(UpdateJournal):
         counted, so a job that keeps breaking its worker is given up on in the end.
         """
         with self._tx() as db:
-            db.execute("UPDATE jobs SET status = 'queued', started_at = NULL WHERE id = ? AND status = 'running'",
-                       (job_id,))
+            db.execute(
+                "UPDATE jobs SET status = 'queued', started_at = NULL WHERE id = ? AND status = 'running'", (job_id,)
+            )

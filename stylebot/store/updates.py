@@ -72,26 +72,35 @@ class UpdateJournal:
                 item = raw.get(update_id) if raw is not None else None
                 cursor = db.execute(
                     "INSERT OR IGNORE INTO updates (update_id, seen_at, raw, user_id) VALUES (?, ?, ?, ?)",
-                    (int(update_id), now, None if item is None else json.dumps(item),
-                     None if item is None else sender_of(item)))
+                    (
+                        int(update_id),
+                        now,
+                        None if item is None else json.dumps(item),
+                        None if item is None else sender_of(item),
+                    ),
+                )
                 if cursor.rowcount == 1:
                     fresh.append(update_id)
             if offset is not None:
-                db.execute("INSERT INTO meta (key, value) VALUES ('poll_offset', ?) "
-                           "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (int(offset),))
+                db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('poll_offset', ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (int(offset),),
+                )
             db.execute("DELETE FROM updates WHERE seen_at < ?", (now - UPDATES_KEEP,))
         return fresh
 
     def finish_update(self, update_id: int) -> None:
         """The update's handler returned: forget its JSON and sender (the id stays, against redelivery)."""
         with self._tx() as db:
-            db.execute("UPDATE updates SET raw = NULL, user_id = NULL WHERE update_id = ? AND raw IS NOT NULL",
-                       (int(update_id),))
+            db.execute(
+                "UPDATE updates SET raw = NULL, user_id = NULL WHERE update_id = ? AND raw IS NOT NULL",
+                (int(update_id),),
+            )
 
     def unfinished_updates(self) -> list[dict[str, Any]]:
         """Updates taken but never finished (the process died meanwhile), oldest first."""
-        rows = self._db().execute(
-            "SELECT raw FROM updates WHERE raw IS NOT NULL ORDER BY update_id").fetchall()
+        rows = self._db().execute("SELECT raw FROM updates WHERE raw IS NOT NULL ORDER BY update_id").fetchall()
         return [json.loads(r[0]) for r in rows]
 
     def forget_unfinished(self, db: sqlite3.Connection, user_id: int) -> None:

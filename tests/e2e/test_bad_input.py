@@ -45,12 +45,12 @@ def truncated(data: bytes) -> bytes:
 
 def png_claiming(width: int, height: int) -> bytes:
     """A ~100-byte PNG whose header claims ``width``×``height``: a decompression bomb."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
 def solid(size: tuple[int, int], fmt: str = "PNG") -> bytes:
@@ -66,8 +66,11 @@ BAD_FILES = [
     ("txt", (b"just some text\n", "notes.txt", "text/plain"), "not an image"),
     ("random bytes named .jpg", (bytes(range(256)) * 40, "photo.jpg", "image/jpeg"), "not an image"),
     ("empty file", (b"", "empty.png", "image/png"), "not an image"),
-    ("svg", (b'<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"/>', "logo.svg", "image/svg+xml"),
-     "not an image"),
+    (
+        "svg",
+        (b'<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"/>', "logo.svg", "image/svg+xml"),
+        "not an image",
+    ),
     ("postscript", (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 9 9\n", "art.eps", "image/x-eps"), "not an image"),
     ("truncated jpeg", (truncated(noisy((200, 150))), "cut.jpg", "image/jpeg"), "broken or incomplete"),
     ("truncated png", (truncated(noisy((200, 150), "PNG")), "cut.png", "image/png"), "broken or incomplete"),
@@ -97,8 +100,7 @@ def replies(user: User, fragment: str, what: str = ""):
     before = len(user.seen())  # every text ever shown: append-only, unlike the chat (deletes)
     yield
     try:
-        user.api.wait_for(lambda: any(fragment in t for t in user.seen()[before:]), REPLY_WITHIN,
-                          what=what or fragment)
+        user.api.wait_for(lambda: any(fragment in t for t in user.seen()[before:]), REPLY_WITHIN, what=what or fragment)
     except AssertionError:
         raise AssertionError(f"{what or 'reply'}: expected {fragment!r}, the bot said {user.seen()[before:]}") from None
 
@@ -108,13 +110,24 @@ def send_other(api: BotAPIEmulator, user: User, content: dict) -> None:
     api._user_message(user.id, content, user.lang)
 
 
-STICKER = {"sticker": {"file_id": "STK-1", "file_unique_id": "stk1", "type": "regular", "width": 512,
-                       "height": 512, "is_animated": False, "is_video": False, "emoji": "🙂"}}
+STICKER = {
+    "sticker": {
+        "file_id": "STK-1",
+        "file_unique_id": "stk1",
+        "type": "regular",
+        "width": 512,
+        "height": 512,
+        "is_animated": False,
+        "is_video": False,
+        "emoji": "🙂",
+    }
+}
 VOICE = {"voice": {"file_id": "VOI-1", "file_unique_id": "voi1", "duration": 2, "mime_type": "audio/ogg"}}
 # A GIF sent in a Telegram app arrives as an MP4 "animation" (with a document part for old clients).
-ANIMATION = {"animation": {"file_id": "ANI-1", "file_unique_id": "ani1", "width": 64, "height": 64, "duration": 1},
-             "document": {"file_id": "ANI-1", "file_unique_id": "ani1", "file_name": "cat.mp4",
-                          "mime_type": "video/mp4"}}
+ANIMATION = {
+    "animation": {"file_id": "ANI-1", "file_unique_id": "ani1", "width": 64, "height": 64, "duration": 1},
+    "document": {"file_id": "ANI-1", "file_unique_id": "ani1", "file_name": "cat.mp4", "mime_type": "video/mp4"},
+}
 LOCATION = {"location": {"latitude": 55.75, "longitude": 37.62}}
 
 
@@ -210,8 +223,9 @@ def test_russian_user_gets_russian_bad_input_texts(make_bot, emulator: BotAPIEmu
 # --- bad style -----------------------------------------------------------------------------
 
 
-def test_bad_styles_keep_the_photo_and_a_good_style_still_paints(make_bot, emulator: BotAPIEmulator,
-                                                                  user: User, caplog):
+def test_bad_styles_keep_the_photo_and_a_good_style_still_paints(
+    make_bot, emulator: BotAPIEmulator, user: User, caplog
+):
     make_bot()
     with replies(user, "Send me the photo"):
         user.say("/start")
@@ -308,11 +322,13 @@ def odd_files():
 
 def result_or_refusal(user: User, count: int, what: str) -> dict | str:
     """Result number ``count``, or the bot's "could not read" text if a job refused its input."""
+
     def outcome():
         results = user.results()
         if len(results) >= count:
             return results[count - 1]
         return next((t for t in user.texts() if "could not read" in t), None)
+
     return user.api.wait_for(outcome, 60, what=what)
 
 
@@ -343,7 +359,6 @@ def test_an_update_telebot_cannot_parse_does_not_stop_polling(make_bot, emulator
     make_bot()
     # A sticker without the "type" field Bot API 6.2 made required: telebot's parser raises on it.
     # (Stands for any update shape a telebot version does not expect.)
-    send_other(emulator, user, {"sticker": {"file_id": "STK-2", "file_unique_id": "stk2", "width": 512,
-                                            "height": 512}})
+    send_other(emulator, user, {"sticker": {"file_id": "STK-2", "file_unique_id": "stk2", "width": 512, "height": 512}})
     with replies(user, "Hi!", "/start after an unparsable update"):
         user.say("/start")

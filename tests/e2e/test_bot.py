@@ -36,8 +36,14 @@ def test_whole_conversation(make_bot, emulator: BotAPIEmulator, user: User):
     assert image.size == (TEST_SIZE, 32)
     assert f"{TEST_SIZE}×32" in result["caption"]
     buttons = [b["text"] for row in result["reply_markup"]["inline_keyboard"] for b in row]
-    assert buttons == ["Stronger", "Weaker", "Another style", "Full quality file", "🎞 How it was painted",
-                       "Mix with another style"]
+    assert buttons == [
+        "Stronger",
+        "Weaker",
+        "Another style",
+        "Full quality file",
+        "🎞 How it was painted",
+        "Mix with another style",
+    ]
 
     # The status message was edited in place with progress, then removed on delivery.
     edits = emulator.calls("editMessageText") + emulator.calls("editMessageCaption")
@@ -186,9 +192,15 @@ def test_5xx_on_send_photo_is_retried_with_backoff(make_bot, emulator: BotAPIEmu
 
 def test_not_modified_on_edit_is_ignored(make_bot, emulator: BotAPIEmulator, user: User):
     make_bot(edit_every=0.1)
-    emulator.fail_next("editMessageText", 400, times=3, description=(
-        "Bad Request: message is not modified: specified new message content and reply markup are "
-        "exactly the same as a current content and reply markup of the message"))
+    emulator.fail_next(
+        "editMessageText",
+        400,
+        times=3,
+        description=(
+            "Bad Request: message is not modified: specified new message content and reply markup are "
+            "exactly the same as a current content and reply markup of the message"
+        ),
+    )
     assert run_job(user, picture(), picture(color=(0, 0, 255)))["photo"]
     assert not [m for m in user.texts() if "went wrong" in m]
 

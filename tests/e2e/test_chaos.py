@@ -63,8 +63,16 @@ ANSWER_TIMEOUT = 75.0
 #: From the first user's message: when every user must have their result or failure.
 SETTLE_BY = 180.0
 #: Failure messages that end a user's attempt; "trouble_retry" is not one (the job stays queued).
-FAILURE_KEYS = ("failed", "handler_failed", "busy_try_later", "job_timed_out", "gave_up_crashes",
-                "bad_download", "bad_content_later", "bad_style_later")
+FAILURE_KEYS = (
+    "failed",
+    "handler_failed",
+    "busy_try_later",
+    "job_timed_out",
+    "gave_up_crashes",
+    "bad_download",
+    "bad_content_later",
+    "bad_style_later",
+)
 
 
 def _fixed_part(key: str) -> str:
@@ -75,8 +83,11 @@ def _fixed_part(key: str) -> str:
 FAILURES = {key: _fixed_part(key) for key in FAILURE_KEYS}
 START_PROMPT = _fixed_part("start").split("\n")[0]
 #: "ask_style" and "ask_style_recent" (a user with recent styles) begin alike: that shared start.
-STYLE_PROMPT = next(_fixed_part("ask_style")[:n] for n in range(len(_fixed_part("ask_style")), -1, -1)
-                    if _fixed_part("ask_style_recent").startswith(_fixed_part("ask_style")[:n]))
+STYLE_PROMPT = next(
+    _fixed_part("ask_style")[:n]
+    for n in range(len(_fixed_part("ask_style")), -1, -1)
+    if _fixed_part("ask_style_recent").startswith(_fixed_part("ask_style")[:n])
+)
 
 
 def expected_size(content: tuple[int, int], size: int = SIZE) -> tuple[int, int]:
@@ -97,8 +108,12 @@ class TmpfsDisk:
     def __init__(self, path: Path, megabytes: int = 32) -> None:
         self.path = path
         path.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(path)],
-                       check=True, capture_output=True, timeout=30)
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(path)],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
         self.filler = path / "filler.bin"
 
     def fill(self, pid: int) -> None:
@@ -155,8 +170,8 @@ def small_disk(path: Path) -> TmpfsDisk | FileSizeLimit:
 
 @dataclass(frozen=True)
 class Event:
-    at: float          # seconds after the first user may start
-    kind: str          # "kill", "stall", "drop", "fill", "free"
+    at: float  # seconds after the first user may start
+    kind: str  # "kill", "stall", "drop", "fill", "free"
     seconds: float = 0.0
     after: int | None = None
 
@@ -164,13 +179,17 @@ class Event:
 @dataclass
 class Schedule:
     seed: int
-    starts: list[float]                      # each user's first message, seconds after t0
+    starts: list[float]  # each user's first message, seconds after t0
     events: list[Event] = field(default_factory=list)
 
     def __str__(self) -> str:
         users = ", ".join(f"{s:.1f}" for s in self.starts)
-        events = "; ".join(f"{e.at:.1f} {e.kind}" + (f" {e.seconds:.1f}s" if e.seconds else "")
-                           + (f" after={e.after}" if e.after is not None else "") for e in self.events)
+        events = "; ".join(
+            f"{e.at:.1f} {e.kind}"
+            + (f" {e.seconds:.1f}s" if e.seconds else "")
+            + (f" after={e.after}" if e.after is not None else "")
+            for e in self.events
+        )
         return f"seed={self.seed} user starts=[{users}] events=[{events}]"
 
 
@@ -194,8 +213,11 @@ def make_schedule(seed: int, users: int) -> Schedule:
                 break
     schedule.events += [Event(at, "kill", seconds=rng.uniform(0, 3)) for at in kills]
     for _ in range(2):
-        schedule.events.append(Event(rng.uniform(0, 30), "stall", seconds=rng.uniform(2, 8),
-                                     after=rng.choice((None, rng.randint(64, 600)))))
+        schedule.events.append(
+            Event(
+                rng.uniform(0, 30), "stall", seconds=rng.uniform(2, 8), after=rng.choice((None, rng.randint(64, 600)))
+            )
+        )
     schedule.events.append(Event(rng.uniform(0, 30), "drop", after=rng.choice((None, rng.randint(64, 600)))))
     schedule.events.sort(key=lambda e: e.at)
     return schedule
@@ -212,8 +234,8 @@ class Conversation:
     content: tuple[int, int]
     color: tuple[int, int, int]
     start_at: float
-    unanswered: str | None = None   # the message that got no answer at all
-    stopped_by: str | None = None   # the failure message that ended the attempt
+    unanswered: str | None = None  # the message that got no answer at all
+    stopped_by: str | None = None  # the failure message that ended the attempt
     done: threading.Event = field(default_factory=threading.Event)
 
     def run(self, t0: float) -> None:
@@ -253,8 +275,10 @@ class Conversation:
     def outcome(self) -> str:
         results = self.user.results()
         sizes = [self.user.result_image(m).size for m in results]
-        return (f"user {self.user.id} (photo {self.content}, expects {expected_size(self.content)}): "
-                f"results={sizes} failure={self.stopped_by or self.failure()!r} unanswered={self.unanswered!r}")
+        return (
+            f"user {self.user.id} (photo {self.content}, expects {expected_size(self.content)}): "
+            f"results={sizes} failure={self.stopped_by or self.failure()!r} unanswered={self.unanswered!r}"
+        )
 
 
 # --- the test ---------------------------------------------------------------------
@@ -285,13 +309,19 @@ def test_chaos_every_user_gets_exactly_one_result_or_a_clear_failure(emulator: B
 
     def up(process: subprocess.Popen) -> None:
         """Wait until the newest process has started (or died): its start-up must not meet the full disk."""
-        emulator.wait_for(lambda: process.poll() is not None or log.read_text(errors="replace").count("bot started")
-                          >= spawned, 90, what=f"the bot to start{context()}")
+        emulator.wait_for(
+            lambda: process.poll() is not None or log.read_text(errors="replace").count("bot started") >= spawned,
+            90,
+            what=f"the bot to start{context()}",
+        )
 
     def context() -> str:
         tail = log.read_text(errors="replace")[-4000:].replace(emulator.token, "<TOKEN>") if log.exists() else ""
-        return (f"\n{schedule}\ndisk: {type(disk).__name__}\nhappened: {'; '.join(happened)}\n"
-                + "\n".join(c.outcome() for c in chats) + f"\n--- bot log (tail) ---\n{tail}")
+        return (
+            f"\n{schedule}\ndisk: {type(disk).__name__}\nhappened: {'; '.join(happened)}\n"
+            + "\n".join(c.outcome() for c in chats)
+            + f"\n--- bot log (tail) ---\n{tail}"
+        )
 
     try:
         bot = spawn()
@@ -321,13 +351,18 @@ def test_chaos_every_user_gets_exactly_one_result_or_a_clear_failure(emulator: B
         # so a job run twice would already have delivered its second result.
         store = Store(data / "stylebot.sqlite3")
         try:
+
             def settled() -> bool:
                 return all(c.done.is_set() for c in chats) and all(
                     (c.unanswered or c.failure() or c.user.results()) and store.active_job(c.user.id) is None
-                    for c in chats)
+                    for c in chats
+                )
 
-            emulator.wait_for(settled, timeout=max(1.0, t0 + SETTLE_BY - time.monotonic()),
-                              what=f"every user to get an outcome{context()}")
+            emulator.wait_for(
+                settled,
+                timeout=max(1.0, t0 + SETTLE_BY - time.monotonic()),
+                what=f"every user to get an outcome{context()}",
+            )
         finally:
             store.close()
 
@@ -339,10 +374,14 @@ def test_chaos_every_user_gets_exactly_one_result_or_a_clear_failure(emulator: B
             assert results or chat.failure(), f"user {chat.user.id}: neither a result nor a failure{context()}"
             for message in results:
                 size = chat.user.result_image(message).size
-                assert size == expected_size(chat.content), \
+                assert size == expected_size(chat.content), (
                     f"user {chat.user.id} got a {size} result, not their own picture's{context()}"
-        photo_chats = {str(c.params.get("chat_id")) for c in emulator.calls()
-                       if c.method in ("sendPhoto", "sendDocument", "editMessageMedia") and c.status == 200}
+                )
+        photo_chats = {
+            str(c.params.get("chat_id"))
+            for c in emulator.calls()
+            if c.method in ("sendPhoto", "sendDocument", "editMessageMedia") and c.status == 200
+        }
         assert photo_chats <= {str(u.id) for u in users}, f"images sent to {photo_chats}{context()}"
         assert emulator.token not in log.read_text(errors="replace"), f"the token is in the bot log{context()}"
         print(context())  # with -s: what this seed did
@@ -396,10 +435,14 @@ def test_a_bot_restarted_on_a_full_disk_stays_up_and_delivers_once_space_returns
         bot = spawn_bot(emulator, data, log, STYLEBOT_IMAGE_SIZE=str(SIZE))
         if isinstance(disk, FileSizeLimit):
             disk.fill(bot.pid)
-        emulator.wait_for(lambda: bot.poll() is not None or log.read_text().count("bot started") >= 2, 90,
-                          what="the restarted bot to start or exit")
-        assert bot.poll() is None, "the bot exited on start-up on a full disk:\n" + \
-            log.read_text(errors="replace")[-3000:].replace(emulator.token, "<TOKEN>")
+        emulator.wait_for(
+            lambda: bot.poll() is not None or log.read_text().count("bot started") >= 2,
+            90,
+            what="the restarted bot to start or exit",
+        )
+        assert bot.poll() is None, "the bot exited on start-up on a full disk:\n" + log.read_text(errors="replace")[
+            -3000:
+        ].replace(emulator.token, "<TOKEN>")
         disk.free(bot.pid)
         user.wait_result(timeout=120)
         _settled(emulator, data, user)
@@ -450,7 +493,10 @@ def test_a_message_being_handled_when_the_bot_is_killed_still_gets_an_answer(emu
         bot.wait(30)
         bot = spawn_bot(emulator, data, log, STYLEBOT_IMAGE_SIZE=str(SIZE))
         answer = (STYLE_PROMPT, *FAILURES.values())
-        emulator.wait_for(lambda: any(t.startswith(answer) for t in user.seen()), 90,
-                          what="an answer to the photo sent before the SIGKILL")
+        emulator.wait_for(
+            lambda: any(t.startswith(answer) for t in user.seen()),
+            90,
+            what="an answer to the photo sent before the SIGKILL",
+        )
     finally:
         _stop(bot)

@@ -142,7 +142,7 @@ def test_app_json_declares_the_deploy(app_json):
         assert re.fullmatch(r"[A-Z][A-Z0-9_]*", name)
         assert isinstance(spec, dict) and spec.get("description"), f"{name} needs a description"
         if name != "TELEGRAM_BOT_TOKEN":  # app.json's `required` defaults to true
-            assert spec.get("required") is False, f"{name} is optional: say \"required\": false"
+            assert spec.get("required") is False, f'{name} is optional: say "required": false'
         assert isinstance(spec.get("value", ""), str), f"{name}: app.json values are strings"
 
 
@@ -156,6 +156,7 @@ def test_app_json_covers_every_setting_config_reads(app_json):
 
 def test_app_json_defaults_are_valid_config(app_json):
     from stylebot import config
+
     env = {name: spec["value"] for name, spec in app_json["env"].items() if spec.get("value")}
     env["TELEGRAM_BOT_TOKEN"] = "123456:TEST-token"
     cfg = config.Config.from_env(env, dotenv=None)
@@ -214,8 +215,11 @@ def test_post_compile_without_weights_module(tmp_path):
 
 
 def test_post_compile_keeps_a_valid_cache(tmp_path, weights_py):
-    candidates = (os.environ.get("STYLEBOT_WEIGHTS"), ROOT / "vgg19_cache.pth",
-                  ROOT.parent / "shared" / "weights" / "vgg19_cache.pth")
+    candidates = (
+        os.environ.get("STYLEBOT_WEIGHTS"),
+        ROOT / "vgg19_cache.pth",
+        ROOT.parent / "shared" / "weights" / "vgg19_cache.pth",
+    )
     existing = [Path(c) for c in candidates if c and Path(c).is_file()]
     if not existing:
         pytest.skip("no weights file (vgg19_cache.pth) to copy")

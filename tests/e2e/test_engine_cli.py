@@ -39,8 +39,9 @@ def test_top_level_weights_py_is_still_the_command_line(tmp_path: Path) -> None:
     assert subprocess.run([*run, "convert", str(state_file), str(out)], cwd=ROOT, timeout=300).returncode == 0
     check = subprocess.run([*run, "check", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert check.returncode == 0 and state_digest(load_state_dict(out)) in check.stdout
-    missing = subprocess.run([*run, "check", str(tmp_path / "nope.pth")], cwd=ROOT, capture_output=True, text=True,
-                             timeout=300)
+    missing = subprocess.run(
+        [*run, "check", str(tmp_path / "nope.pth")], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert missing.returncode == 1 and "weights.py build" in missing.stderr
 
 
@@ -51,8 +52,20 @@ def test_ctrl_c_in_model_py_saves_the_partial_result(tmp_path: Path) -> None:
     content, style, out = tmp_path / "content.png", tmp_path / "style.png", tmp_path / "out.png"
     make_content((96, 80)).save(content)
     make_style().save(style)
-    cmd = [sys.executable, str(ROOT / "model.py"), str(content), str(style), "-o", str(out), "--size", "96",
-           "--threads", "1", "--weights", str(WEIGHTS)]
+    cmd = [
+        sys.executable,
+        str(ROOT / "model.py"),
+        str(content),
+        str(style),
+        "-o",
+        str(out),
+        "--size",
+        "96",
+        "--threads",
+        "1",
+        "--weights",
+        str(WEIGHTS),
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stderr is not None
     try:

@@ -33,8 +33,10 @@ def test_settings_change_the_next_job_and_show_in_its_caption(make_bot, user: Us
     assert sizes == ["set:size:48", "set:size:512", "set:size:768", "set:size:1024"]  # CPU: capped at 1024
 
     user.press(menu, "set:strength:strong")
-    user.api.wait_for(lambda: ("✓ strong", "set:strength:strong") in keyboard(user.messages()[0]),
-                      what="the keyboard to show the new choice")
+    user.api.wait_for(
+        lambda: ("✓ strong", "set:strength:strong") in keyboard(user.messages()[0]),
+        what="the keyboard to show the new choice",
+    )
     user.press(user.messages()[0], "set:colors:1")
     user.api.wait_for(lambda: any("Original colours: on" in t for t, _ in keyboard(user.messages()[0])))
     assert user.api.calls("answerCallbackQuery")
@@ -48,7 +50,7 @@ def test_stronger_and_weaker_rerun_without_uploading_again(make_bot, emulator: B
     make_bot()
     first = first_job(user)
     downloads_before = len(emulator.calls("getFile"))
-    user.press(first, user.button(first, "rerun:") .replace("weaker", "stronger"))
+    user.press(first, user.button(first, "rerun:").replace("weaker", "stronger"))
     second = user.wait_result(2)
     assert "style strong" in second["caption"]
     user.press(second, user.button(second, "rerun:").replace("weaker", "stronger"))
@@ -125,8 +127,10 @@ def test_forget_deletes_everything(make_bot, emulator: BotAPIEmulator, user: Use
     assert app.store.recent_styles(user.id) == []
     assert not list(results_dir.glob("*.png"))
     user.press(result, user.button(result, "full:"))
-    emulator.wait_for(lambda: [c for c in emulator.calls("answerCallbackQuery")
-                               if "out of date" in (c.params.get("text") or "")], what="stale button answer")
+    emulator.wait_for(
+        lambda: [c for c in emulator.calls("answerCallbackQuery") if "out of date" in (c.params.get("text") or "")],
+        what="stale button answer",
+    )
 
 
 def test_only_file_ids_and_results_are_stored(make_bot, user: User, tmp_path):

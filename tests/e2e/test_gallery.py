@@ -87,8 +87,11 @@ def test_a_gallery_style_and_the_sheet_are_uploaded_once_across_two_users(make_b
     picks = sends(emulator, "You picked: Woodcut") + sends(emulator, f"Вы выбрали: {woodcut.name('ru')}")
     assert [bool(c.files) for c in picks] == [True, False]  # the full image: one upload for both users
     # Both jobs painted with the one uploaded file.
-    assert app.store.last_job(a.id).style_file_id == app.store.last_job(b.id).style_file_id \
+    assert (
+        app.store.last_job(a.id).style_file_id
+        == app.store.last_job(b.id).style_file_id
         == picks[0].response["result"]["photo"][-1]["file_id"]
+    )
 
 
 def test_pages_turn_in_place_and_a_style_from_page_two_works(make_bot, emulator: BotAPIEmulator, user: User):
@@ -97,19 +100,25 @@ def test_pages_turn_in_place_and_a_style_from_page_two_works(make_bot, emulator:
     sheet = open_gallery(user)
     assert ("▶", "galp:1") in keyboard(sheet)
     user.press(sheet, "galp:1")
-    second = [s.slug for s in STYLES[PAGE_SIZE:2 * PAGE_SIZE]]
+    second = [s.slug for s in STYLES[PAGE_SIZE : 2 * PAGE_SIZE]]
     page2 = emulator.wait_for(
-        lambda: (m := message_now(user, sheet["message_id"]))
-        and [d[4:] for _, d in keyboard(m) if d.startswith("gal:")] == second and m,
-        what="the sheet edited to page 2")
+        lambda: (
+            (m := message_now(user, sheet["message_id"]))
+            and [d[4:] for _, d in keyboard(m) if d.startswith("gal:")] == second
+            and m
+        ),
+        what="the sheet edited to page 2",
+    )
     assert page2["caption"] == PROMPT  # the prompt stays
     assert ("2/2", "galp:1") in keyboard(page2)
     assert page2["photo"][-1]["file_id"] != sheet["photo"][-1]["file_id"]  # another picture
     edits = emulator.calls("editMessageMedia")
     assert len(edits) == 1 and edits[0].files  # page 2 drawn and uploaded once
     user.press(page2, "galp:0")
-    emulator.wait_for(lambda: message_now(user, sheet["message_id"])["photo"][-1]["file_id"]
-                      == sheet["photo"][-1]["file_id"], what="back to page 1")
+    emulator.wait_for(
+        lambda: message_now(user, sheet["message_id"])["photo"][-1]["file_id"] == sheet["photo"][-1]["file_id"],
+        what="back to page 1",
+    )
     assert not emulator.calls("editMessageMedia")[1].files  # page 1 again: by file_id
     user.press(message_now(user, sheet["message_id"]), "galp:1")
     emulator.wait_for(lambda: len(emulator.calls("editMessageMedia")) == 3, what="page 2 again")
@@ -139,8 +148,9 @@ def test_stale_gallery_presses_get_the_stale_answer(make_bot, emulator: BotAPIEm
     assert not any("You picked" in (c.params.get("caption") or "") for c in emulator.calls("sendPhoto"))
 
 
-def test_stronger_another_style_and_recent_styles_keep_the_gallery_style(make_bot, emulator: BotAPIEmulator,
-                                                                         user: User):
+def test_stronger_another_style_and_recent_styles_keep_the_gallery_style(
+    make_bot, emulator: BotAPIEmulator, user: User
+):
     app = make_bot()
     ink = next(s for s in STYLES if s.slug == "ink_wash")
     sheet = open_gallery(user)
@@ -153,8 +163,14 @@ def test_stronger_another_style_and_recent_styles_keep_the_gallery_style(make_bo
     user.press(second, user.button(second, "restyle:"))
 
     def newer(fragment: str) -> dict | None:
-        return next((m for m in user.messages() if m["message_id"] > second["message_id"]
-                     and fragment in (m.get("text") or m.get("caption") or "")), None)
+        return next(
+            (
+                m
+                for m in user.messages()
+                if m["message_id"] > second["message_id"] and fragment in (m.get("text") or m.get("caption") or "")
+            ),
+            None,
+        )
 
     offer = emulator.wait_for(lambda: newer("recent styles"), what="the recent styles offer")
     gallery_again = newer(texts.t("en", "gallery_caption"))  # sent before the offer
@@ -169,7 +185,8 @@ def test_stronger_another_style_and_recent_styles_keep_the_gallery_style(make_bo
 
 
 def test_styles_dir_setting_a_changed_file_is_uploaded_again_and_an_empty_one_asks_in_words(
-        make_bot, emulator: BotAPIEmulator, tmp_path: Path):
+    make_bot, emulator: BotAPIEmulator, tmp_path: Path
+):
     folder = tmp_path / "styles"
     shutil.copytree(DEFAULT_DIR, folder)
     make_bot(styles_dir=folder)
@@ -186,8 +203,9 @@ def test_styles_dir_setting_a_changed_file_is_uploaded_again_and_an_empty_one_as
     assert [bool(c.files) for c in sends(emulator, PROMPT)] == [True, True]
 
 
-def test_without_a_gallery_the_bot_asks_for_a_style_in_words(make_bot, emulator: BotAPIEmulator, user: User,
-                                                             tmp_path: Path):
+def test_without_a_gallery_the_bot_asks_for_a_style_in_words(
+    make_bot, emulator: BotAPIEmulator, user: User, tmp_path: Path
+):
     make_bot(styles_dir=tmp_path / "no-such-folder")
     user.photo(picture((120, 80)))
     user.wait_text(texts.t("en", "ask_style_no_gallery"))

@@ -20,19 +20,29 @@ def group_messages(api: BotAPIEmulator) -> list[dict]:
 
 def reply_to(api: BotAPIEmulator, message: dict, fragment: str = "") -> dict:
     """Wait for the bot's message in the group that replies to ``message`` (and contains ``fragment``)."""
+
     def find() -> dict | None:
         for m in group_messages(api):
-            if (m.get("reply_to_message") or {}).get("message_id") == message["message_id"] \
-                    and fragment in (m.get("text") or m.get("caption") or ""):
+            if (m.get("reply_to_message") or {}).get("message_id") == message["message_id"] and fragment in (
+                m.get("text") or m.get("caption") or ""
+            ):
                 return m
         return None
+
     return api.wait_for(find, 60, what=f"a reply to message {message['message_id']} with {fragment!r}")
 
 
 def group_results(api: BotAPIEmulator) -> list[dict]:
-    return [m for m in group_messages(api) if m.get("photo") and any(
-        (b.get("callback_data") or "").startswith("rerun:")
-        for row in (m.get("reply_markup") or {}).get("inline_keyboard", []) for b in row)]
+    return [
+        m
+        for m in group_messages(api)
+        if m.get("photo")
+        and any(
+            (b.get("callback_data") or "").startswith("rerun:")
+            for row in (m.get("reply_markup") or {}).get("inline_keyboard", [])
+            for b in row
+        )
+    ]
 
 
 def delivered_message_ids(api: BotAPIEmulator) -> set[int]:
@@ -60,15 +70,27 @@ def test_emulator_privacy_mode_delivers_only_what_is_addressed_to_the_bot(emulat
     ours = api.send_text(ANN, "/help@Style_Test_Bot", chat_id=GROUP)
     captioned = api.send_photo(ANN, picture((60, 40)), caption="/style", chat_id=GROUP)
     mention = api.send_text(ANN, "hey @style_test_bot", chat_id=GROUP)
-    prompt = api.handle("sendMessage", {"chat_id": str(GROUP), "text": "reply to me",
-                                        "reply_parameters": json.dumps({"message_id": command["message_id"]})}, {})
+    prompt = api.handle(
+        "sendMessage",
+        {
+            "chat_id": str(GROUP),
+            "text": "reply to me",
+            "reply_parameters": json.dumps({"message_id": command["message_id"]}),
+        },
+        {},
+    )
     answer = api.send_photo(BOB, picture((50, 50)), chat_id=GROUP, reply_to=prompt[1]["result"]["message_id"])
     private = api.send_photo(ANN, picture((60, 40)))
 
     updates = api.handle("getUpdates", {"timeout": "0"}, {})[1]["result"]
     got = [u["message"]["message_id"] for u in updates if u["message"]["chat"]["id"] == GROUP]
-    assert got == [command["message_id"], ours["message_id"], captioned["message_id"], mention["message_id"],
-                   answer["message_id"]]
+    assert got == [
+        command["message_id"],
+        ours["message_id"],
+        captioned["message_id"],
+        mention["message_id"],
+        answer["message_id"],
+    ]
     assert plain["message_id"] not in got and chat["message_id"] not in got and other_bot["message_id"] not in got
     assert any(u["message"]["message_id"] == private["message_id"] for u in updates if u["message"]["chat"]["id"] > 0)
     # Replies embed the whole replied-to message (one level deep); captions get their command entity.
@@ -79,32 +101,39 @@ def test_emulator_privacy_mode_delivers_only_what_is_addressed_to_the_bot(emulat
     assert by_id[captioned["message_id"]]["caption_entities"][0]["type"] == "bot_command"
     # Everything stays in the chat's history, delivered or not.
     assert {plain["message_id"], chat["message_id"], other_bot["message_id"]} <= {
-        m["message_id"] for m in api.chat_history(GROUP)}
+        m["message_id"] for m in api.chat_history(GROUP)
+    }
 
 
 def test_two_users_interleaving_in_a_group_each_get_only_their_own_result(make_bot, emulator: BotAPIEmulator):
     app = make_bot()
     api = emulator
-    ann_content, bob_content = (120, 80), (64, 96)   # landscape vs portrait: whose is whose shows in the result
+    ann_content, bob_content = (120, 80), (64, 96)  # landscape vs portrait: whose is whose shows in the result
     # Ann posts a photo (the bot does not see it), then replies /style to it.
     ann_photo = api.send_photo(ANN, picture(ann_content), chat_id=GROUP, first_name="Ann")
     ann_cmd = api.send_text(ANN, "/style", chat_id=GROUP, reply_to=ann_photo["message_id"], first_name="Ann")
     # Bob sends his photo with the caption /style (addressed by name).
-    bob_photo = api.send_photo(BOB, picture(bob_content, (40, 200, 40)), caption="/style@style_test_bot",
-                               chat_id=GROUP, first_name="Bob")
+    bob_photo = api.send_photo(
+        BOB, picture(bob_content, (40, 200, 40)), caption="/style@style_test_bot", chat_id=GROUP, first_name="Bob"
+    )
     ann_prompt = reply_to(api, ann_cmd, "Got the photo, Ann")
     bob_prompt = reply_to(api, bob_photo, "Got the photo, Bob")
     # The prompts ask only their own user to reply (ForceReply, selective).
-    prompts = [json.loads(c.params["reply_markup"]) for c in api.calls("sendMessage")
-               if "force_reply" in str(c.params.get("reply_markup"))]
+    prompts = [
+        json.loads(c.params["reply_markup"])
+        for c in api.calls("sendMessage")
+        if "force_reply" in str(c.params.get("reply_markup"))
+    ]
     assert len(prompts) == 2 and all(p == {"force_reply": True, "selective": True} for p in prompts)
     assert ann_photo["message_id"] not in delivered_message_ids(api)
 
     # Bob answers first, then Ann, each by replying to their own prompt.
-    bob_style = api.send_photo(BOB, picture((50, 50), (20, 20, 220)), chat_id=GROUP,
-                               reply_to=bob_prompt["message_id"], first_name="Bob")
-    ann_style = api.send_photo(ANN, picture((60, 60), (220, 120, 20)), chat_id=GROUP,
-                               reply_to=ann_prompt["message_id"], first_name="Ann")
+    bob_style = api.send_photo(
+        BOB, picture((50, 50), (20, 20, 220)), chat_id=GROUP, reply_to=bob_prompt["message_id"], first_name="Bob"
+    )
+    ann_style = api.send_photo(
+        ANN, picture((60, 60), (220, 120, 20)), chat_id=GROUP, reply_to=ann_prompt["message_id"], first_name="Ann"
+    )
     api.wait_for(lambda: len(group_results(api)) >= 2, 180, what="two results in the group")
     time.sleep(0.5)  # a third result (a mix-up) would come right after; none may
     results = group_results(api)
@@ -181,9 +210,18 @@ def test_gallery_pick_in_a_group_replies_to_its_user(make_bot, emulator: BotAPIE
     api = emulator
     photo = api.send_photo(ANN, picture((120, 80)), caption="/style", chat_id=GROUP, first_name="Ann")
     reply_to(api, photo, "Got the photo, Ann")
-    sheet = api.wait_for(lambda: next((m for m in group_messages(api) if m.get("photo") and (
-        m.get("reply_to_message") or {}).get("message_id") == photo["message_id"]), None), 60,
-        what="the gallery sheet under Ann's photo")
+    sheet = api.wait_for(
+        lambda: next(
+            (
+                m
+                for m in group_messages(api)
+                if m.get("photo") and (m.get("reply_to_message") or {}).get("message_id") == photo["message_id"]
+            ),
+            None,
+        ),
+        60,
+        what="the gallery sheet under Ann's photo",
+    )
     pick = User(api, ANN).button(sheet, "gal:")
     api.press_button(ANN, sheet["message_id"], pick, chat_id=GROUP)
     api.wait_for(lambda: group_results(api), 120, what="the result of the gallery pick")
@@ -205,8 +243,18 @@ def test_mix_with_another_style_works_in_a_group(make_bot, emulator: BotAPIEmula
     api.wait_for(lambda: len(group_results(api)) >= 1, 180, what="the first result")
     first = group_results(api)[0]
     api.press_button(ANN, first["message_id"], User(api, ANN).button(first, "mixwith:"), chat_id=GROUP)
-    ask = api.wait_for(lambda: next((m for m in group_messages(api) if m["message_id"] > first["message_id"]
-                                     and "mix" in (m.get("text") or "")), None), 60, what="the mix prompt")
+    ask = api.wait_for(
+        lambda: next(
+            (
+                m
+                for m in group_messages(api)
+                if m["message_id"] > first["message_id"] and "mix" in (m.get("text") or "")
+            ),
+            None,
+        ),
+        60,
+        what="the mix prompt",
+    )
     sent = [c for c in api.calls("sendMessage") if "mix" in (c.params.get("text") or "")]
     assert json.loads(sent[-1].params["reply_markup"]) == {"force_reply": True, "selective": True}
     second = api.send_photo(ANN, picture((60, 60), (20, 200, 220)), chat_id=GROUP, reply_to=ask["message_id"])

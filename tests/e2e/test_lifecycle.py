@@ -89,8 +89,7 @@ def test_sigterm_requeues_the_running_job_and_exits_fast(emulator: BotAPIEmulato
 def test_missing_token_exits_2_with_a_clear_message(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "STYLEBOT_"))}
     env["STYLEBOT_DATA_DIR"] = str(tmp_path)
-    done = subprocess.run([sys.executable, "main.py"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "main.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "TELEGRAM_BOT_TOKEN" in done.stderr and "--playground" in done.stderr
 
@@ -121,8 +120,12 @@ def test_polling_starts_despite_startup_errors(emulator: BotAPIEmulator, tmp_pat
 
 def test_missing_weights_exit_2_and_say_how_to_get_them(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "STYLEBOT_"))}
-    env.update(TELEGRAM_BOT_TOKEN="123456:abcdefghijklmnopqrstuvwxyz", STYLEBOT_WEIGHTS=str(tmp_path / "none.pth"),
-               STYLEBOT_DATA_DIR=str(tmp_path / "data"), TELEGRAM_API_URL="http://127.0.0.1:9")
+    env.update(
+        TELEGRAM_BOT_TOKEN="123456:abcdefghijklmnopqrstuvwxyz",
+        STYLEBOT_WEIGHTS=str(tmp_path / "none.pth"),
+        STYLEBOT_DATA_DIR=str(tmp_path / "data"),
+        TELEGRAM_API_URL="http://127.0.0.1:9",
+    )
     done = subprocess.run([sys.executable, "main.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "weights.py build" in done.stderr and "Traceback" not in done.stderr

@@ -31,11 +31,11 @@ def answers(emulator: BotAPIEmulator) -> list[str]:
     return [c.params.get("text") or "" for c in emulator.calls("answerCallbackQuery")]
 
 
-def test_album_of_three_is_photo_and_two_styles_mixed_in_one_result(make_bot, emulator: BotAPIEmulator,
-                                                                     user: User):
+def test_album_of_three_is_photo_and_two_styles_mixed_in_one_result(make_bot, emulator: BotAPIEmulator, user: User):
     app = make_bot()
-    sent = emulator.send_album(user.id, [picture((100, 50)), picture((64, 64), (200, 30, 30)),
-                                         picture((64, 64), (20, 160, 40))])
+    sent = emulator.send_album(
+        user.id, [picture((100, 50)), picture((64, 64), (200, 30, 30)), picture((64, 64), (20, 160, 40))]
+    )
     result = user.wait_result()
     assert user.result_image(result).size == (TEST_SIZE, 24)
     assert "mixed styles: 50% first · 50% second" in result["caption"]
@@ -92,8 +92,11 @@ def test_mix_with_another_style_then_change_the_ratio(make_bot, emulator: BotAPI
     assert "mixed styles: 50% first · 50% second" in second["caption"]
     assert user.result_image(second).size == user.result_image(first).size
     ratios = [(t, d) for t, d in keyboard(second) if d.startswith("mix:")]
-    assert ratios == [("75/25", f"mix:{mixed.id}:25"), ("✓ 50/50", f"mix:{mixed.id}:50"),
-                      ("25/75", f"mix:{mixed.id}:75")]
+    assert ratios == [
+        ("75/25", f"mix:{mixed.id}:25"),
+        ("✓ 50/50", f"mix:{mixed.id}:50"),
+        ("25/75", f"mix:{mixed.id}:75"),
+    ]
 
     # The ratio in use: a short answer, no new job.
     user.press(second, f"mix:{mixed.id}:50")
@@ -106,8 +109,11 @@ def test_mix_with_another_style_then_change_the_ratio(make_bot, emulator: BotAPI
     third = user.wait_result(3)
     more = app.store.last_job(user.id)
     assert more is not None and more.mix == 0.75
-    assert (more.content_file_id, more.style_file_id, more.style2_file_id) == \
-        (mixed.content_file_id, mixed.style_file_id, mixed.style2_file_id)
+    assert (more.content_file_id, more.style_file_id, more.style2_file_id) == (
+        mixed.content_file_id,
+        mixed.style_file_id,
+        mixed.style2_file_id,
+    )
     assert "mixed styles: 25% first · 75% second" in third["caption"]
     assert ("✓ 25/75", f"mix:{more.id}:75") in keyboard(third)
     assert len(emulator.calls("getFile")) - downloads == 3  # the worker's three downloads, no user uploads
@@ -123,8 +129,9 @@ def test_mix_with_another_style_then_change_the_ratio(make_bot, emulator: BotAPI
 def test_mix_buttons_answer_only_their_own_user(make_bot, emulator: BotAPIEmulator, user: User):
     """A forged or replayed press on someone else's result changes nothing."""
     app = make_bot()
-    emulator.send_album(user.id, [picture((100, 50)), picture((64, 64), (200, 30, 30)),
-                                  picture((64, 64), (20, 160, 40))])
+    emulator.send_album(
+        user.id, [picture((100, 50)), picture((64, 64), (200, 30, 30)), picture((64, 64), (20, 160, 40))]
+    )
     result = user.wait_result()
     job = app.store.last_job(user.id)
     other = User(emulator, 4242)

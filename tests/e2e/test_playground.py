@@ -29,13 +29,21 @@ from stylebot.playground.server import USER_ID, Playground
 
 try:
     from playwright import sync_api
-except ImportError:        # a skip per test (not at collection), so CI's "no skips for tools" rule sees it
+except ImportError:  # a skip per test (not at collection), so CI's "no skips for tools" rule sees it
     sync_api = None
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ARTIFACTS = ROOT / "ci-artifacts"
 pytestmark = [
     pytest.mark.skipif(sync_api is None, reason="playwright is not installed (pip install playwright)"),
@@ -60,8 +68,10 @@ def landscape(path: Path, size: tuple[int, int] = (96, 64)) -> Path:
     for y in range(height):
         draw.line((0, y, width, y), fill=(90 + y, 150 + y, 235))
     draw.ellipse((width * 0.6, height * 0.1, width * 0.85, height * 0.45), fill=(255, 210, 60))
-    draw.polygon([(0, height), (0, height * 0.65), (width * 0.4, height * 0.5), (width, height * 0.75),
-                  (width, height)], fill=(40, 130, 60))
+    draw.polygon(
+        [(0, height), (0, height * 0.65), (width * 0.4, height * 0.5), (width, height * 0.75), (width, height)],
+        fill=(40, 130, 60),
+    )
     image.save(path, "PNG")
     return path
 
@@ -153,8 +163,7 @@ def playground_with_bot() -> Iterator[Playground]:
         apihelper.API_URL = pg.api_url + "/bot{0}/{1}"
         apihelper.FILE_URL = pg.api_url + "/file/bot{0}/{1}"
         bot = scripted_bot(pg.token)
-        thread = threading.Thread(target=bot.polling, kwargs={"non_stop": True, "long_polling_timeout": 1},
-                                  daemon=True)
+        thread = threading.Thread(target=bot.polling, kwargs={"non_stop": True, "long_polling_timeout": 1}, daemon=True)
         thread.start()
         try:
             yield pg
@@ -164,8 +173,7 @@ def playground_with_bot() -> Iterator[Playground]:
             apihelper.API_URL, apihelper.FILE_URL = saved
 
 
-def test_page_with_scripted_bot(browser: sync_api.Browser, playground_with_bot: Playground,
-                                tmp_path: Path) -> None:
+def test_page_with_scripted_bot(browser: sync_api.Browser, playground_with_bot: Playground, tmp_path: Path) -> None:
     pg = playground_with_bot
     page = open_page(browser, pg.page_url)
     assert page.get_attribute("#text-input", "placeholder") == "Type a message or /command"
@@ -177,10 +185,10 @@ def test_page_with_scripted_bot(browser: sync_api.Browser, playground_with_bot: 
     page.set_input_files("#photo-input", str(picture(tmp_path / "content.png", (120, 80), ("white", "black"))))
     page.locator(".msg.bot", has_text="style picture").wait_for()
     page.set_input_files("#file-input", str(picture(tmp_path / "style.png", (60, 60), ("yellow", "blue"))))
-    page.locator(".msg.user a[download='style.png']").wait_for()        # sent as a file, shown as a link
+    page.locator(".msg.user a[download='style.png']").wait_for()  # sent as a file, shown as a link
     first = wait_result(page)
     status = page.locator(".msg.bot", has_text="Working: 50%")
-    assert "edited" in status.inner_text()                               # the live edit replaced "Queued"
+    assert "edited" in status.inner_text()  # the live edit replaced "Queued"
     assert page.locator(".msg.bot", has_text="Queued").count() == 0
 
     press(page, first)
@@ -197,13 +205,14 @@ def test_page_speaks_russian(browser: sync_api.Browser, playground_with_bot: Pla
     page = open_page(browser, playground_with_bot.page_url, locale="ru-RU")
     assert page.get_attribute("#text-input", "placeholder") == "Сообщение или /команда"
     page.get_by_role("button", name="/start").click()
-    page.locator(".msg.bot", has_text="Пришлите фото").wait_for()       # the bot saw language_code "ru"
+    page.locator(".msg.bot", has_text="Пришлите фото").wait_for()  # the bot saw language_code "ru"
 
 
 def test_history_survives_reload(browser: sync_api.Browser, playground_with_bot: Playground) -> None:
-    playground_with_bot.emulator.send_text(USER_ID, "/start")          # sent before the page is open
-    playground_with_bot.emulator.wait_for(lambda: playground_with_bot.emulator.bot_messages(USER_ID),
-                                          timeout=10, what="the greeting")
+    playground_with_bot.emulator.send_text(USER_ID, "/start")  # sent before the page is open
+    playground_with_bot.emulator.wait_for(
+        lambda: playground_with_bot.emulator.bot_messages(USER_ID), timeout=10, what="the greeting"
+    )
     page = open_page(browser, playground_with_bot.page_url)
     page.locator(".msg.bot", has_text="content photo").wait_for()
     assert requests.get(playground_with_bot.page_url + "file/nope").status_code == 404
@@ -221,8 +230,9 @@ def free_port() -> int:
 def main_supports_playground() -> bool:
     if not (ROOT / "main.py").exists():
         return False
-    help_text = subprocess.run([sys.executable, "main.py", "--help"], cwd=ROOT, capture_output=True,
-                               text=True, timeout=60, check=False)
+    help_text = subprocess.run(
+        [sys.executable, "main.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
     return "--playground" in help_text.stdout
 
 
@@ -230,7 +240,7 @@ def save_screenshot(page: sync_api.Page) -> None:
     """The CI artifact at full size; a small copy for the README (kept well under 200 KB)."""
     ARTIFACTS.mkdir(exist_ok=True)
     full = ARTIFACTS / "playground.png"
-    page.set_viewport_size({"width": 720, "height": 1500})               # the whole conversation in view
+    page.set_viewport_size({"width": 720, "height": 1500})  # the whole conversation in view
     page.wait_for_timeout(300)
     page.screenshot(path=str(full))
     small = Image.open(full).convert("RGB")
@@ -250,8 +260,13 @@ def real_bot_playground(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen]
     env.update(STYLEBOT_IMAGE_SIZE="64", STYLEBOT_DATA_DIR=str(tmp_path / "data"), PYTHONUNBUFFERED="1")
     log_path = tmp_path / "bot.log"
     with open(log_path, "w") as log:
-        process = subprocess.Popen([sys.executable, "main.py", "--playground", "--port", str(port)],
-                                   cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "main.py", "--playground", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + 60
@@ -269,28 +284,29 @@ def real_bot_playground(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen]
         if process.poll() is None:
             process.kill()
             process.wait()
-        print(log_path.read_text()[-3000:])                              # shown by pytest on failure
+        print(log_path.read_text()[-3000:])  # shown by pytest on failure
 
 
-def test_real_bot_in_the_playground(browser: sync_api.Browser, real_bot_playground: tuple[str, subprocess.Popen],
-                                    tmp_path: Path) -> None:
+def test_real_bot_in_the_playground(
+    browser: sync_api.Browser, real_bot_playground: tuple[str, subprocess.Popen], tmp_path: Path
+) -> None:
     url, process = real_bot_playground
     page = open_page(browser, url)
     page.fill("#text-input", "/start")
     page.click("#send-button")
     bot_messages = page.locator(".msg.bot")
-    bot_messages.first.wait_for(timeout=60_000)                          # the greeting asks for the content
+    bot_messages.first.wait_for(timeout=60_000)  # the greeting asks for the content
 
     replies = bot_messages.count()
     page.set_input_files("#photo-input", str(landscape(tmp_path / "content.png")))
-    bot_messages.nth(replies).wait_for(timeout=30_000)                  # it asks for the style
+    bot_messages.nth(replies).wait_for(timeout=30_000)  # it asks for the style
     replies = bot_messages.count()
     page.set_input_files("#photo-input", str(picture(tmp_path / "style.png", (64, 64), ("orange", "navy"))))
-    bot_messages.nth(replies).wait_for(timeout=30_000)                  # the queue acknowledgement
+    bot_messages.nth(replies).wait_for(timeout=30_000)  # the queue acknowledgement
     first = wait_result(page, timeout=120)
     press(page, first)
     wait_result(page, after=first, timeout=120)
     save_screenshot(page)
 
-    process.send_signal(signal.SIGINT)                                   # Ctrl-C stops bot, page and emulator
+    process.send_signal(signal.SIGINT)  # Ctrl-C stops bot, page and emulator
     assert process.wait(timeout=15) in (0, 130), "main.py --playground did not exit cleanly on Ctrl-C"

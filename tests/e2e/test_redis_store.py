@@ -41,14 +41,29 @@ def redis_store(redis_url):
 def view(job: Job | None) -> Any:
     if job is None:
         return None
-    return (job.id, job.user_id, job.chat_id, job.content_file_id, job.style_file_id, job.size, job.strength,
-            job.keep_colors, job.lang, job.status, job.status_message_id, job.attempts, job.error,
-            job.started_at is not None, job.finished_at is not None)
+    return (
+        job.id,
+        job.user_id,
+        job.chat_id,
+        job.content_file_id,
+        job.style_file_id,
+        job.size,
+        job.strength,
+        job.keep_colors,
+        job.lang,
+        job.status,
+        job.status_message_id,
+        job.attempts,
+        job.error,
+        job.started_at is not None,
+        job.finished_at is not None,
+    )
 
 
 def make_job(n: int, user: int, **kw: Any) -> Job:
-    return Job(user_id=user, chat_id=user, content_file_id=f"c{n}", style_file_id=f"s{n}", size=48,
-               id=f"job{n:03d}", **kw)
+    return Job(
+        user_id=user, chat_id=user, content_file_id=f"c{n}", style_file_id=f"s{n}", size=48, id=f"job{n:03d}", **kw
+    )
 
 
 def job_lifecycle(store) -> list:
@@ -137,8 +152,9 @@ def test_both_stores_have_every_state_store_method_as_declared() -> None:
     for store_class in (Store, RedisStore):
         for name in sorted(declared):
             assert name in vars(store_class), f"{store_class.__name__} has no {name}"
-            assert inspect.signature(getattr(store_class, name)) == inspect.signature(getattr(StateStore, name)), \
+            assert inspect.signature(getattr(store_class, name)) == inspect.signature(getattr(StateStore, name)), (
                 f"{store_class.__name__}.{name} differs from StateStore.{name}"
+            )
 
 
 def test_album_second_item_seen_once_under_concurrency(redis_store) -> None:
@@ -219,11 +235,14 @@ def test_default_mode_imports_nothing_about_redis() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, main, stylebot.app, stylebot.config; "
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'rq' "
-            "or m.startswith(('stylebot.scaleout', 'stylebot.store.redis_store'))); "
-            "print(bad); sys.exit(1 if bad else 0)")
+    code = (
+        "import sys, main, stylebot.app, stylebot.config; "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'rq' "
+        "or m.startswith(('stylebot.scaleout', 'stylebot.store.redis_store'))); "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
     root = Path(__file__).resolve().parents[2]
-    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120,
-                          check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120, check=False
+    )
     assert done.returncode == 0, done.stdout + done.stderr

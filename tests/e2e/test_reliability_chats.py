@@ -37,8 +37,7 @@ def in_group(user: User, text: str) -> dict:
 def photo_in_group(user: User, data: bytes, reply_to: int | None = None) -> dict:
     """A photo addressed to the bot, as privacy mode requires in a group: captioned /style (a new
     photo to paint), or a reply to the bot's prompt (the style)."""
-    return user.api.send_photo(user.id, data, chat_id=GROUP, caption=None if reply_to else "/style",
-                               reply_to=reply_to)
+    return user.api.send_photo(user.id, data, chat_id=GROUP, caption=None if reply_to else "/style", reply_to=reply_to)
 
 
 def group_texts(api: BotAPIEmulator) -> list[str]:
@@ -46,8 +45,9 @@ def group_texts(api: BotAPIEmulator) -> list[str]:
 
 
 def wait_group_text(api: BotAPIEmulator, fragment: str, count: int = 1) -> None:
-    api.wait_for(lambda: sum(fragment in t for t in group_texts(api)) >= count, 60,
-                 what=f"{count}x {fragment!r} in the group")
+    api.wait_for(
+        lambda: sum(fragment in t for t in group_texts(api)) >= count, 60, what=f"{count}x {fragment!r} in the group"
+    )
 
 
 def answers(api: BotAPIEmulator) -> list[str]:
@@ -73,8 +73,11 @@ def test_private_photo_is_never_painted_into_a_group(make_bot, emulator: BotAPIE
     assert app.store.get_dialog(user.id).content_file_id == private_photo["photo"][-1]["file_id"]
     # A style in the group paints the group's photo, into the group only.
     photo_in_group(user, picture((64, 64), (20, 20, 220)), reply_to=emulator.bot_messages(GROUP)[-1]["message_id"])
-    emulator.wait_for(lambda: any(m.get("photo") and "px" in (m.get("caption") or "")
-                                  for m in emulator.bot_messages(GROUP)), 90, what="the group's result")
+    emulator.wait_for(
+        lambda: any(m.get("photo") and "px" in (m.get("caption") or "") for m in emulator.bot_messages(GROUP)),
+        90,
+        what="the group's result",
+    )
     job = app.store.last_job(user.id)
     assert job.chat_id == GROUP and job.content_file_id == group_photo["photo"][-1]["file_id"]
     assert not user.results()  # nothing went to the private chat
@@ -95,8 +98,9 @@ def test_buttons_act_only_in_their_own_chat(make_bot, emulator: BotAPIEmulator):
     # The private result's buttons, replayed on a group message: out of date, nothing sent there.
     for n, data in enumerate((f"full:{job.id}", f"rerun:{job.id}:stronger", f"restyle:{job.id}"), 1):
         emulator.send_callback_query(user.id, group_message, data, chat_id=GROUP)
-        emulator.wait_for(lambda n=n: sum(STALE in a for a in answers(emulator)) >= n, 30,
-                          what=f"stale answer to {data}")
+        emulator.wait_for(
+            lambda n=n: sum(STALE in a for a in answers(emulator)) >= n, 30, what=f"stale answer to {data}"
+        )
     # A recent style picked in the group needs the group's own photo; the private one has none now.
     user.photo(picture((100, 70), (200, 200, 20)))  # private dialog: waiting for a style
     user.wait_text("tap one of your recent styles")
@@ -156,8 +160,18 @@ def test_resent_button_press_makes_no_second_job(make_bot, emulator: BotAPIEmula
 
 def test_handled_update_ids_are_kept_across_restarts(tmp_path: Path):
     """Without the saved offset (an older file, or Telegram re-sending anyway) the ids still tell."""
-    raw = [{"update_id": 41, "message": {"message_id": 1, "date": 0, "chat": {"id": 5, "type": "private"},
-                                         "from": {"id": 5, "is_bot": False, "first_name": "A"}, "text": "hi"}}]
+    raw = [
+        {
+            "update_id": 41,
+            "message": {
+                "message_id": 1,
+                "date": 0,
+                "chat": {"id": 5, "type": "private"},
+                "from": {"id": 5, "is_bot": False, "first_name": "A"},
+                "text": "hi",
+            },
+        }
+    ]
     store = Store(tmp_path / "db.sqlite3")
     assert [u.update_id for u in parse_updates(raw, store, 42)] == [41]
     assert parse_updates(raw, store, 42) == []
@@ -174,7 +188,9 @@ def test_handled_update_ids_are_kept_across_restarts(tmp_path: Path):
 def test_forget_scrubs_every_file_and_keeps_the_rate_limit(make_bot, emulator: BotAPIEmulator, tmp_path: Path):
     app = make_bot(rate_limit=1)
     user = User(emulator, 987654321)
-    sent = [user.photo(picture((120, 80))), ]
+    sent = [
+        user.photo(picture((120, 80))),
+    ]
     user.wait_text("Got the photo")
     sent.append(user.photo(picture((64, 64), (20, 20, 220))))
     user.wait_result()
@@ -264,7 +280,9 @@ def old_database(path: Path, jobs: list[tuple]) -> None:
     db.executescript(OLD_SCHEMA)
     db.executemany(
         "INSERT INTO jobs (id, user_id, chat_id, lang, content_file_id, style_file_id, size, strength, "
-        "keep_colors, status, created_at, attempts) VALUES (?, ?, ?, 'en', ?, ?, ?, 1.0, 0, 'queued', ?, 0)", jobs)
+        "keep_colors, status, created_at, attempts) VALUES (?, ?, ?, 'en', ?, ?, ?, 1.0, 0, 'queued', ?, 0)",
+        jobs,
+    )
     db.execute("INSERT INTO dialogs VALUES (?, 'style', 'old-photo', ?)", (jobs[0][1], time.time()))
     db.commit()
     db.close()
@@ -318,14 +336,28 @@ def test_malformed_callbacks_get_the_stale_answer(make_bot, emulator: BotAPIEmul
     make_bot()
     user = User(emulator, 2501)
     user.say("/settings")
-    message = emulator.wait_for(lambda: next((m for m in user.messages() if m.get("reply_markup")), None), 30,
-                                what="the settings keyboard")
-    bad = ["set:", "set:size", "set:size:", "set:colors:", "rerun:", "rerun:nope:stronger", "style:x", "style:",
-           "full:", ""]
+    message = emulator.wait_for(
+        lambda: next((m for m in user.messages() if m.get("reply_markup")), None), 30, what="the settings keyboard"
+    )
+    bad = [
+        "set:",
+        "set:size",
+        "set:size:",
+        "set:colors:",
+        "rerun:",
+        "rerun:nope:stronger",
+        "style:x",
+        "style:",
+        "full:",
+        "",
+    ]
     for data in bad:
         emulator.send_callback_query(user.id, message["message_id"], data)
-    emulator.wait_for(lambda: sum(STALE in a for a in answers(emulator)) == len(bad), 30,
-                      what="every malformed press answered as stale")
+    emulator.wait_for(
+        lambda: sum(STALE in a for a in answers(emulator)) == len(bad),
+        30,
+        what="every malformed press answered as stale",
+    )
     assert not any("went wrong" in t for t in user.seen())
 
 
@@ -350,8 +382,17 @@ def chats_and_privacy(store) -> list:
     seen.append([i.file_id for i in store.add_album_item("g", 5, 2, "b", None)])  # same group id, other chat
     seen.append([i.file_id for i in store.add_album_item("g", 5, 3, "c", None, chat_id=GROUP)])
     for n in range(2):
-        store.create_job(Job(user_id=5, chat_id=GROUP, content_file_id="x", style_file_id="y", size=64,
-                             id=f"j{n}", status=JobStatus.DONE))
+        store.create_job(
+            Job(
+                user_id=5,
+                chat_id=GROUP,
+                content_file_id="x",
+                style_file_id="y",
+                size=64,
+                id=f"j{n}",
+                status=JobStatus.DONE,
+            )
+        )
     seen.append(len(store.jobs_created_since(5, time.time() - 60)))
     seen.append(sorted(store.forget_user(5)))
     seen.append((store.get_dialog(5), store.get_dialog(5, GROUP), store.last_job(5)))

@@ -50,7 +50,7 @@ def test_download_drop_stall_and_size_cap(emulator: BotAPIEmulator) -> None:
     data = emulator.file_bytes(fid)
     emulator.drop_next("file")
     assert tg.download(fid) == data
-    emulator.stall_next("file", 100, after=200)          # mid-body
+    emulator.stall_next("file", 100, after=200)  # mid-body
     assert tg.download(fid) == data
     assert emulator.downloads(fid) == ["drop", "ok", "stall", "ok"]
     emulator.stall_next("file", 100, times=3)
@@ -70,7 +70,7 @@ def test_method_answer_cut_short_or_stalled_is_retried(emulator: BotAPIEmulator,
     from stylebot.tg import use_api_url
 
     use_api_url(emulator.base_url)
-    monkeypatch.setattr(apihelper, "READ_TIMEOUT", 1)   # telebot's (process-wide) read timeout for methods
+    monkeypatch.setattr(apihelper, "READ_TIMEOUT", 1)  # telebot's (process-wide) read timeout for methods
     tg = Telegram(telebot.TeleBot(emulator.token, threaded=False), backoff=0.05)
     emulator.drop_next("getMe")
     assert tg.call(tg.bot.get_me).id == emulator.bot_user["id"]
@@ -82,7 +82,7 @@ def test_method_answer_cut_short_or_stalled_is_retried(emulator: BotAPIEmulator,
 def test_stall_at_receipt_does_not_hold_up_another_user(emulator: BotAPIEmulator, make_bot) -> None:
     # 1001 and 1005 shared a shard of the old ``user % 4`` dispatcher, and the download had no timeout.
     app = make_bot()
-    shorten(app.tg, read=4.0, total=60.0)   # A's check takes ~16 s: four stalled attempts
+    shorten(app.tg, read=4.0, total=60.0)  # A's check takes ~16 s: four stalled attempts
     a, b = User(emulator, 1001), User(emulator, 1005)
     emulator.stall_next("file", 100, times=10)
     fid = file_id_of(a.photo(picture()))
@@ -92,7 +92,7 @@ def test_stall_at_receipt_does_not_hold_up_another_user(emulator: BotAPIEmulator
     assert not any(BAD_DOWNLOAD in t for t in a.texts()), "B was answered only after A's download gave up"
     a.wait_text(BAD_DOWNLOAD, timeout=60)
     assert emulator.downloads(fid) == ["stall"] * 4
-    assert not any(ASK_STYLE in t for t in a.texts())   # the dialog stayed at "send a photo"
+    assert not any(ASK_STYLE in t for t in a.texts())  # the dialog stayed at "send a photo"
 
 
 def test_stall_at_job_time_ends_the_job_and_the_next_one_runs(emulator: BotAPIEmulator, make_bot) -> None:
@@ -109,7 +109,7 @@ def test_stall_at_job_time_ends_the_job_and_the_next_one_runs(emulator: BotAPIEm
     b.photo(picture((90, 90), (240, 220, 20)))
     failed = texts.t("en", "bad_content_later", reason=BAD_DOWNLOAD)
     a.wait_text(failed, timeout=60)
-    b.wait_result(timeout=90)   # the only worker moved on
+    b.wait_result(timeout=90)  # the only worker moved on
     assert a.results() == []
     assert "stall" in emulator.downloads(content)
 
@@ -122,7 +122,7 @@ def test_drop_mid_body_at_job_time_is_retried(emulator: BotAPIEmulator, make_bot
     emulator.drop_next("file", file_id=content)
     user.photo(picture((90, 90), (40, 40, 200)))
     user.wait_result(timeout=90)
-    assert emulator.downloads(content) == ["ok", "drop", "ok"]   # receipt, the job's cut try, its retry
+    assert emulator.downloads(content) == ["ok", "drop", "ok"]  # receipt, the job's cut try, its retry
     assert not any(texts.t("en", "failed") in t for t in user.seen())
 
 
@@ -147,9 +147,18 @@ def web(emulator: BotAPIEmulator, tmp_path: Path) -> Iterator[Web]:
     with redis_server(tmp_path / "redis") as redis_url:
         port = free_port()
         url = f"http://127.0.0.1:{port}/telegram"
-        config = Config(token=emulator.token, api_url=emulator.base_url, data_dir=tmp_path / "data",
-                        weights=weights_path() or tmp_path / "none.pth", device="cpu", redis_url=redis_url,
-                        mode="webhook", webhook_url=url, webhook_secret=SECRET, port=port)
+        config = Config(
+            token=emulator.token,
+            api_url=emulator.base_url,
+            data_dir=tmp_path / "data",
+            weights=weights_path() or tmp_path / "none.pth",
+            device="cpu",
+            redis_url=redis_url,
+            mode="webhook",
+            webhook_url=url,
+            webhook_secret=SECRET,
+            port=port,
+        )
         app = webhook.WebhookApp(config, host="127.0.0.1", read_timeout=1.0, request_deadline=4.0)
         app.start()
         try:
@@ -175,13 +184,15 @@ def closed_by_server(sock: socket.socket) -> bool:
 def test_webhook_slow_clients_cannot_pin_the_server(emulator: BotAPIEmulator, web: Web) -> None:
     user = User(emulator, 2001)
     slow = []
-    for _ in range(200):   # half a header, then silence
+    for _ in range(200):  # half a header, then silence
         sock = socket.create_connection(("127.0.0.1", web.port), timeout=10)
         sock.sendall(b"POST /telegram HTTP/1.1\r\nHost: x\r\nContent-Le")
         slow.append(sock)
     liar = socket.create_connection(("127.0.0.1", web.port), timeout=10)
-    liar.sendall(b"POST /telegram HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n"
-                 b"X-Telegram-Bot-Api-Secret-Token: " + SECRET.encode() + b"\r\n\r\n{\"update_id\"")
+    liar.sendall(
+        b"POST /telegram HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n"
+        b"X-Telegram-Bot-Api-Secret-Token: " + SECRET.encode() + b'\r\n\r\n{"update_id"'
+    )
     huge = socket.create_connection(("127.0.0.1", web.port), timeout=10)
     huge.sendall(b"POST /telegram HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000000\r\n\r\n")
 
@@ -207,12 +218,22 @@ def test_webhook_slow_clients_cannot_pin_the_server(emulator: BotAPIEmulator, we
     dribbler.start()
 
     # A real update, POSTed directly while all of that is open: answered 200 at once.
-    update = {"update_id": 777001, "message": {"message_id": 1, "date": 0, "chat": {"id": 2002, "type": "private"},
-                                               "from": {"id": 2002, "is_bot": False, "first_name": "Bo"},
-                                               "text": "/help"}}
-    request = urllib.request.Request(web.url, json.dumps(update).encode(), method="POST",
-                                     headers={"Content-Type": "application/json",
-                                              "X-Telegram-Bot-Api-Secret-Token": SECRET})
+    update = {
+        "update_id": 777001,
+        "message": {
+            "message_id": 1,
+            "date": 0,
+            "chat": {"id": 2002, "type": "private"},
+            "from": {"id": 2002, "is_bot": False, "first_name": "Bo"},
+            "text": "/help",
+        },
+    }
+    request = urllib.request.Request(
+        web.url,
+        json.dumps(update).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": SECRET},
+    )
     with urllib.request.urlopen(request, timeout=5) as response:
         assert response.status == 200
     # And one through Telegram's (the emulator's) webhook delivery, answered by the bot.

@@ -82,7 +82,8 @@ def send_pair(user: User, content=(120, 80), style=(64, 64)) -> None:
 
 
 def test_full_disk_does_not_kill_the_worker_and_work_resumes_when_space_returns(
-        make_bot, emulator, engine, monkeypatch, caplog):
+    make_bot, emulator, engine, monkeypatch, caplog
+):
     caplog.set_level(logging.INFO)
     app = make_bot()
     app.queue.retry_max = 0.5
@@ -103,8 +104,9 @@ def test_full_disk_does_not_kill_the_worker_and_work_resumes_when_space_returns(
 
     # The result is still delivered (from memory: the PNG could not be saved, so no "Full quality" button).
     result = first.wait_result(timeout=90)
-    assert not any(b.get("callback_data", "").startswith("full:")
-                   for row in result["reply_markup"]["inline_keyboard"] for b in row)
+    assert not any(
+        b.get("callback_data", "").startswith("full:") for row in result["reply_markup"]["inline_keyboard"] for b in row
+    )
     emulator.wait_for(lambda: not app.health.ok, timeout=30, what="health to turn degraded")
     assert app.health.reason == "disk full"
     assert app.queue.alive_workers() == 1
@@ -117,8 +119,11 @@ def test_full_disk_does_not_kill_the_worker_and_work_resumes_when_space_returns(
     emulator.wait_for(lambda: app.health.ok, timeout=60, what="health to come back")
     second.wait_result(timeout=90)  # the queued job ran after space returned, without a restart
     store = Store(app.config.db_path)
-    emulator.wait_for(lambda: store.last_job(first.id).status == JobStatus.DONE, timeout=30,
-                      what="the first job's DONE to be recorded once the store took writes again")
+    emulator.wait_for(
+        lambda: store.last_job(first.id).status == JobStatus.DONE,
+        timeout=30,
+        what="the first job's DONE to be recorded once the store took writes again",
+    )
     assert len(first.results()) == 1  # recorded late, not run twice
     assert app.queue.alive_workers() == 1
     log = caplog.text
@@ -156,7 +161,8 @@ def _old_message(emulator, chat_id: int, text: str) -> int:
 
 
 def test_crash_looping_job_is_given_up_with_a_reason_and_resumed_jobs_lose_their_old_preview(
-        make_bot, emulator, tmp_path):
+    make_bot, emulator, tmp_path
+):
     doomed, survivor = User(emulator, 5301), User(emulator, 5302)
     # Files the users really sent (the resumed job downloads them by file_id).
     emulator.send_text(doomed.id, "hello")  # the chat exists: the bot wrote there in its earlier life
@@ -166,8 +172,16 @@ def test_crash_looping_job_is_given_up_with_a_reason_and_resumed_jobs_lose_their
     jobs = {}
     for user, attempts in ((doomed, MAX_CRASHES), (survivor, 2)):
         preview = _old_message(emulator, user.id, "Painting… 40% (old preview)")
-        job = Job(user_id=user.id, chat_id=user.id, content_file_id=photo, style_file_id=style, size=48,
-                  status=JobStatus.RUNNING, attempts=attempts, status_message_id=preview)
+        job = Job(
+            user_id=user.id,
+            chat_id=user.id,
+            content_file_id=photo,
+            style_file_id=style,
+            size=48,
+            status=JobStatus.RUNNING,
+            attempts=attempts,
+            status_message_id=preview,
+        )
         store.create_job(job)
         jobs[user.id] = job
     store.close()
@@ -179,8 +193,11 @@ def test_crash_looping_job_is_given_up_with_a_reason_and_resumed_jobs_lose_their
     for user in (doomed, survivor):
         assert not any("old preview" in t for t in user.texts())  # the stale preview was removed
     assert app.store.get_job(jobs[doomed.id].id).status == JobStatus.FAILED
-    emulator.wait_for(lambda: app.store.get_job(jobs[survivor.id].id).status == JobStatus.DONE, timeout=30,
-                      what="the resumed job to be recorded done")
+    emulator.wait_for(
+        lambda: app.store.get_job(jobs[survivor.id].id).status == JobStatus.DONE,
+        timeout=30,
+        what="the resumed job to be recorded done",
+    )
 
 
 def test_fifty_queued_users_get_at_most_three_position_edits_each(make_bot, emulator, engine):
@@ -225,11 +242,19 @@ def test_webhook_healthz_says_ok_or_503_with_the_reason(emulator, tmp_path, redi
 
     with redis_server(tmp_path / "redis") as url:
         port = free_port()
-        config = Config(token=emulator.token, api_url=emulator.base_url, data_dir=tmp_path / "data",
-                        mode="webhook", redis_url=url, webhook_url=f"http://127.0.0.1:{port}/telegram", port=port)
+        config = Config(
+            token=emulator.token,
+            api_url=emulator.base_url,
+            data_dir=tmp_path / "data",
+            mode="webhook",
+            redis_url=url,
+            webhook_url=f"http://127.0.0.1:{port}/telegram",
+            port=port,
+        )
         app = WebhookApp(config, host="127.0.0.1").start()
         try:
             import requests
+
             health = f"http://127.0.0.1:{port}/healthz"
             assert requests.get(health, timeout=10).status_code == 200
             if redis_up:

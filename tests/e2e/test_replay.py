@@ -35,16 +35,25 @@ def db_path(data: Path) -> Path:
 
 def queued_sends(emulator: BotAPIEmulator, user: User) -> list[str]:
     """Every "queued" message the bot sent this user (the calls: the message is edited later)."""
-    sent = [str(c.params.get("text") or "") for c in emulator.calls("sendMessage")
-            if str(c.params.get("chat_id")) == str(user.id)]
+    sent = [
+        str(c.params.get("text") or "")
+        for c in emulator.calls("sendMessage")
+        if str(c.params.get("chat_id")) == str(user.id)
+    ]
     return [t for t in sent if t.startswith(QUEUED)]
 
 
 def message_update(update_id: int, user_id: int, text: str, message_id: int = 1) -> dict[str, Any]:
-    return {"update_id": update_id,
-            "message": {"message_id": message_id, "date": 1700000000, "text": text,
-                        "chat": {"id": user_id, "type": "private"},
-                        "from": {"id": user_id, "is_bot": False, "first_name": "A", "language_code": "en"}}}
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": message_id,
+            "date": 1700000000,
+            "text": text,
+            "chat": {"id": user_id, "type": "private"},
+            "from": {"id": user_id, "is_bot": False, "first_name": "A", "language_code": "en"},
+        },
+    }
 
 
 def _stop(bot: subprocess.Popen) -> None:
@@ -74,8 +83,11 @@ def test_a_style_replayed_after_a_kill_makes_no_second_job_nor_queued_message(em
         store = Store(db_path(data))
         try:
             # The replayed style handler ran to its end: the style remembered, the dialog over.
-            emulator.wait_for(lambda: [s.file_id for s in store.recent_styles(user.id)] == [style_id], 60,
-                              what="the replayed style update to be handled")
+            emulator.wait_for(
+                lambda: [s.file_id for s in store.recent_styles(user.id)] == [style_id],
+                60,
+                what="the replayed style update to be handled",
+            )
             assert store.get_dialog(user.id).step == STEP_CONTENT
             emulator.wait_for(lambda: not store.unfinished_updates(), 30, what="the replay to be finished")
             jobs = store._db().execute("SELECT COUNT(*) FROM jobs WHERE user_id = ?", (user.id,)).fetchone()[0]
@@ -89,15 +101,16 @@ def test_a_style_replayed_after_a_kill_makes_no_second_job_nor_queued_message(em
         _stop(bot)
 
 
-def test_an_unfinished_update_is_handled_at_start_and_then_finished(make_bot, emulator: BotAPIEmulator,
-                                                                    tmp_path: Path):
+def test_an_unfinished_update_is_handled_at_start_and_then_finished(make_bot, emulator: BotAPIEmulator, tmp_path: Path):
     """What a dead process leaves (taken, raw JSON kept) is answered by the next one before it polls;
     one telebot cannot parse is marked finished instead of being replayed at every start."""
     user = User(emulator, 8302)
     store = Store(db_path(tmp_path / "data"))
     broken = {"update_id": 501, "message": {"message_id": "not a number"}}
-    assert store.accept_updates([500, 501], None, raw={500: message_update(500, user.id, "/help"), 501: broken}) \
-        == [500, 501]
+    assert store.accept_updates([500, 501], None, raw={500: message_update(500, user.id, "/help"), 501: broken}) == [
+        500,
+        501,
+    ]
     store.close()
     user.say("/start")  # waits in Telegram's queue: polled only after the replay
     app = make_bot()
@@ -129,10 +142,14 @@ def test_forget_removes_the_users_pending_raw_updates(tmp_path: Path):
     store = Store(path)
     gone, kept = 77012345, 77054321
     photo = message_update(11, gone, "")
-    photo["message"]["photo"] = [{"file_id": "secret-file-id-of-77012345", "file_unique_id": "u1",
-                                  "width": 90, "height": 60}]
-    store.accept_updates([11, 12, 13], 14, raw={11: photo, 12: message_update(12, gone, "/forget", 2),
-                                                13: message_update(13, kept, "/help")})
+    photo["message"]["photo"] = [
+        {"file_id": "secret-file-id-of-77012345", "file_unique_id": "u1", "width": 90, "height": 60}
+    ]
+    store.accept_updates(
+        [11, 12, 13],
+        14,
+        raw={11: photo, 12: message_update(12, gone, "/forget", 2), 13: message_update(13, kept, "/help")},
+    )
     store.finish_update(12)  # a finished one keeps neither its JSON nor its sender
     store.forget_user(gone)
     assert [u["update_id"] for u in store.unfinished_updates()] == [13]

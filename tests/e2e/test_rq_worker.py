@@ -33,8 +33,9 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def runtime(emulator: BotAPIEmulator, engine: Any, tmp_path: Path, redis_url: str) -> Iterator[Any]:
     from stylebot.scaleout.worker import WorkerRuntime
 
-    config = Config(token=emulator.token, api_url=emulator.base_url, data_dir=tmp_path / "data",
-                    device="cpu", redis_url=redis_url)
+    config = Config(
+        token=emulator.token, api_url=emulator.base_url, data_dir=tmp_path / "data", device="cpu", redis_url=redis_url
+    )
     rt = WorkerRuntime(config, engine=engine)
     yield rt
     rt.close()
@@ -64,7 +65,8 @@ def test_requeued_job_replaces_its_old_status_message(runtime: Any, emulator: Bo
 
 
 def test_worker_gives_up_a_job_that_crashed_it_too_often_with_the_reason(
-        runtime: Any, emulator: BotAPIEmulator) -> None:
+    runtime: Any, emulator: BotAPIEmulator
+) -> None:
     user = User(emulator, 302)
     user.say("hi")
     status = runtime.tg.send_text(user.id, texts.t("en", "queued_next"))

@@ -32,8 +32,10 @@ from stylebot.jobs.job import Job, JobStatus
 from stylebot.playground.emulator import BotAPIEmulator
 
 SECRET = "s3cret-for-tests"
-pytestmark = pytest.mark.skipif(weights_path() is None, reason="VGG weights not found: set STYLEBOT_WEIGHTS "
-                                "or put vgg19_cache.pth in the project root (see README)")
+pytestmark = pytest.mark.skipif(
+    weights_path() is None,
+    reason="VGG weights not found: set STYLEBOT_WEIGHTS or put vgg19_cache.pth in the project root (see README)",
+)
 
 
 @dataclass
@@ -52,8 +54,12 @@ class Cluster:
     def start_web(self) -> subprocess.Popen:
         port = self.webhook_url.split(":")[2].split("/")[0]
         log = self.tmp / "web.log"
-        self.web = spawn_bot(self.api, self.tmp / "web-data", log,
-                             **self.env(STYLEBOT_MODE="webhook", PORT=port, STYLEBOT_WEBHOOK_URL=self.webhook_url))
+        self.web = spawn_bot(
+            self.api,
+            self.tmp / "web-data",
+            log,
+            **self.env(STYLEBOT_MODE="webhook", PORT=port, STYLEBOT_WEBHOOK_URL=self.webhook_url),
+        )
         self.logs[self.web.pid] = log
         return self.web
 
@@ -72,8 +78,9 @@ class Cluster:
         return self.logs[pid].read_text(errors="replace")
 
     def all_logs(self) -> str:
-        return "\n".join(f"--- {path.name} ---\n{path.read_text(errors='replace')[-3000:]}"
-                         for path in self.logs.values())
+        return "\n".join(
+            f"--- {path.name} ---\n{path.read_text(errors='replace')[-3000:]}" for path in self.logs.values()
+        )
 
 
 @pytest.fixture(scope="module")
@@ -156,9 +163,16 @@ def post(url: str, body: dict, secret: str | None) -> int:
 
 
 def test_wrong_secret_is_refused_with_403(cluster) -> None:
-    update = {"update_id": 999999, "message": {"message_id": 1, "date": 0, "chat": {"id": 5, "type": "private"},
-                                               "from": {"id": 5, "is_bot": False, "first_name": "Eve"},
-                                               "text": "/start"}}
+    update = {
+        "update_id": 999999,
+        "message": {
+            "message_id": 1,
+            "date": 0,
+            "chat": {"id": 5, "type": "private"},
+            "from": {"id": 5, "is_bot": False, "first_name": "Eve"},
+            "text": "/start",
+        },
+    }
     assert post(cluster.webhook_url, update, "not-the-secret") == 403
     assert post(cluster.webhook_url, update, None) == 403
     assert post(cluster.webhook_url.replace("/telegram", "/other"), update, SECRET) == 404
@@ -201,8 +215,11 @@ def test_duplicated_update_is_handled_once(cluster) -> None:
     user.wait_text("/settings", timeout=30)
     time.sleep(0.5)  # the emulator records the update as delivered once our 200 reaches it
     assert cluster.api.redeliver_last_update() == 200
-    cluster.api.wait_for(lambda: "already handled; ignored" in cluster.log_of(cluster.web.pid), 10,
-                         what="the web process to recognise the re-sent update")
+    cluster.api.wait_for(
+        lambda: "already handled; ignored" in cluster.log_of(cluster.web.pid),
+        10,
+        what="the web process to recognise the re-sent update",
+    )
     time.sleep(1.0)
     assert len(user.messages()) == 1, user.texts()
 
@@ -212,8 +229,11 @@ def test_worker_killed_mid_job_loses_nothing(cluster, store) -> None:
     chat_once(user, picture((120, 80)), picture((90, 90), (20, 200, 200)))
     # Killed the moment Redis says it runs (deterministic on any machine speed): from the
     # system's point of view this is the same as dying mid-painting; only the lease can tell.
-    job = api.wait_for(lambda: (j := store.active_job(105)) and j.status == JobStatus.RUNNING and
-                       store.owner(j.id) and j, 60, what="the job to start")
+    job = api.wait_for(
+        lambda: (j := store.active_job(105)) and j.status == JobStatus.RUNNING and store.owner(j.id) and j,
+        60,
+        what="the job to start",
+    )
     victim_pid = int(store.owner(job.id).rsplit(":", 1)[1])
     victim = next(w for w in cluster.workers if w.pid == victim_pid)
     os.kill(victim_pid, signal.SIGKILL)
@@ -227,8 +247,9 @@ def test_worker_killed_mid_job_loses_nothing(cluster, store) -> None:
     survivor = cluster.alive_workers()[0]
     assert f"job {job.id}: started" in cluster.log_of(survivor.pid)
     resumed = texts.t("en", "resumed", position=1)  # the status message, since deleted: look at the calls
-    assert any(c.params.get("text") == resumed and str(c.params.get("chat_id")) == "105"
-               for c in api.calls("sendMessage"))
+    assert any(
+        c.params.get("text") == resumed and str(c.params.get("chat_id")) == "105" for c in api.calls("sendMessage")
+    )
 
 
 def start_long_job(user: User, store) -> Job:
@@ -243,8 +264,9 @@ def start_long_job(user: User, store) -> Job:
     user.press(menu, "set:size:1024")
     user.api.wait_for(lambda: store.get_settings(user.id).size == 1024, 30, what="the size setting")
     chat_once(user, picture((1200, 800)), picture((90, 90), (90, 20, 200)))
-    job = user.api.wait_for(lambda: (j := store.active_job(user.id)) and j.status == JobStatus.RUNNING and j,
-                            60, what="the job to start")
+    job = user.api.wait_for(
+        lambda: (j := store.active_job(user.id)) and j.status == JobStatus.RUNNING and j, 60, what="the job to start"
+    )
     user.wait_text("%", timeout=60)  # a progress edit: the engine is mid-painting
     return job
 
@@ -274,8 +296,9 @@ def one_worker_left(cluster: Cluster) -> subprocess.Popen:
     if not alive:
         alive = [cluster.start_worker()]
     pids = {alive[0].pid}
-    cluster.api.wait_for(lambda: _live_worker_count(cluster.redis_url, pids) == 1, 120,
-                         what="the one RQ worker left registered")
+    cluster.api.wait_for(
+        lambda: _live_worker_count(cluster.redis_url, pids) == 1, 120, what="the one RQ worker left registered"
+    )
     return alive[0]
 
 

@@ -1,4 +1,4 @@
-""""How it was painted": the timelapse under a result, over HTTP with the real engine and telebot client."""
+""" "How it was painted": the timelapse under a result, over HTTP with the real engine and telebot client."""
 
 from __future__ import annotations
 
@@ -27,20 +27,25 @@ def gif_frames(data: bytes) -> list[Image.Image]:
 
 
 def answers(emulator: BotAPIEmulator, query_id: str) -> list[str]:
-    return [c.params.get("text") or "" for c in emulator.calls("answerCallbackQuery")
-            if str(c.params.get("callback_query_id")) == query_id]
+    return [
+        c.params.get("text") or ""
+        for c in emulator.calls("answerCallbackQuery")
+        if str(c.params.get("callback_query_id")) == query_id
+    ]
 
 
 def test_timelapse_button_sends_an_animation_of_the_painting(make_bot, emulator: BotAPIEmulator, user: User):
     make_bot()
     result = first_result(user)
     button = user.button(result, "lapse:")
-    assert ("🎞 How it was painted", button) in [(b["text"], b["callback_data"])
-                                                for row in result["reply_markup"]["inline_keyboard"] for b in row]
+    assert ("🎞 How it was painted", button) in [
+        (b["text"], b["callback_data"]) for row in result["reply_markup"]["inline_keyboard"] for b in row
+    ]
 
     user.press(result, button)
-    message = emulator.wait_for(lambda: [m for m in user.messages() if m.get("animation")], timeout=30,
-                                what="the timelapse animation")[0]
+    message = emulator.wait_for(
+        lambda: [m for m in user.messages() if m.get("animation")], timeout=30, what="the timelapse animation"
+    )[0]
     assert [c.status for c in emulator.calls("sendAnimation")] == [200]
     data = emulator.file_bytes(message["animation"]["file_id"])
     assert len(data) <= 2 * 1024 * 1024
@@ -53,6 +58,7 @@ def test_timelapse_button_sends_an_animation_of_the_painting(make_bot, emulator:
     assert message["animation"]["width"] == width and message["animation"]["height"] == height
     # It ends on the painting that was delivered (held), and starts from something else: the photo.
     final = user.result_image(result).convert("RGB").resize((width, height))
+
     def distance(a: Image.Image, b: Image.Image) -> float:
         return sum(ImageStat.Stat(ImageChops.difference(a, b)).mean)
 

@@ -64,7 +64,7 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(edges.get(node, ())):
             if state.get(nxt) == 1:
-                return [*stack[stack.index(nxt):], nxt]
+                return [*stack[stack.index(nxt) :], nxt]
             if nxt not in state and (cycle := visit(nxt)):
                 return cycle
         stack.pop()
@@ -114,8 +114,13 @@ def test_the_bot_knows_nothing_of_tensors(part: str) -> None:
     for name, path in project_modules().items():
         if name.startswith(part):
             tree = ast.parse(path.read_text())
-            imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
-                        for alias in node.names}
-            imported |= {(node.module or "").split(".")[0] for node in ast.walk(tree)
-                         if isinstance(node, ast.ImportFrom)}
+            imported = {
+                alias.name.split(".")[0]
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Import)
+                for alias in node.names
+            }
+            imported |= {
+                (node.module or "").split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+            }
             assert not imported & {"torch", "torchvision", "numpy"}, f"{name} imports {imported & {'torch'}}"

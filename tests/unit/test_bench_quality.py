@@ -32,8 +32,9 @@ def test_ssim_is_one_for_the_same_image_and_lower_for_noise() -> None:
 def test_ssim_matches_scikit_image() -> None:
     metrics = pytest.importorskip("skimage.metrics")
     x, y = _pictures()
-    ref = metrics.structural_similarity(x, y, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-                                        data_range=255)
+    ref = metrics.structural_similarity(
+        x, y, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255
+    )
     assert quality.ssim(x, y) == pytest.approx(ref, abs=1e-9)
 
 

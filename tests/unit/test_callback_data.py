@@ -92,18 +92,32 @@ def test_keyboards_carry_the_contract_strings() -> None:
     ticked = [b.text for row in settings.keyboard for b in row if b.text.startswith("✓")]
     assert len(ticked) == 2  # the size and the strength in use
 
-    job = Job(user_id=7, chat_id=7, content_file_id="c", style_file_id="s", size=48, strength=1.0,
-              keep_colors=False, lang="en")
+    job = Job(
+        user_id=7,
+        chat_id=7,
+        content_file_id="c",
+        style_file_id="s",
+        size=48,
+        strength=1.0,
+        keep_colors=False,
+        lang="en",
+    )
     assert buttons(keyboards.result_buttons(job)) == [
         [f"rerun:{job.id}:stronger", f"rerun:{job.id}:weaker"],
         [f"restyle:{job.id}", f"full:{job.id}"],
         [f"mixwith:{job.id}"],
     ]
     mixed = dataclasses.replace(job, style2_file_id="s2", mix=0.75)
-    assert buttons(keyboards.result_buttons(mixed))[-1] == [f"mix:{mixed.id}:25", f"mix:{mixed.id}:50",
-                                                            f"mix:{mixed.id}:75"]
+    assert buttons(keyboards.result_buttons(mixed))[-1] == [
+        f"mix:{mixed.id}:25",
+        f"mix:{mixed.id}:50",
+        f"mix:{mixed.id}:75",
+    ]
     assert keyboards.parse(keyboards.MIX, f"mix:{mixed.id}:75") == {"@": "mix", "job_id": mixed.id, "share": "75"}
     assert keyboards.parse(keyboards.MIX, f"mixwith:{mixed.id}") is None  # prefixes do not overlap
     assert buttons(keyboards.result_buttons(job, full=False))[1] == [f"restyle:{job.id}"]
-    assert [d for row in buttons(keyboards.recent_style_buttons("en", 3)) for d in row] == \
-        ["style:1", "style:2", "style:3"]
+    assert [d for row in buttons(keyboards.recent_style_buttons("en", 3)) for d in row] == [
+        "style:1",
+        "style:2",
+        "style:3",
+    ]

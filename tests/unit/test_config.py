@@ -69,8 +69,11 @@ def test_webhook_mode_needs_redis() -> None:
 
 def test_token_and_secrets_stay_out_of_repr_and_describe() -> None:
     config = Config.from_env(
-        {"TELEGRAM_BOT_TOKEN": TOKEN, "REDIS_URL": "redis://:hunter2@localhost/0",
-         "STYLEBOT_WEBHOOK_SECRET": "s3cret-value"},
+        {
+            "TELEGRAM_BOT_TOKEN": TOKEN,
+            "REDIS_URL": "redis://:hunter2@localhost/0",
+            "STYLEBOT_WEBHOOK_SECRET": "s3cret-value",
+        },
         dotenv=None,
     )
     for shown in (repr(config), config.describe()):

@@ -20,11 +20,18 @@ WAIT = 10.0
 
 
 def update(update_id: int, user_id: int, text: str) -> types.Update:
-    return types.Update.de_json({
-        "update_id": update_id,
-        "message": {"message_id": update_id, "date": 0, "chat": {"id": user_id, "type": "private"},
-                    "from": {"id": user_id, "is_bot": False, "first_name": "U"}, "text": text},
-    })
+    return types.Update.de_json(
+        {
+            "update_id": update_id,
+            "message": {
+                "message_id": update_id,
+                "date": 0,
+                "chat": {"id": user_id, "type": "private"},
+                "from": {"id": user_id, "is_bot": False, "first_name": "U"},
+                "text": text,
+            },
+        }
+    )
 
 
 class Recorder:

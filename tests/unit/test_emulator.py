@@ -105,7 +105,7 @@ def test_send_edit_delete_and_markup(emulator: BotAPIEmulator, bot: telebot.Tele
     with pytest.raises(ApiTelegramException) as missing:
         bot.edit_message_text("x", USER, 999)
     assert missing.value.description == "Bad Request: message to edit not found"
-    bot.edit_message_reply_markup(USER, sent.message_id)          # no markup: the keyboard goes away
+    bot.edit_message_reply_markup(USER, sent.message_id)  # no markup: the keyboard goes away
     [state] = emulator.bot_messages(USER)
     assert state["text"] == "50%" and state["edits"] == 2 and "reply_markup" not in state
     bot.delete_message(USER, sent.message_id)
@@ -118,11 +118,10 @@ def test_photo_document_media_group_and_edit_media(emulator: BotAPIEmulator, bot
     emulator.send_text(USER, "/start")
     png = image_bytes((64, 48), "PNG")
     photo = bot.send_photo(USER, png, caption="result")
-    assert emulator.file_bytes(photo.photo[-1].file_id) == png          # kept verbatim for the tests
+    assert emulator.file_bytes(photo.photo[-1].file_id) == png  # kept verbatim for the tests
     assert (photo.photo[-1].width, photo.photo[-1].height) == (64, 48)
     bot.edit_message_caption("result, again", USER, photo.message_id)
-    bot.edit_message_media(types.InputMediaPhoto(image_bytes((32, 24), "PNG"), caption="new"),
-                           USER, photo.message_id)
+    bot.edit_message_media(types.InputMediaPhoto(image_bytes((32, 24), "PNG"), caption="new"), USER, photo.message_id)
     [state] = emulator.bot_messages(USER)
     assert state["caption"] == "new" and state["photo"][-1]["width"] == 32 and state["edits"] == 2
     document = bot.send_document(USER, b"PNGDATA", visible_file_name="result.png")
@@ -152,7 +151,7 @@ def test_faults_blocked_user_and_rate_limit(emulator: BotAPIEmulator, bot: teleb
     assert limited.value.error_code == 429
     assert limited.value.result_json["parameters"] == {"retry_after": 3}
     assert limited.value.description == "Too Many Requests: retry after 3"
-    bot.send_message(USER, "hi")                                        # only the next call failed
+    bot.send_message(USER, "hi")  # only the next call failed
     emulator.fail_next("getUpdates", 502, times=2)
     for _ in range(2):
         with pytest.raises(ApiTelegramException, match="Bad Gateway"):
@@ -189,8 +188,14 @@ def test_commands_json_and_form_bodies(emulator: BotAPIEmulator, bot: telebot.Te
     assert bot.get_my_commands() == []
     emulator.send_text(USER, "/start")
     url = f"{emulator.base_url}/bot{emulator.token}/sendMessage"
-    as_json = requests.post(url, json={"chat_id": USER, "text": "json",
-                                       "reply_markup": {"inline_keyboard": [[{"text": "a", "callback_data": "a"}]]}})
+    as_json = requests.post(
+        url,
+        json={
+            "chat_id": USER,
+            "text": "json",
+            "reply_markup": {"inline_keyboard": [[{"text": "a", "callback_data": "a"}]]},
+        },
+    )
     as_form = requests.post(url, data={"chat_id": USER, "text": "form"})
     assert as_json.json()["result"]["reply_markup"]["inline_keyboard"][0][0]["text"] == "a"
     assert as_form.json()["result"]["text"] == "form"
@@ -247,9 +252,12 @@ def test_wait_for_reports_recent_calls(emulator: BotAPIEmulator, bot: telebot.Te
 
 def test_allowed_updates_replies_and_deletes(emulator: BotAPIEmulator, bot: telebot.TeleBot) -> None:
     start = emulator.send_text(USER, "/start")
-    reply = bot.send_message(USER, "pick", reply_parameters=types.ReplyParameters(start["message_id"]),
-                             reply_markup=types.InlineKeyboardMarkup().add(
-                                 types.InlineKeyboardButton("A", callback_data="a")))
+    reply = bot.send_message(
+        USER,
+        "pick",
+        reply_parameters=types.ReplyParameters(start["message_id"]),
+        reply_markup=types.InlineKeyboardMarkup().add(types.InlineKeyboardButton("A", callback_data="a")),
+    )
     assert reply.reply_to_message.text == "/start"
     emulator.press_button(USER, reply.message_id, "a")
     only_queries = bot.get_updates(allowed_updates=["callback_query"], long_polling_timeout=0)
@@ -259,8 +267,11 @@ def test_allowed_updates_replies_and_deletes(emulator: BotAPIEmulator, bot: tele
     with pytest.raises(ApiTelegramException, match="message to be replied not found"):
         bot.send_message(USER, "x", reply_parameters=types.ReplyParameters(999))
     with pytest.raises(ApiTelegramException, match="BUTTON_DATA_INVALID"):
-        bot.send_message(USER, "x", reply_markup=types.InlineKeyboardMarkup().add(
-            types.InlineKeyboardButton("long", callback_data="x" * 65)))
+        bot.send_message(
+            USER,
+            "x",
+            reply_markup=types.InlineKeyboardMarkup().add(types.InlineKeyboardButton("long", callback_data="x" * 65)),
+        )
     emulator.send_text(USER, "pending")
     bot.delete_webhook(drop_pending_updates=True)
     assert bot.get_webhook_info().pending_update_count == 0
@@ -269,10 +280,10 @@ def test_allowed_updates_replies_and_deletes(emulator: BotAPIEmulator, bot: tele
 def test_user_photo_is_upright_jpeg_and_odd_bytes_pass_through(emulator: BotAPIEmulator) -> None:
     rotated = io.BytesIO()
     exif = Image.Exif()
-    exif[0x0112] = 6                                    # "rotate 90° clockwise to display"
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
     Image.new("RGB", (200, 100), "green").save(rotated, "JPEG", exif=exif)
     photo = emulator.send_photo(USER, rotated.getvalue())["photo"]
-    assert (photo[-1]["width"], photo[-1]["height"]) == (100, 200)   # Telegram applies the orientation
+    assert (photo[-1]["width"], photo[-1]["height"]) == (100, 200)  # Telegram applies the orientation
     assert Image.open(io.BytesIO(emulator.file_bytes(photo[-1]["file_id"]))).format == "JPEG"
     broken = emulator.send_photo(USER, b"\x89PNG garbage")["photo"]
     assert len(broken) == 1 and emulator.file_bytes(broken[0]["file_id"]) == b"\x89PNG garbage"

@@ -25,8 +25,9 @@ needs_openmp = pytest.mark.skipif(not platform.threads_are_per_thread(), reason=
 
 #: Two probed levels (32 px: 12 evaluations, probed twice; 64 px: 6, probed once) in fp32, so that only the
 #: thread count can differ between runs (bf16 would add its own rounding).
-RECIPE = dataclasses.replace(model.PRESETS["default"], min_side=32, coarse_evals=12, refine_evals=((1 << 30, 6),),
-                             bf16=False)
+RECIPE = dataclasses.replace(
+    model.PRESETS["default"], min_side=32, coarse_evals=12, refine_evals=((1 << 30, 6),), bf16=False
+)
 
 
 @pytest.fixture(autouse=True)
@@ -66,13 +67,16 @@ def test_adaptive_threads_give_the_same_picture_and_log_each_level_once(caplog):
 
     caplog.clear()
     fixed = {
-        n: np.asarray(Engine(WEIGHTS, device="cpu", threads=n, adaptive=False).stylize(content, style, params),
-                      dtype=float)
+        n: np.asarray(
+            Engine(WEIGHTS, device="cpu", threads=n, adaptive=False).stylize(content, style, params), dtype=float
+        )
         for n in (1, 2)
     }
     assert [r.getMessage() for r in caplog.records if r.name == "stylebot.engine.tuning"] == [
-        "level 32x24: 1 thread (fixed)", "level 64x48: 1 thread (fixed)",
-        "level 32x24: 2 threads (fixed)", "level 64x48: 2 threads (fixed)",
+        "level 32x24: 1 thread (fixed)",
+        "level 64x48: 1 thread (fixed)",
+        "level 32x24: 2 threads (fixed)",
+        "level 64x48: 2 threads (fixed)",
     ]
     # fp32 reductions in another order: rounding only, a fraction of one grey level on average
     for n, image in fixed.items():
@@ -81,8 +85,9 @@ def test_adaptive_threads_give_the_same_picture_and_log_each_level_once(caplog):
     assert torch.get_num_threads() == 2  # the caller's own count is given back
 
 
-def _feed(chooser: tuning.LevelThreads, times: dict[int, float], n: int,
-          idle: dict[int, float] | None = None) -> list[int]:
+def _feed(
+    chooser: tuning.LevelThreads, times: dict[int, float], n: int, idle: dict[int, float] | None = None
+) -> list[int]:
     """Run ``n`` evaluations whose time (and, given ``idle``, the idle cores they saw) depends only on the
     count they ran on; return the counts used."""
     used = []

@@ -98,10 +98,15 @@ def test_catalog_without_manifest_uses_file_names(tmp_path: Path) -> None:
 
 def test_catalog_skips_manifest_entries_whose_file_is_missing(tmp_path: Path) -> None:
     Image.new("RGB", (8, 8), "red").save(tmp_path / "here.jpg")
-    (tmp_path / "manifest.json").write_text(json.dumps([
-        {"slug": "gone", "file": "gone.jpg", "name": {"en": "Gone"}},
-        {"slug": "here", "file": "here.jpg", "name": "Here", "credit": {"ru": "Кредит"}},
-    ]), encoding="utf-8")
+    (tmp_path / "manifest.json").write_text(
+        json.dumps(
+            [
+                {"slug": "gone", "file": "gone.jpg", "name": {"en": "Gone"}},
+                {"slug": "here", "file": "here.jpg", "name": "Here", "credit": {"ru": "Кредит"}},
+            ]
+        ),
+        encoding="utf-8",
+    )
     styles = load_gallery(tmp_path)
     assert [s.slug for s in styles] == ["here"]
     assert styles[0].name("ru") == "Here" and styles[0].credit_text("ru") == "Кредит"

@@ -59,8 +59,7 @@ def test_cached_gallery_rereads_a_changed_manifest(tmp_path: Path) -> None:
 
 
 def test_result_caption_credits_a_gallery_style_in_the_users_language() -> None:
-    job = Job(user_id=1, chat_id=1, content_file_id="c", style_file_id="s", size=48, lang="ru",
-              style_slug="mosaic")
+    job = Job(user_id=1, chat_id=1, content_file_id="c", style_file_id="s", size=48, lang="ru", style_slug="mosaic")
     mosaic = find_style(DEFAULT_DIR, "mosaic")
     assert mosaic is not None
     caption = result_caption(job, (48, 32), DEFAULT_DIR)

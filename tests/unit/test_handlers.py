@@ -80,8 +80,16 @@ def chat(emulator: BotAPIEmulator, tmp_path: Path) -> Iterator[Chat]:
     store = Store(tmp_path / "db.sqlite3")
     bot = telebot.TeleBot(emulator.token, threaded=False)
     queue = RecordingQueue(store)
-    handlers = Handlers(bot, store, queue, Telegram(bot), results_dir=tmp_path / "results",
-                        default_size=SIZES[0], size_choices=SIZES, rate_limit=0)
+    handlers = Handlers(
+        bot,
+        store,
+        queue,
+        Telegram(bot),
+        results_dir=tmp_path / "results",
+        default_size=SIZES[0],
+        size_choices=SIZES,
+        rate_limit=0,
+    )
     register(bot, handlers)
     try:
         yield Chat(emulator, bot, store, queue)
@@ -128,8 +136,19 @@ def test_malformed_button_gets_the_stale_answer(chat: Chat) -> None:
     chat.feed(chat.emulator.send_text(USER, "/settings"))
     message_id = chat.emulator.bot_messages(USER)[-1]["message_id"]
     stale = texts.t("en", "stale_button")
-    for n, data in enumerate(["set:size", "set:size:999", "rerun:nope", "rerun:nope:sideways", "full:",
-                              "style:x", "style:1", "unknown:thing"], 1):
+    for n, data in enumerate(
+        [
+            "set:size",
+            "set:size:999",
+            "rerun:nope",
+            "rerun:nope:sideways",
+            "full:",
+            "style:x",
+            "style:1",
+            "unknown:thing",
+        ],
+        1,
+    ):
         chat.press(chat.emulator.send_callback_query(USER, message_id, data))
         assert chat.answers()[-1] == stale, f"{data!r} -> {chat.answers()[-1]!r}"
         assert len(chat.answers()) == n

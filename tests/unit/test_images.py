@@ -30,6 +30,7 @@ def png_claiming(width: int, height: int) -> bytes:
     Only the first rows are actually there; a loader that trusts the header
     and allocates first is what this catches.
     """
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
@@ -52,9 +53,16 @@ def assert_explainable(error: BadImage) -> str:
 # --- every BadImage reason ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("data", [b"", b"%PDF-1.4\n1 0 obj <<>> endobj\n", "привет, это текст".encode(),
-                                  bytes(random.Random(7).getrandbits(8) for _ in range(4096))],
-                         ids=["empty", "pdf", "text", "random"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"%PDF-1.4\n1 0 obj <<>> endobj\n",
+        "привет, это текст".encode(),
+        bytes(random.Random(7).getrandbits(8) for _ in range(4096)),
+    ],
+    ids=["empty", "pdf", "text", "random"],
+)
 def test_not_an_image(data):
     error = reason_of(data)
     assert error.reason == "not_image"
@@ -74,7 +82,7 @@ def test_more_than_20_mb_is_refused_before_decoding():
     assert error.reason == "too_big_file"
     assert "20 MB" in assert_explainable(error)
     # Exactly 20 MB is still allowed (it decodes: PNG ignores trailing bytes).
-    assert images.load_image(data[:images.MAX_FILE_BYTES]).size == (64, 64)
+    assert images.load_image(data[: images.MAX_FILE_BYTES]).size == (64, 64)
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
@@ -113,7 +121,7 @@ def test_bomb_inside_a_jpeg_header_too():
     # JPEG's frame header is edited to claim 30000×30000 over a 64×64 body.
     data = bytearray(encode(Image.new("RGB", (64, 64)), "JPEG"))
     sof = data.index(b"\xff\xc0")
-    data[sof + 5:sof + 9] = struct.pack(">HH", 30_000, 30_000)
+    data[sof + 5 : sof + 9] = struct.pack(">HH", 30_000, 30_000)
     assert reason_of(bytes(data)).reason == "too_many_pixels"
 
 
@@ -309,13 +317,16 @@ def test_to_rgb_on_every_common_mode():
 # --- max_side: decode only what is needed ----------------------------------------------
 
 
-@pytest.mark.parametrize("size, max_side, expected", [
-    ((4000, 3000), 256, (256, 192)),
-    ((3000, 4000), 256, (192, 256)),
-    ((1001, 333), 256, (256, 85)),   # 85.16
-    ((999, 997), 500, (500, 499)),   # 498.998: rounded, not truncated
-    ((120, 80), 256, (120, 80)),     # never enlarged
-])
+@pytest.mark.parametrize(
+    "size, max_side, expected",
+    [
+        ((4000, 3000), 256, (256, 192)),
+        ((3000, 4000), 256, (192, 256)),
+        ((1001, 333), 256, (256, 85)),  # 85.16
+        ((999, 997), 500, (500, 499)),  # 498.998: rounded, not truncated
+        ((120, 80), 256, (120, 80)),  # never enlarged
+    ],
+)
 def test_max_side_downscales_keeping_the_aspect(size, max_side, expected):
     data = encode(Image.new("RGB", size, (90, 120, 150)), "JPEG", quality=80)
     out = images.load_image(data, max_side=max_side)

@@ -80,8 +80,9 @@ def full_tmpfs(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     """A 1 MB tmpfs and the path of the filler file that will take its every page."""
     mount = tmp_path / "small"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-                          capture_output=True, timeout=30)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True, timeout=30
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN): {done.stderr.decode().strip()}")
     try:
@@ -117,7 +118,8 @@ def test_recording_works_on_a_completely_full_filesystem(full_tmpfs: tuple[Path,
 
 
 def test_a_ledger_that_cannot_be_created_on_a_full_disk_is_created_once_space_returns(
-        full_tmpfs: tuple[Path, Path]) -> None:
+    full_tmpfs: tuple[Path, Path],
+) -> None:
     mount, filler = full_tmpfs
     _fill(filler)
     ledger = Ledger(mount / "delivered.ledger", slots=512)  # 16 KiB: no room; logged, not raised
@@ -134,8 +136,9 @@ def test_a_ledger_that_cannot_be_created_on_a_full_disk_is_created_once_space_re
 
 
 def _job(store: Store, job_id: str, user_id: int) -> Job:
-    return store.create_job(Job(user_id=user_id, chat_id=user_id, content_file_id="c", style_file_id="s",
-                                size=64, id=job_id))
+    return store.create_job(
+        Job(user_id=user_id, chat_id=user_id, content_file_id="c", style_file_id="s", size=64, id=job_id)
+    )
 
 
 def test_recover_marks_a_delivered_job_done_instead_of_queueing_it(tmp_path: Path) -> None:

@@ -50,7 +50,11 @@ def test_bot_logging_never_shows_the_token(emulator: BotAPIEmulator) -> None:
     token, secret = emulator.token, emulator.token.split(":", 1)[1]
     proc = subprocess.Popen(
         [sys.executable, "-c", SCRIPT, setup_logging.__module__, token, emulator.base_url],
-        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None and proc.stdin is not None and proc.stderr is not None

@@ -68,8 +68,9 @@ def test_mixed_targets_are_the_weighted_mean_of_both_styles_grams(engine, keep_c
     recipe = StyleParams(preset="default").recipe
     one, _ = engine._objective(recipe, content, s1, (40, 32), 1.0, 1e-3, keep_colors, exact=True)
     two, _ = engine._objective(recipe, content, s2, (40, 32), 1.0, 1e-3, keep_colors, exact=True)
-    mixed, _ = engine._objective(recipe, content, s1, (40, 32), 1.0, 1e-3, keep_colors, exact=True,
-                                 style2_img=s2, mix=0.25)
+    mixed, _ = engine._objective(
+        recipe, content, s1, (40, 32), 1.0, 1e-3, keep_colors, exact=True, style2_img=s2, mix=0.25
+    )
     for a, b, m in zip(one.style_losses, two.style_losses, mixed.style_losses):
         assert torch.allclose(m.target, 0.75 * a.target + 0.25 * b.target, rtol=1e-5, atol=1e-7)
         assert not torch.allclose(a.target, b.target)  # the two styles really differ
@@ -124,8 +125,10 @@ def test_half_mix_lies_between_the_two_styles(engine):
         scores = [engine.evaluate(out, content, style, params).style for out in (only1, half, only2)]
         assert min(scores[0], scores[2]) < scores[1] < max(scores[0], scores[2]), scores
     # evaluate() knows the mixed objective too: the mix scores best on it among the three.
-    mixed = [engine.evaluate(out, content, s1, dataclasses.replace(params, mix=0.5), style2=s2).style
-             for out in (only1, half, only2)]
+    mixed = [
+        engine.evaluate(out, content, s1, dataclasses.replace(params, mix=0.5), style2=s2).style
+        for out in (only1, half, only2)
+    ]
     assert mixed[1] < min(mixed[0], mixed[2]), mixed
 
 

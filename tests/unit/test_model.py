@@ -60,8 +60,12 @@ def test_output_size(content, size, expected):
 
 @pytest.mark.parametrize(
     ("kwargs", "word"),
-    [({"preset": "fancy"}, "preset"), ({"size": 0}, "size"), ({"strength": -1}, "strength"),
-     ({"tv_weight": -1}, "tv_weight")],
+    [
+        ({"preset": "fancy"}, "preset"),
+        ({"size": 0}, "size"),
+        ({"strength": -1}, "strength"),
+        ({"tv_weight": -1}, "tv_weight"),
+    ],
 )
 def test_params_validation_names_the_field(kwargs, word):
     with pytest.raises(ValueError, match=word):
@@ -180,7 +184,7 @@ def test_match_colors_gives_the_style_the_contents_mean_and_covariance():
 
     gen = torch.Generator().manual_seed(3)
     style = torch.rand(1, 3, 30, 40, generator=gen) * torch.tensor([0.3, 0.9, 0.2]).view(1, 3, 1, 1)
-    content = (torch.rand(1, 3, 20, 20, generator=gen) * 0.4 + torch.tensor([0.5, 0.2, 0.3]).view(1, 3, 1, 1))
+    content = torch.rand(1, 3, 20, 20, generator=gen) * 0.4 + torch.tensor([0.5, 0.2, 0.3]).view(1, 3, 1, 1)
     out = imaging.match_colors(style, content)
     assert out.shape == style.shape
     flat_out, flat_c = out[0].reshape(3, -1).double(), content[0].reshape(3, -1).double()
@@ -208,8 +212,9 @@ def test_histogram_colors_keep_the_contents_palette_without_a_cast(engine):
     assert cast_free > 2 * cast_kept
     assert (pixels(kept.convert("L")) - pixels(content.resize(kept.size).convert("L"))).abs().mean() > 3
     # evaluate() scores the objective the run minimised: the colour image against the recoloured style
-    scored = engine.evaluate(kept, content, style, dataclasses.replace(params, keep_colors=True,
-                                                                        color_method="histogram"))
+    scored = engine.evaluate(
+        kept, content, style, dataclasses.replace(params, keep_colors=True, color_method="histogram")
+    )
     assert scored.total < engine.evaluate(kept, content, style, params).total
 
 
@@ -264,8 +269,11 @@ def test_cancel_set_before_start_does_no_work(engine):
 def test_two_threads_at_once_match_one_at_a_time(engine):
     jobs = [
         (make_content((48, 36)), make_style(), StyleParams(size=48, preset="quick", strength=0.5)),
-        (make_content((36, 48)), make_style((40, 56)).rotate(90),
-         StyleParams(size=48, preset="quick_seed", strength=3)),
+        (
+            make_content((36, 48)),
+            make_style((40, 56)).rotate(90),
+            StyleParams(size=48, preset="quick_seed", strength=3),
+        ),
     ]
     alone = [engine.stylize(*job) for job in jobs]
     together: list[Image.Image | None] = [None, None]
@@ -399,8 +407,9 @@ def test_every_render_keeps_its_image_after_the_callback(engine):
 
 
 @needs_weights
-@pytest.mark.skipif(not torch.cuda.is_available(),
-                    reason="no CUDA device on this machine: the GPU path runs only where one is")
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device on this machine: the GPU path runs only where one is"
+)
 def test_cuda_path_paints_with_falling_losses_and_the_exact_size():
     gpu = Engine(WEIGHTS, device="cuda")
     assert gpu.device.type == "cuda"

@@ -23,18 +23,43 @@ GONE, STAYS, GROUP = 5005, 6006, -100123
 def fill(store: Store, user_id: int) -> set[str]:
     """Give ``user_id`` a row in every table (private and group dialogs); return the strings that identify them."""
     tag = f"{user_id}-{uuid.uuid4().hex}"
-    secrets = {f"content-{tag}", f"group-photo-{tag}", f"style-{tag}", f"thumb-{tag}", f"album-{tag}",
-               f"job{uuid.uuid4().hex[:10]}", f"job{uuid.uuid4().hex[:10]}", f"error-{tag}"}
+    secrets = {
+        f"content-{tag}",
+        f"group-photo-{tag}",
+        f"style-{tag}",
+        f"thumb-{tag}",
+        f"album-{tag}",
+        f"job{uuid.uuid4().hex[:10]}",
+        f"job{uuid.uuid4().hex[:10]}",
+        f"error-{tag}",
+    }
     store.set_dialog(Dialog(user_id, STEP_STYLE, f"content-{tag}"))
     store.set_dialog(Dialog(user_id, STEP_STYLE, f"group-photo-{tag}", GROUP))
     store.save_settings(UserSettings(user_id, size=256, strength=2.0, keep_colors=True))
     store.remember_style(user_id, f"style-{tag}", f"thumb-{tag}")
     store.add_album_item(f"album-group-{tag}", user_id, 7, f"album-{tag}", None, chat_id=GROUP)
     job_ids = sorted(s for s in secrets if s.startswith("job"))
-    store.create_job(Job(user_id=user_id, chat_id=user_id, content_file_id=f"content-{tag}",
-                         style_file_id=f"style-{tag}", size=64, id=job_ids[0], status=JobStatus.DONE))
-    store.create_job(Job(user_id=user_id, chat_id=GROUP, content_file_id=f"group-photo-{tag}",
-                         style_file_id=f"style-{tag}", size=64, id=job_ids[1]))
+    store.create_job(
+        Job(
+            user_id=user_id,
+            chat_id=user_id,
+            content_file_id=f"content-{tag}",
+            style_file_id=f"style-{tag}",
+            size=64,
+            id=job_ids[0],
+            status=JobStatus.DONE,
+        )
+    )
+    store.create_job(
+        Job(
+            user_id=user_id,
+            chat_id=GROUP,
+            content_file_id=f"group-photo-{tag}",
+            style_file_id=f"style-{tag}",
+            size=64,
+            id=job_ids[1],
+        )
+    )
     store.set_status(job_ids[1], JobStatus.FAILED, f"error-{tag}")
     return secrets
 

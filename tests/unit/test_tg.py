@@ -96,7 +96,7 @@ def test_message_is_not_modified_is_no_error(emulator: BotAPIEmulator, bot: tele
 
 
 def test_a_send_never_answers_none(emulator: BotAPIEmulator, bot: telebot.TeleBot) -> None:
-    """"Not modified" is None only for edits: a send that somehow met it is an error, never a None message."""
+    """ "Not modified" is None only for edits: a send that somehow met it is an error, never a None message."""
     tg = Telegram(bot, backoff=0.01)
     emulator.fail_next("sendMessage", 400, "Bad Request: message is not modified")
     with pytest.raises(TelegramError, match="returned no result"):

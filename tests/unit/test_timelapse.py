@@ -47,9 +47,11 @@ def feed(recorder: FrameRecorder, fractions: list[float], size: tuple[int, int])
     """Run the recorder over a job; returns the fractions at which it rendered."""
     rendered: list[float] = []
     for step, fraction in enumerate(fractions, 1):
+
         def render(fraction: float = fraction) -> Image.Image:
             rendered.append(fraction)
             return Image.new("RGB", size, (int(255 * fraction), 80, 160))
+
         recorder.on_progress(Progress(fraction, 1.0, step, len(fractions), max(size), 0.0, render))
     return rendered
 
@@ -131,8 +133,9 @@ def test_encoder_shrinks_until_it_fits_the_cap() -> None:
     assert encode_gif(frames, final, max_bytes=1000) is None  # no GIF rather than one over the cap
 
 
-def test_save_writes_beside_the_result_and_a_full_disk_only_skips_it(tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_save_writes_beside_the_result_and_a_full_disk_only_skips_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     recorder = FrameRecorder(frames=12)
     feed(recorder, pyramid([(40, 1)]), (64, 48))
     final = Image.new("RGB", (64, 48), "white")
@@ -164,8 +167,16 @@ def test_old_timelapses_are_swept_with_old_results(tmp_path: Path) -> None:
 
 
 def test_result_keyboard_has_the_button_only_when_the_timelapse_exists() -> None:
-    job = Job(user_id=1, chat_id=1, content_file_id="c", style_file_id="s", size=48, strength=1.0,
-              keep_colors=False, lang="en")
+    job = Job(
+        user_id=1,
+        chat_id=1,
+        content_file_id="c",
+        style_file_id="s",
+        size=48,
+        strength=1.0,
+        keep_colors=False,
+        lang="en",
+    )
 
     def data(markup) -> list[str]:
         return [b.callback_data for row in markup.keyboard for b in row]

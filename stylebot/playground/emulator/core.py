@@ -29,8 +29,10 @@ class BotAPIEmulator(UserSide, FaultInjection, BotApiMethods, WebhookDelivery):
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self.base_url = f"http://{self.host}:{self.port}"
-        for target, args, name in ((self._server.serve_forever, (0.05,), "bot-api-emulator"),
-                                   (self._webhook_loop, (), "bot-api-webhook")):
+        for target, args, name in (
+            (self._server.serve_forever, (0.05,), "bot-api-emulator"),
+            (self._webhook_loop, (), "bot-api-webhook"),
+        ):
             thread = threading.Thread(target=target, args=args, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -81,4 +83,3 @@ class BotAPIEmulator(UserSide, FaultInjection, BotApiMethods, WebhookDelivery):
         with self._lock:
             file_id = self._paths.get(file_path)
             return self._files[file_id].data if file_id else None
-

@@ -16,11 +16,17 @@ from stylebot.playground.emulator.state import EmulatorState
 class FaultInjection(EmulatorState):
     """``fail_next``, ``stall_next``, ``drop_next``, ``block_user``: what the next requests will meet."""
 
-    def fail_next(self, method: str, error_code: int = 429, description: str | None = None,
-                  retry_after: int | None = None, times: int = 1) -> None:
+    def fail_next(
+        self,
+        method: str,
+        error_code: int = 429,
+        description: str | None = None,
+        retry_after: int | None = None,
+        times: int = 1,
+    ) -> None:
         """Answer the next ``times`` calls of ``method`` with an error instead of doing them."""
         if method.lower() not in _CANONICAL:
-            raise ValueError(f"{method!r} is not a method this emulator serves")   # a typo would never fire
+            raise ValueError(f"{method!r} is not a method this emulator serves")  # a typo would never fire
         parameters = None
         if error_code == 429:
             retry_after = 1 if retry_after is None else retry_after
@@ -31,8 +37,9 @@ class FaultInjection(EmulatorState):
         with self._lock:
             self._faults.setdefault(method.lower(), deque()).append(_Fault(error, times))
 
-    def stall_next(self, target: str, seconds: float, times: int = 1, after: int | None = None,
-                   file_id: str | None = None) -> None:
+    def stall_next(
+        self, target: str, seconds: float, times: int = 1, after: int | None = None, file_id: str | None = None
+    ) -> None:
         """The next ``times`` requests to ``target`` wait ``seconds`` before answering.
 
         ``target`` is ``"file"`` (a download) or a method name. With ``after``, the headers and that many
@@ -94,4 +101,3 @@ class FaultInjection(EmulatorState):
             if fault.times <= 0:
                 faults.popleft()
             raise fault.error
-

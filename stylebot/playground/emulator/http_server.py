@@ -27,8 +27,7 @@ class _Served(Protocol):
     token: str
     _unstall: threading.Event
 
-    def handle(self, method: str, params: dict[str, Any],
-               files: dict[str, tuple[str, bytes]]) -> tuple[int, dict]: ...
+    def handle(self, method: str, params: dict[str, Any], files: dict[str, tuple[str, bytes]]) -> tuple[int, dict]: ...
 
     def download(self, file_path: str) -> bytes | None: ...
 
@@ -38,7 +37,8 @@ class _Served(Protocol):
 def _parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, str], dict[str, tuple[str, bytes]]]:
     """Split multipart/form-data into fields and files (a part with a filename is a file)."""
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body
+    )
     fields: dict[str, str] = {}
     files: dict[str, tuple[str, bytes]] = {}
     for part in message.iter_parts():
@@ -83,7 +83,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         if path.startswith(f"/file/bot{token}/"):
-            file_path = path[len(f"/file/bot{token}/"):]
+            file_path = path[len(f"/file/bot{token}/") :]
             self._fault = self.emulator._take_transfer_fault("file", file_path)
             data = self.emulator.download(file_path)
             if data is None:
@@ -134,4 +134,4 @@ class _Handler(BaseHTTPRequestHandler):
             self.emulator._unstall.wait(fault.seconds)
             self.wfile.write(data[cut:])
             return
-        self.close_connection = True   # drop: the client sees the body end short of Content-Length
+        self.close_connection = True  # drop: the client sees the body end short of Content-Length

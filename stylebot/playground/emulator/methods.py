@@ -73,8 +73,11 @@ class BotApiMethods(EmulatorState):
             else:
                 if not url.startswith(("http://", "https://")):
                     raise bad_request("bad webhook: An HTTPS URL must be provided for webhook")
-                self._webhook = {"url": url, "secret_token": p.str("secret_token", "") or None,
-                                 "max_connections": p.int("max_connections", 40)}
+                self._webhook = {
+                    "url": url,
+                    "secret_token": p.str("secret_token", "") or None,
+                    "max_connections": p.int("max_connections", 40),
+                }
                 if "allowed_updates" in p:
                     self._allowed_updates = p.json("allowed_updates") or None
             if p.bool("drop_pending_updates"):
@@ -93,8 +96,11 @@ class BotApiMethods(EmulatorState):
 
     def _api_getWebhookInfo(self, p: _Params, files: dict) -> dict:
         with self._lock:
-            info: dict[str, Any] = {"url": self._webhook["url"] if self._webhook else "",
-                                    "has_custom_certificate": False, "pending_update_count": len(self._updates)}
+            info: dict[str, Any] = {
+                "url": self._webhook["url"] if self._webhook else "",
+                "has_custom_certificate": False,
+                "pending_update_count": len(self._updates),
+            }
             if self._webhook:
                 info["max_connections"] = self._webhook["max_connections"]
                 if self._allowed_updates:
@@ -110,8 +116,11 @@ class BotApiMethods(EmulatorState):
     def _api_setMyCommands(self, p: _Params, files: dict) -> bool:
         commands = p.json("commands")
         if not isinstance(commands, list) or not all(
-                isinstance(c, dict) and re.fullmatch(r"[a-z0-9_]{1,32}", str(c.get("command", "")))
-                and 1 <= len(str(c.get("description", ""))) <= 256 for c in commands):
+            isinstance(c, dict)
+            and re.fullmatch(r"[a-z0-9_]{1,32}", str(c.get("command", "")))
+            and 1 <= len(str(c.get("description", ""))) <= 256
+            for c in commands
+        ):
             raise bad_request("BOT_COMMAND_INVALID")
         with self._lock:
             self._commands[self._commands_key(p)] = commands
@@ -220,16 +229,19 @@ class BotApiMethods(EmulatorState):
                 raise bad_request("invalid file_id")
             if len(stored.data) > GETFILE_MAX_BYTES:
                 raise bad_request("file is too big")
-            return {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id,
-                    "file_size": len(stored.data), "file_path": stored.file_path}
+            return {
+                "file_id": stored.file_id,
+                "file_unique_id": stored.file_unique_id,
+                "file_size": len(stored.data),
+                "file_path": stored.file_path,
+            }
 
     def _api_answerCallbackQuery(self, p: _Params, files: dict) -> bool:
         with self._lock:
             query = self._callback_queries.pop(p.str("callback_query_id", ""), None)
             if query is None:
                 raise bad_request("query is too old and response timeout expired or query ID is invalid")
-            self._emit(query["from"]["id"], "callback_answer", text=p.str("text", ""),
-                       show_alert=p.bool("show_alert"))
+            self._emit(query["from"]["id"], "callback_answer", text=p.str("text", ""), show_alert=p.bool("show_alert"))
         return True
 
     # ------------------------------------------------------------------ sending and editing
@@ -259,15 +271,17 @@ class BotApiMethods(EmulatorState):
             original = self._messages.get(chat_id, {}).get(int(reply_to))
             if original is not None:
                 content["reply_to_message"] = dict(original.message)
-            elif not (p.bool("allow_sending_without_reply")
-                      or (p.json("reply_parameters") or {}).get("allow_sending_without_reply")):
+            elif not (
+                p.bool("allow_sending_without_reply")
+                or (p.json("reply_parameters") or {}).get("allow_sending_without_reply")
+            ):
                 raise bad_request("message to be replied not found")
         sender = {k: self.bot_user[k] for k in ("id", "is_bot", "first_name", "username")}
         return dict(self._new_message(chat_id, sender, content, True).message)
 
     def _editable(self, p: _Params) -> _StoredMessage:
         if p.str("inline_message_id", ""):
-            raise bad_request("MESSAGE_ID_INVALID")   # inline mode is not emulated
+            raise bad_request("MESSAGE_ID_INVALID")  # inline mode is not emulated
         chat_id = self._target_chat(p)
         stored = self._messages.get(chat_id, {}).get(p.int("message_id", 0))
         if stored is None or not stored.from_bot:
@@ -283,7 +297,7 @@ class BotApiMethods(EmulatorState):
             new["reply_markup"] = markup
         old = {k: v for k, v in stored.message.items() if k != "edit_date"}
         if _same_content(old, new):
-            raise bad_request(NOT_MODIFIED[len("Bad Request: "):])
+            raise bad_request(NOT_MODIFIED[len("Bad Request: ") :])
         new["edit_date"] = int(time.time())
         stored.message, stored.edits = new, stored.edits + 1
         self._emit_message("edit", stored.message["chat"]["id"], stored)
@@ -320,7 +334,7 @@ class BotApiMethods(EmulatorState):
     def _upload(self, value: Any, files: dict[str, tuple[str, bytes]], field_name: str) -> tuple[str, bytes] | str:
         """An InputFile: a multipart upload (by field name or ``attach://name``) or an existing file_id."""
         if isinstance(value, str) and value.startswith("attach://"):
-            name = value[len("attach://"):]
+            name = value[len("attach://") :]
             if name not in files:
                 raise bad_request("wrong file identifier/HTTP URL specified")
             return files[name]
@@ -340,7 +354,7 @@ class BotApiMethods(EmulatorState):
             return self._photo_sets.get(upload) or self._store_photo(self._files[upload].data, keep_original=True)
         data = upload[1]
         if len(data) > PHOTO_MAX_BYTES:
-            raise bad_request("PHOTO_SAVE_FILE_INVALID")   # Telegram's answer to a photo over 10 MB
+            raise bad_request("PHOTO_SAVE_FILE_INVALID")  # Telegram's answer to a photo over 10 MB
         try:
             with Image.open(io.BytesIO(data)) as image:
                 width, height = image.size
@@ -354,9 +368,13 @@ class BotApiMethods(EmulatorState):
         upload = self._upload(value, files, field_name)
         if isinstance(upload, str):
             stored = self._files[upload]
-            return {"file_name": stored.file_path.rsplit("/", 1)[-1], "mime_type": "application/octet-stream",
-                    "file_id": stored.file_id, "file_unique_id": stored.file_unique_id,
-                    "file_size": len(stored.data)}
+            return {
+                "file_name": stored.file_path.rsplit("/", 1)[-1],
+                "mime_type": "application/octet-stream",
+                "file_id": stored.file_id,
+                "file_unique_id": stored.file_unique_id,
+                "file_size": len(stored.data),
+            }
         name, data = upload
         if len(data) > 50 * 1024 * 1024:
             raise ApiError(413, "Request Entity Too Large")
@@ -386,9 +404,16 @@ class BotApiMethods(EmulatorState):
         extension = "." + name.rsplit(".", 1)[-1][:7] if "." in name else ".gif"
         stored = self._new_file(data, "animations", extension)
         mime = "image/gif" if extension.lower() == ".gif" else "video/mp4"
-        return {"file_name": name, "mime_type": mime, "file_id": stored.file_id,
-                "file_unique_id": stored.file_unique_id, "file_size": len(data),
-                "width": width, "height": height, "duration": duration}
+        return {
+            "file_name": name,
+            "mime_type": mime,
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "file_size": len(data),
+            "width": width,
+            "height": height,
+            "duration": duration,
+        }
 
     def _input_media(self, item: dict, files: dict) -> dict:
         """One InputMediaPhoto/InputMediaDocument → the message content it becomes."""
@@ -408,5 +433,6 @@ class BotApiMethods(EmulatorState):
 
 
 # Lower-case method name -> its spelling here (Telegram's method names are case-insensitive).
-_CANONICAL = {name[len("_api_"):].lower(): name[len("_api_"):]
-              for name in vars(BotApiMethods) if name.startswith("_api_")}
+_CANONICAL = {
+    name[len("_api_") :].lower(): name[len("_api_") :] for name in vars(BotApiMethods) if name.startswith("_api_")
+}

@@ -18,7 +18,7 @@ from PIL import Image
 
 # Telegram's limits (https://core.telegram.org/bots/api#sending-files).
 PHOTO_MAX_BYTES = 10 * 1024 * 1024
-PHOTO_MAX_SIDES = 10_000            # width + height
+PHOTO_MAX_SIDES = 10_000  # width + height
 GETFILE_MAX_BYTES = 20 * 1024 * 1024
 TEXT_MAX = 4096
 CAPTION_MAX = 1024
@@ -26,14 +26,24 @@ CALLBACK_DATA_MAX = 64
 PHOTO_SIZES = (90, 320, 800, 1280)  # the thumbnails Telegram makes; the largest size is capped at 2560
 PHOTO_LONG_SIDE_MAX = 2560
 
-NOT_MODIFIED = ("Bad Request: message is not modified: specified new message content and reply markup "
-                "are exactly the same as a current content and reply markup of the message")
+NOT_MODIFIED = (
+    "Bad Request: message is not modified: specified new message content and reply markup "
+    "are exactly the same as a current content and reply markup of the message"
+)
 BLOCKED = "Forbidden: bot was blocked by the user"
-WEBHOOK_CONFLICT = ("Conflict: can't use getUpdates method while webhook is active; "
-                    "use deleteWebhook to delete the webhook first")
+WEBHOOK_CONFLICT = (
+    "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first"
+)
 DEFAULT_DESCRIPTIONS = {
-    400: "Bad Request", 401: "Unauthorized", 403: BLOCKED, 404: "Not Found", 409: "Conflict",
-    500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: BLOCKED,
+    404: "Not Found",
+    409: "Conflict",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
 }
 
 
@@ -77,7 +87,7 @@ class _StoredFile:
 
 @dataclass
 class _StoredMessage:
-    message: dict          # exactly what Telegram would return for it
+    message: dict  # exactly what Telegram would return for it
     from_bot: bool
     edits: int = 0
 
@@ -98,7 +108,6 @@ class _TransferFault:
     seconds: float = 0.0
     after: int | None = None
     file_id: str | None = None
-
 
 
 class _Params:
@@ -168,4 +177,3 @@ def _header_size(data: bytes) -> tuple[int, int]:
             return image.size
     except Exception:  # not even a header: report a 1x1 "photo"
         return 1, 1
-

@@ -41,9 +41,16 @@ class EmulatorState:
     Thread-safe: the HTTP handler threads, the webhook sender and the test thread share one lock.
     """
 
-    def __init__(self, token: str | None = None, host: str = "127.0.0.1", port: int = 0,
-                 max_poll_timeout: float = 1.0, bot_name: str = "Style Bot",
-                 bot_username: str = "style_test_bot", max_calls: int = 100_000):
+    def __init__(
+        self,
+        token: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        max_poll_timeout: float = 1.0,
+        bot_name: str = "Style Bot",
+        bot_username: str = "style_test_bot",
+        max_calls: int = 100_000,
+    ):
         # A fresh token per emulator by default: telebot's server URL is a process-wide global, so a bot
         # still polling from an earlier test follows it to the next emulator, and with a shared token it
         # took that emulator's updates (a playground test lost its /start that way in CI).
@@ -51,36 +58,41 @@ class EmulatorState:
         self.token = token
         self.host, self.port = host, port
         self.max_poll_timeout = max_poll_timeout
-        self.bot_user = {"id": int(token.split(":")[0]) if token.split(":")[0].isdigit() else 1,
-                         "is_bot": True, "first_name": bot_name, "username": bot_username,
-                         "can_join_groups": True, "can_read_all_group_messages": False,
-                         "supports_inline_queries": False}
+        self.bot_user = {
+            "id": int(token.split(":")[0]) if token.split(":")[0].isdigit() else 1,
+            "is_bot": True,
+            "first_name": bot_name,
+            "username": bot_username,
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+        }
         self._lock = threading.RLock()
-        self._changed = threading.Condition(self._lock)   # new update, webhook change or close
+        self._changed = threading.Condition(self._lock)  # new update, webhook change or close
         self._ids = itertools.count(1)
         self._update_ids = itertools.count(1)
         self._calls: deque[Call] = deque(maxlen=max_calls)
         self._unknown: list[Call] = []
         self._files: dict[str, _StoredFile] = {}
-        self._paths: dict[str, str] = {}                  # file_path -> file_id
-        self._photo_sets: dict[str, list[dict]] = {}      # any size's file_id -> the whole PhotoSize list
-        self._messages: dict[int, dict[int, _StoredMessage]] = {}   # chat_id -> message_id -> message
+        self._paths: dict[str, str] = {}  # file_path -> file_id
+        self._photo_sets: dict[str, list[dict]] = {}  # any size's file_id -> the whole PhotoSize list
+        self._messages: dict[int, dict[int, _StoredMessage]] = {}  # chat_id -> message_id -> message
         self._next_message_id: dict[int, int] = {}
         self._users: dict[int, dict] = {}
         self._blocked: set[int] = set()
-        self._groups: dict[int, dict] = {}                # group chat_id -> its Chat object
+        self._groups: dict[int, dict] = {}  # group chat_id -> its Chat object
         # Telegram's default for bots: in groups only messages addressed to the bot become updates
         # (the rest stay in the chat's history). A test may turn it off like an admin bot.
         self.privacy_mode = True
         self._faults: dict[str, deque[_Fault]] = {}
-        self._transfer_faults: dict[str, deque[_TransferFault]] = {}   # "file" or a method, lowercase
-        self._unstall = threading.Event()                # set on close: stalled answers end at once
-        self._downloads: list[tuple[str, str]] = []       # (file_id, "ok" | "stall" | "drop"), in order
-        self._updates: list[dict] = []                    # pending (unconfirmed) updates, oldest first
+        self._transfer_faults: dict[str, deque[_TransferFault]] = {}  # "file" or a method, lowercase
+        self._unstall = threading.Event()  # set on close: stalled answers end at once
+        self._downloads: list[tuple[str, str]] = []  # (file_id, "ok" | "stall" | "drop"), in order
+        self._updates: list[dict] = []  # pending (unconfirmed) updates, oldest first
         self._allowed_updates: list[str] | None = None
         self._last_update: dict | None = None
         self._callback_queries: dict[str, dict] = {}
-        self._commands: dict[str, list[dict]] = {}        # scope/language key -> commands
+        self._commands: dict[str, list[dict]] = {}  # scope/language key -> commands
         self._webhook: dict | None = None
         self._webhook_error: tuple[int, str] | None = None
         self._subscribers: list[tuple[int | None, queue.Queue]] = []
@@ -116,8 +128,12 @@ class EmulatorState:
 
     def _new_file(self, data: bytes, folder: str, extension: str) -> _StoredFile:
         n = next(self._ids)
-        stored = _StoredFile(f"{folder[:3].upper()}-{n:06d}-{hash((n, folder)) & 0xFFFFFF:06x}",
-                             f"U{n:08d}", data, f"{folder}/file_{n}{extension}")
+        stored = _StoredFile(
+            f"{folder[:3].upper()}-{n:06d}-{hash((n, folder)) & 0xFFFFFF:06x}",
+            f"U{n:08d}",
+            data,
+            f"{folder}/file_{n}{extension}",
+        )
         self._files[stored.file_id] = stored
         self._paths[stored.file_path] = stored.file_id
         return stored
@@ -150,15 +166,24 @@ class EmulatorState:
         return sizes
 
     def _photo_size(self, stored: _StoredFile, width: int, height: int) -> dict:
-        return {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id,
-                "width": width, "height": height, "file_size": len(stored.data)}
+        return {
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "width": width,
+            "height": height,
+            "file_size": len(stored.data),
+        }
 
     def _store_document(self, data: bytes, file_name: str, mime_type: str | None) -> dict:
         extension = "." + file_name.rsplit(".", 1)[-1] if "." in file_name else ""
         stored = self._new_file(data, "documents", extension[:8])
-        return {"file_name": file_name,
-                "mime_type": mime_type or mimetypes.guess_type(file_name)[0] or "application/octet-stream",
-                "file_id": stored.file_id, "file_unique_id": stored.file_unique_id, "file_size": len(data)}
+        return {
+            "file_name": file_name,
+            "mime_type": mime_type or mimetypes.guess_type(file_name)[0] or "application/octet-stream",
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "file_size": len(data),
+        }
 
     def _user(self, user_id: int, language_code: str = "en", first_name: str = "Ann") -> dict:
         user = {"id": user_id, "is_bot": False, "first_name": first_name, "language_code": language_code}
@@ -174,15 +199,27 @@ class EmulatorState:
     def _new_message(self, chat_id: int, sender: dict, content: dict, from_bot: bool) -> _StoredMessage:
         message_id = self._next_message_id.get(chat_id, 1)
         self._next_message_id[chat_id] = message_id + 1
-        message = {"message_id": message_id, "from": sender, "chat": self._chat(chat_id),
-                   "date": int(time.time()), **content}
+        message = {
+            "message_id": message_id,
+            "from": sender,
+            "chat": self._chat(chat_id),
+            "date": int(time.time()),
+            **content,
+        }
         stored = _StoredMessage(message, from_bot)
         self._messages.setdefault(chat_id, {})[message_id] = stored
         self._emit_message("message", chat_id, stored)
         return stored
 
-    def _user_message(self, user_id: int, content: dict, language_code: str, first_name: str = "Ann",
-                      chat_id: int | None = None, reply_to: int | None = None) -> dict:
+    def _user_message(
+        self,
+        user_id: int,
+        content: dict,
+        language_code: str,
+        first_name: str = "Ann",
+        chat_id: int | None = None,
+        reply_to: int | None = None,
+    ) -> dict:
         chat = user_id if chat_id is None else chat_id
         if chat != user_id and chat >= 0:
             raise ValueError("a group chat id is negative (a positive one is a user's private chat)")
@@ -194,8 +231,9 @@ class EmulatorState:
                 if original is None:
                     raise ValueError(f"no message {reply_to} in chat {chat} to reply to")
                 # Telegram embeds the replied-to message one level deep (without its own reply).
-                content = dict(content, reply_to_message={k: v for k, v in original.message.items()
-                                                          if k != "reply_to_message"})
+                content = dict(
+                    content, reply_to_message={k: v for k, v in original.message.items() if k != "reply_to_message"}
+                )
             stored = self._new_message(chat, self._user(user_id, language_code, first_name), content, False)
             if chat > 0 or not self.privacy_mode or self._addressed_to_bot(stored.message):
                 self._add_update({"message": stored.message})
@@ -223,4 +261,3 @@ class EmulatorState:
     def _drop_disallowed(self) -> None:
         if self._allowed_updates:
             self._updates = [u for u in self._updates if _update_type(u) in self._allowed_updates]
-

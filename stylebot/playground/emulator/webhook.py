@@ -48,7 +48,7 @@ class WebhookDelivery(EmulatorState):
                 if not self._updates:
                     continue
                 webhook, update = self._webhook, self._updates[0]
-                if webhook is None:   # never: the wait above ends only with a webhook set (or closing)
+                if webhook is None:  # never: the wait above ends only with a webhook set (or closing)
                     continue
             status = self._post_update(webhook, update)
             with self._lock:
@@ -74,4 +74,3 @@ class WebhookDelivery(EmulatorState):
             return error.code
         except OSError:
             return 0
-
