@@ -13,10 +13,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from stylebot.errors import ConfigError
-from stylebot.gallery.catalog import DEFAULT_DIR as DEFAULT_STYLES_DIR
 
 #: The repository root (where `.env`, `data/` and `vgg19_cache.pth` live by default).
 ROOT = Path(__file__).resolve().parents[1]
+#: The gallery shipped with the bot. Defined here, at the bottom of the layers, so that config needs
+#: nothing from the gallery package; ``stylebot.gallery.catalog.DEFAULT_DIR`` is this same folder.
+DEFAULT_STYLES_DIR = Path(__file__).resolve().parent / "gallery" / "styles"
 
 #: Devices the engine accepts (``auto`` picks CUDA when present).
 DEVICES = ("auto", "cpu", "cuda")

@@ -55,22 +55,7 @@ def minimize(
     rho: list[float] = []
     t = 1.0
     while evals < n_evals:
-        # Two-loop recursion: d = -H g, with H0 = (s·y / y·y) I from the newest pair.
-        q = g.neg()
-        alphas = []
-        for s_i, y_i, r_i in zip(reversed(s_hist), reversed(y_hist), reversed(rho)):
-            a = r_i * float(s_i.dot(q))
-            q.add_(y_i, alpha=-a)
-            alphas.append(a)
-        if s_hist:
-            q.mul_(float(s_hist[-1].dot(y_hist[-1])) / float(y_hist[-1].dot(y_hist[-1])))
-            for s_i, y_i, r_i, a in zip(s_hist, y_hist, rho, reversed(alphas)):
-                b = r_i * float(y_i.dot(q))
-                q.add_(s_i, alpha=a - b)
-        else:
-            # No curvature yet: a gradient step that moves no pixel by more than 5% of its range.
-            q.mul_(0.05 / max(float(q.abs().max()), 1e-12))
-        d = q
+        d = _direction(g, s_hist, y_hist, rho)
         if not float(g.dot(d)) < 0:  # not a descent direction (stale curvature): restart from the gradient
             if not s_hist:  # even the gradient is not: a stationary point, nothing left to do
                 break
@@ -85,11 +70,7 @@ def minimize(
         g_new = g_new.reshape(-1)
         evals += 1
         if not f_new <= f:  # up, or not a number
-            # Backtrack to the minimum of the quadratic through f, the slope g·d and f_new, kept within
-            # [0.1t, 0.5t]: it reaches an acceptable step in fewer evaluations than plain halving.
-            gd = float(g.dot(d))
-            t_quad = -gd * t * t / (2 * (f_new - f - gd * t)) if math.isfinite(f_new) else 0.0
-            t = min(max(t_quad, 0.1 * t), 0.5 * t)
+            t = _backtrack(t, f, f_new, float(g.dot(d)))
             if t < 1e-3:  # no progress along this history: start over from the gradient
                 _forget(s_hist, y_hist, rho)
                 t = 1.0
@@ -99,13 +80,56 @@ def minimize(
         # progress callback. Reusing x_new for the step made Ctrl-C in the CLI save a near-black image.
         s_new = x_new.sub(x)
         y_new = g_new.sub(g)
-        sy = float(s_new.dot(y_new))
         x = x.add(s_new)
         f, g = f_new, g_new
-        if sy > 1e-10 * float(y_new.dot(y_new)):  # keep only pairs with positive curvature
-            s_hist.append(s_new)
-            y_hist.append(y_new)
-            rho.append(1.0 / sy)
-            if len(s_hist) > history:
-                del s_hist[0], y_hist[0], rho[0]
+        _remember(s_hist, y_hist, rho, s_new, y_new, history)
     return x.view(shape)
+
+
+def _direction(
+    g: torch.Tensor, s_hist: list[torch.Tensor], y_hist: list[torch.Tensor], rho: list[float]
+) -> torch.Tensor:
+    """L-BFGS two-loop recursion: d = -H g, with H0 = (s·y / y·y) I from the newest pair."""
+    q = g.neg()
+    alphas = []
+    for s_i, y_i, r_i in zip(reversed(s_hist), reversed(y_hist), reversed(rho)):
+        a = r_i * float(s_i.dot(q))
+        q.add_(y_i, alpha=-a)
+        alphas.append(a)
+    if s_hist:
+        q.mul_(float(s_hist[-1].dot(y_hist[-1])) / float(y_hist[-1].dot(y_hist[-1])))
+        for s_i, y_i, r_i, a in zip(s_hist, y_hist, rho, reversed(alphas)):
+            b = r_i * float(y_i.dot(q))
+            q.add_(s_i, alpha=a - b)
+    else:
+        # No curvature yet: a gradient step that moves no pixel by more than 5% of its range.
+        q.mul_(0.05 / max(float(q.abs().max()), 1e-12))
+    return q
+
+
+def _remember(
+    s_hist: list[torch.Tensor],
+    y_hist: list[torch.Tensor],
+    rho: list[float],
+    s_new: torch.Tensor,
+    y_new: torch.Tensor,
+    history: int,
+) -> None:
+    """Add the pair (move, gradient change) if its curvature is positive; keep the newest ``history``."""
+    sy = float(s_new.dot(y_new))
+    if sy > 1e-10 * float(y_new.dot(y_new)):
+        s_hist.append(s_new)
+        y_hist.append(y_new)
+        rho.append(1.0 / sy)
+        if len(s_hist) > history:
+            del s_hist[0], y_hist[0], rho[0]
+
+
+def _backtrack(t: float, f: float, f_new: float, gd: float) -> float:
+    """The next trial step after ``t`` raised the loss from ``f`` to ``f_new`` (slope ``gd`` at 0).
+
+    The minimum of the quadratic through f, the slope and f_new, kept within [0.1t, 0.5t]: it reaches an
+    acceptable step in fewer evaluations than plain halving. A non-finite ``f_new`` gives 0.1t.
+    """
+    t_quad = -gd * t * t / (2 * (f_new - f - gd * t)) if math.isfinite(f_new) else 0.0
+    return min(max(t_quad, 0.1 * t), 0.5 * t)

@@ -180,26 +180,10 @@ def scan(
                     sums[i] = sums[i] + f_flat.t() @ f_flat
                     counts[i] += f_flat.numel()
                 if keep_content and i == content_layer:
-                    if len(strips) == 1:  # the whole map (a tiny image's is padded: not h rows)
-                        content = own.to(content_dtype)
-                    else:
-                        if content is None:
-                            content = f.new_empty((1, f.shape[1], h, f.shape[3]), dtype=content_dtype)
-                        content[:, :, strip[0] : strip[0] + own.shape[2]] = own
+                    content = _place_content(content, own, f, strip, h, len(strips) == 1, content_dtype)
             del feats
-            if not last and len(strips) == 1:
-                nxt = out
-            elif not last:
-                if nxt is None:
-                    layout = torch.channels_last if channels_last else torch.contiguous_format
-                    nxt = torch.empty(
-                        (1, out.shape[1], h // 2, out.shape[3]),
-                        dtype=out.dtype,
-                        device=out.device,
-                        memory_format=layout,
-                    )
-                own = _own(out, strip, h, 2)
-                nxt[:, :, strip[0] // 2 : strip[0] // 2 + own.shape[2]] = own
+            if not last:
+                nxt = _place_output(nxt, out, strip, h, len(strips) == 1, channels_last)
             del out
         if last:
             break
@@ -211,6 +195,45 @@ def scan(
         return Scan([], content, counts, outputs)
     grams = [cast(torch.Tensor, s_) / n for s_, n in zip(sums, counts)]  # FᵀF / (c·h·w), as the style loss
     return Scan(grams, content, counts, outputs)
+
+
+def _place_content(
+    content: torch.Tensor | None,
+    own: torch.Tensor,
+    f: torch.Tensor,
+    strip: Strip,
+    h: int,
+    whole: bool,
+    dtype: torch.dtype,
+) -> torch.Tensor:
+    """The content map with one strip's own rows written in (allocated at the first strip)."""
+    if whole:  # the whole map (a tiny image's is padded: not h rows)
+        return own.to(dtype)
+    if content is None:
+        content = f.new_empty((1, f.shape[1], h, f.shape[3]), dtype=dtype)
+    content[:, :, strip[0] : strip[0] + own.shape[2]] = own
+    return content
+
+
+def _place_output(
+    nxt: torch.Tensor | None,
+    out: torch.Tensor,
+    strip: Strip,
+    h: int,
+    whole: bool,
+    channels_last: bool,
+) -> torch.Tensor:
+    """The next stage's input with one strip's pooled rows written in (allocated at the first strip)."""
+    if whole:
+        return out
+    if nxt is None:
+        layout = torch.channels_last if channels_last else torch.contiguous_format
+        nxt = torch.empty(
+            (1, out.shape[1], h // 2, out.shape[3]), dtype=out.dtype, device=out.device, memory_format=layout
+        )
+    own = _own(out, strip, h, 2)
+    nxt[:, :, strip[0] // 2 : strip[0] // 2 + own.shape[2]] = own
+    return nxt
 
 
 def value_and_grad(

@@ -11,10 +11,12 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from stylebot.config import DEFAULT_STYLES_DIR
+
 __all__ = ["DEFAULT_DIR", "IMAGE_SUFFIXES", "GalleryStyle", "cached_gallery", "find_style", "load_gallery"]
 
 #: The styles shipped with the bot (made by :mod:`stylebot.gallery.generate`).
-DEFAULT_DIR = Path(__file__).parent / "styles"
+DEFAULT_DIR = DEFAULT_STYLES_DIR
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
 
