@@ -202,8 +202,8 @@ def test_no_function_is_over_60_lines() -> None:
     long = set()
     for path in sources:
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                if (node.end_lineno or node.lineno) - node.lineno + 1 > MAX_FUNCTION_LINES:
-                    long.add(f"{path.relative_to(ROOT)}:{node.name}")
+            is_function = isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+            if is_function and (node.end_lineno or node.lineno) - node.lineno + 1 > MAX_FUNCTION_LINES:
+                long.add(f"{path.relative_to(ROOT)}:{node.name}")
     assert long <= LONG_FUNCTIONS, sorted(long - LONG_FUNCTIONS)
-    assert LONG_FUNCTIONS <= long, f"no longer long, drop from the list: {sorted(LONG_FUNCTIONS - long)}"
+    assert long >= LONG_FUNCTIONS, f"no longer long, drop from the list: {sorted(LONG_FUNCTIONS - long)}"
