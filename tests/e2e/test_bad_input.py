@@ -16,7 +16,7 @@ import zlib
 from contextlib import contextmanager
 
 import pytest
-from botkit import TEST_SIZE, User, picture
+from botkit import TEST_SIZE, User, picture, wait_until
 from PIL import Image
 
 from stylebot import images
@@ -100,7 +100,9 @@ def replies(user: User, fragment: str, what: str = ""):
     before = len(user.seen())  # every text ever shown: append-only, unlike the chat (deletes)
     yield
     try:
-        user.api.wait_for(lambda: any(fragment in t for t in user.seen()[before:]), REPLY_WITHIN, what=what or fragment)
+        wait_until(
+            lambda: any(fragment in t for t in user.seen()[before:]), REPLY_WITHIN, what=what or fragment, api=user.api
+        )
     except AssertionError:
         raise AssertionError(f"{what or 'reply'}: expected {fragment!r}, the bot said {user.seen()[before:]}") from None
 
@@ -329,7 +331,7 @@ def result_or_refusal(user: User, count: int, what: str) -> dict | str:
             return results[count - 1]
         return next((t for t in user.texts() if "could not read" in t), None)
 
-    return user.api.wait_for(outcome, 60, what=what)
+    return wait_until(outcome, 60, what=what, api=user.api)
 
 
 def test_odd_but_valid_files_are_painted_at_the_right_size(make_bot, emulator: BotAPIEmulator, caplog):

@@ -7,7 +7,7 @@ with it as a Telegram user would.
 
 from __future__ import annotations
 
-from botkit import TEST_SIZE, User, picture
+from botkit import TEST_SIZE, User, picture, wait_until
 
 from stylebot.playground.emulator import BotAPIEmulator
 
@@ -55,7 +55,9 @@ def test_whole_conversation(make_bot, emulator: BotAPIEmulator, user: User):
 
 def test_commands_registered_in_both_languages(make_bot, emulator: BotAPIEmulator):
     make_bot()
-    calls = emulator.wait_for(lambda: len(emulator.calls("setMyCommands")) >= 2 and emulator.calls("setMyCommands"))
+    calls = wait_until(
+        lambda: len(emulator.calls("setMyCommands")) >= 2 and emulator.calls("setMyCommands"), api=emulator
+    )
     commands = [c.params["commands"] for c in calls]
     for name in ("start", "help", "cancel", "settings", "forget"):
         assert all(f'"{name}"' in c for c in commands)
@@ -218,7 +220,7 @@ def test_blocked_user_ends_job_quietly_and_queue_goes_on(make_bot, emulator: Bot
     other.photo(picture(color=(0, 200, 0)))
     other.wait_result(timeout=120)
     job = app.store.last_job(blocker.id)
-    emulator.wait_for(lambda: app.store.get_job(job.id).status.value == "failed", what="blocked job ended")
+    wait_until(lambda: app.store.get_job(job.id).status.value == "failed", what="blocked job ended", api=emulator)
     assert "user gone" in app.store.get_job(job.id).error
 
 

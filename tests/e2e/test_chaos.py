@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from botkit import User, picture, spawn_bot, weights_path
+from botkit import User, picture, spawn_bot, wait_until, weights_path
 
 from stylebot import texts
 from stylebot.playground.emulator import BotAPIEmulator
@@ -309,10 +309,11 @@ def test_chaos_every_user_gets_exactly_one_result_or_a_clear_failure(emulator: B
 
     def up(process: subprocess.Popen) -> None:
         """Wait until the newest process has started (or died): its start-up must not meet the full disk."""
-        emulator.wait_for(
+        wait_until(
             lambda: process.poll() is not None or log.read_text(errors="replace").count("bot started") >= spawned,
             90,
             what=f"the bot to start{context()}",
+            api=emulator,
         )
 
     def context() -> str:
@@ -358,10 +359,11 @@ def test_chaos_every_user_gets_exactly_one_result_or_a_clear_failure(emulator: B
                     for c in chats
                 )
 
-            emulator.wait_for(
+            wait_until(
                 settled,
                 timeout=max(1.0, t0 + SETTLE_BY - time.monotonic()),
                 what=f"every user to get an outcome{context()}",
+                api=emulator,
             )
         finally:
             store.close()
@@ -408,7 +410,9 @@ def _settled(emulator: BotAPIEmulator, data: Path, user: User, timeout: float = 
     """Wait until the user's job is no longer queued or running (a rerun would have delivered by then)."""
     store = Store(data / "stylebot.sqlite3")
     try:
-        emulator.wait_for(lambda: store.active_job(user.id) is None, timeout, what=f"user {user.id}'s job to end")
+        wait_until(
+            lambda: store.active_job(user.id) is None, timeout, what=f"user {user.id}'s job to end", api=emulator
+        )
     finally:
         store.close()
 
@@ -435,10 +439,11 @@ def test_a_bot_restarted_on_a_full_disk_stays_up_and_delivers_once_space_returns
         bot = spawn_bot(emulator, data, log, STYLEBOT_IMAGE_SIZE=str(SIZE))
         if isinstance(disk, FileSizeLimit):
             disk.fill(bot.pid)
-        emulator.wait_for(
+        wait_until(
             lambda: bot.poll() is not None or log.read_text().count("bot started") >= 2,
             90,
             what="the restarted bot to start or exit",
+            api=emulator,
         )
         assert bot.poll() is None, "the bot exited on start-up on a full disk:\n" + log.read_text(errors="replace")[
             -3000:
@@ -464,7 +469,7 @@ def test_a_result_delivered_on_a_full_disk_is_not_delivered_again_after_a_sigkil
         _painting(user)
         disk.fill(bot.pid)
         user.wait_result(timeout=120)
-        emulator.wait_for(lambda: "outcome not recorded" in log.read_text(), 60, what="the unrecorded outcome")
+        wait_until(lambda: "outcome not recorded" in log.read_text(), 60, what="the unrecorded outcome", api=emulator)
         bot.send_signal(signal.SIGKILL)
         bot.wait(30)
         disk.free(bot.pid)
@@ -488,15 +493,16 @@ def test_a_message_being_handled_when_the_bot_is_killed_still_gets_an_answer(emu
         user.wait_text(START_PROMPT, timeout=90)
         emulator.stall_next("file", 30)
         user.photo(picture((300, 180)))
-        emulator.wait_for(lambda: emulator.downloads(), 60, what="the bot to start downloading the photo")
+        wait_until(lambda: emulator.downloads(), 60, what="the bot to start downloading the photo", api=emulator)
         bot.send_signal(signal.SIGKILL)
         bot.wait(30)
         bot = spawn_bot(emulator, data, log, STYLEBOT_IMAGE_SIZE=str(SIZE))
         answer = (STYLE_PROMPT, *FAILURES.values())
-        emulator.wait_for(
+        wait_until(
             lambda: any(t.startswith(answer) for t in user.seen()),
             90,
             what="an answer to the photo sent before the SIGKILL",
+            api=emulator,
         )
     finally:
         _stop(bot)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from botkit import TEST_SIZE, User, decode, picture
+from botkit import TEST_SIZE, User, decode, picture, wait_until
 
 from stylebot.playground.emulator import BotAPIEmulator
 
@@ -33,12 +33,13 @@ def test_settings_change_the_next_job_and_show_in_its_caption(make_bot, user: Us
     assert sizes == ["set:size:48", "set:size:512", "set:size:768", "set:size:1024"]  # CPU: capped at 1024
 
     user.press(menu, "set:strength:strong")
-    user.api.wait_for(
+    wait_until(
         lambda: ("✓ strong", "set:strength:strong") in keyboard(user.messages()[0]),
         what="the keyboard to show the new choice",
+        api=user.api,
     )
     user.press(user.messages()[0], "set:colors:1")
-    user.api.wait_for(lambda: any("Original colours: on" in t for t, _ in keyboard(user.messages()[0])))
+    wait_until(lambda: any("Original colours: on" in t for t, _ in keyboard(user.messages()[0])), api=user.api)
     assert user.api.calls("answerCallbackQuery")
 
     result = first_job(user)
@@ -68,7 +69,7 @@ def test_full_quality_file_is_the_png(make_bot, emulator: BotAPIEmulator, user: 
     make_bot()
     result = first_job(user)
     user.press(result, user.button(result, "full:"))
-    document = emulator.wait_for(lambda: [m for m in user.messages() if m.get("document")], what="the PNG")[0]
+    document = wait_until(lambda: [m for m in user.messages() if m.get("document")], what="the PNG", api=emulator)[0]
     assert document["document"]["file_name"].endswith(".png")
     png = decode(emulator.file_bytes(document["document"]["file_id"]))
     assert png.format == "PNG" and png.size == user.result_image(result).size == (TEST_SIZE, 32)
@@ -127,9 +128,10 @@ def test_forget_deletes_everything(make_bot, emulator: BotAPIEmulator, user: Use
     assert app.store.recent_styles(user.id) == []
     assert not list(results_dir.glob("*.png"))
     user.press(result, user.button(result, "full:"))
-    emulator.wait_for(
+    wait_until(
         lambda: [c for c in emulator.calls("answerCallbackQuery") if "out of date" in (c.params.get("text") or "")],
         what="stale button answer",
+        api=emulator,
     )
 
 

@@ -13,7 +13,7 @@ import sys
 import time
 
 import pytest
-from botkit import ROOT, User, picture, spawn_bot, weights_path
+from botkit import ROOT, User, picture, spawn_bot, wait_until, weights_path
 
 from stylebot.jobs.job import JobStatus
 from stylebot.playground.emulator import BotAPIEmulator
@@ -112,7 +112,7 @@ def test_polling_starts_despite_startup_errors(emulator: BotAPIEmulator, tmp_pat
     try:
         user.say("/start")
         user.wait_text("Hi!", timeout=60)
-        emulator.wait_for(lambda: [c for c in emulator.calls("setMyCommands") if c.status == 200], timeout=30)
+        wait_until(lambda: [c for c in emulator.calls("setMyCommands") if c.status == 200], timeout=30, api=emulator)
     finally:
         stop(bot)
     assert emulator.token not in (tmp_path / "bot.log").read_text()

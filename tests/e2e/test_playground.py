@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 import telebot
+from botkit import wait_until
 from PIL import Image, ImageDraw
 from telebot import apihelper, types
 
@@ -210,8 +211,11 @@ def test_page_speaks_russian(browser: sync_api.Browser, playground_with_bot: Pla
 
 def test_history_survives_reload(browser: sync_api.Browser, playground_with_bot: Playground) -> None:
     playground_with_bot.emulator.send_text(USER_ID, "/start")  # sent before the page is open
-    playground_with_bot.emulator.wait_for(
-        lambda: playground_with_bot.emulator.bot_messages(USER_ID), timeout=10, what="the greeting"
+    wait_until(
+        lambda: playground_with_bot.emulator.bot_messages(USER_ID),
+        timeout=10,
+        what="the greeting",
+        api=playground_with_bot.emulator,
     )
     page = open_page(browser, playground_with_bot.page_url)
     page.locator(".msg.bot", has_text="content photo").wait_for()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from botkit import User, picture, weights_path
+from botkit import User, picture, wait_until, weights_path
 from rediskit import free_port, redis_server
 
 from stylebot import texts
@@ -86,7 +86,7 @@ def test_stall_at_receipt_does_not_hold_up_another_user(emulator: BotAPIEmulator
     a, b = User(emulator, 1001), User(emulator, 1005)
     emulator.stall_next("file", 100, times=10)
     fid = file_id_of(a.photo(picture()))
-    emulator.wait_for(lambda: emulator.downloads(fid), 30, what="A's receipt check to start downloading")
+    wait_until(lambda: emulator.downloads(fid), 30, what="A's receipt check to start downloading", api=emulator)
     b.say("/start")
     b.wait_text(START, timeout=30)
     assert not any(BAD_DOWNLOAD in t for t in a.texts()), "B was answered only after A's download gave up"
@@ -243,10 +243,10 @@ def test_webhook_slow_clients_cannot_pin_the_server(emulator: BotAPIEmulator, we
     # The oversized body is refused without being read, and that connection closed.
     huge.settimeout(10)
     assert huge.recv(64).startswith(b"HTTP/1.1 413")
-    emulator.wait_for(lambda: closed_by_server(huge), 10, what="the 413 connection to be closed")
+    wait_until(lambda: closed_by_server(huge), 10, what="the 413 connection to be closed", api=emulator)
     # Every stalled connection, and the lying Content-Length, is dropped by the read timeout.
-    emulator.wait_for(lambda: all(closed_by_server(s) for s in slow), 30, what="200 stalled sockets closed")
-    emulator.wait_for(lambda: closed_by_server(liar), 10, what="the short body's connection closed")
+    wait_until(lambda: all(closed_by_server(s) for s in slow), 30, what="200 stalled sockets closed", api=emulator)
+    wait_until(lambda: closed_by_server(liar), 10, what="the short body's connection closed", api=emulator)
     assert dribble_closed.wait(20), "a client dribbling its header was never cut off"
     # The direct update was handled too (Bo never wrote through the emulator, so its reply fails there).
     assert [c for c in emulator.calls("sendMessage") if str(c.params.get("chat_id")) == "2002"]

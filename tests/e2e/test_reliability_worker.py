@@ -17,7 +17,7 @@ from contextlib import contextmanager
 
 import pytest
 import telebot
-from botkit import User, picture
+from botkit import User, picture, wait_until
 
 from stylebot.jobs import results
 from stylebot.jobs.job import MAX_CRASHES, Job, JobStatus
@@ -107,7 +107,7 @@ def test_full_disk_does_not_kill_the_worker_and_work_resumes_when_space_returns(
     assert not any(
         b.get("callback_data", "").startswith("full:") for row in result["reply_markup"]["inline_keyboard"] for b in row
     )
-    emulator.wait_for(lambda: not app.health.ok, timeout=30, what="health to turn degraded")
+    wait_until(lambda: not app.health.ok, timeout=30, what="health to turn degraded", api=emulator)
     assert app.health.reason == "disk full"
     assert app.queue.alive_workers() == 1
     # New requests are refused politely while the disk is full (no job is stored).
@@ -116,13 +116,14 @@ def test_full_disk_does_not_kill_the_worker_and_work_resumes_when_space_returns(
     assert not second.results()
 
     disk.on.clear()
-    emulator.wait_for(lambda: app.health.ok, timeout=60, what="health to come back")
+    wait_until(lambda: app.health.ok, timeout=60, what="health to come back", api=emulator)
     second.wait_result(timeout=90)  # the queued job ran after space returned, without a restart
     store = Store(app.config.db_path)
-    emulator.wait_for(
+    wait_until(
         lambda: store.last_job(first.id).status == JobStatus.DONE,
         timeout=30,
         what="the first job's DONE to be recorded once the store took writes again",
+        api=emulator,
     )
     assert len(first.results()) == 1  # recorded late, not run twice
     assert app.queue.alive_workers() == 1
@@ -193,10 +194,11 @@ def test_crash_looping_job_is_given_up_with_a_reason_and_resumed_jobs_lose_their
     for user in (doomed, survivor):
         assert not any("old preview" in t for t in user.texts())  # the stale preview was removed
     assert app.store.get_job(jobs[doomed.id].id).status == JobStatus.FAILED
-    emulator.wait_for(
+    wait_until(
         lambda: app.store.get_job(jobs[survivor.id].id).status == JobStatus.DONE,
         timeout=30,
         what="the resumed job to be recorded done",
+        api=emulator,
     )
 
 

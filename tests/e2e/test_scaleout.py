@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from botkit import User, picture, spawn_bot, weights_path
+from botkit import User, picture, spawn_bot, wait_until, weights_path
 from rediskit import free_port, redis_server
 
 from stylebot import texts
@@ -92,10 +92,10 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
             c.start_worker()
             c.start_worker()
             c.start_web()
-            api.wait_for(lambda: api.calls("setWebhook"), 60, what="the web process to call setWebhook")
+            wait_until(lambda: api.calls("setWebhook"), 60, what="the web process to call setWebhook", api=api)
             store = _store(url)
             pids = {w.pid for w in c.workers}
-            api.wait_for(lambda: _live_worker_count(url, pids) >= 2, 120, what="two RQ workers to register")
+            wait_until(lambda: _live_worker_count(url, pids) >= 2, 120, what="two RQ workers to register", api=api)
             store.close()
             yield c
         except BaseException:
@@ -135,7 +135,7 @@ def chat_once(user: User, content: bytes, style: bytes) -> None:
     """/start, the photo, the style: each step waits for the bot's answer, as a person would."""
     before = len(user.messages())
     user.say("/start")
-    user.api.wait_for(lambda: len(user.messages()) > before, 30, what=f"/start answered for {user.id}")
+    wait_until(lambda: len(user.messages()) > before, 30, what=f"/start answered for {user.id}", api=user.api)
     user.photo(content)
     user.wait_text(texts.t("en", "ask_style"), timeout=30)
     user.photo(style)
@@ -202,10 +202,10 @@ def test_three_users_each_get_exactly_one_result(cluster, store) -> None:
     # The "Full quality file" button works though the PNG was written on a worker's disk.
     user = users[101]
     user.press(user.results()[0], user.button(user.results()[0], "full:"))
-    api.wait_for(lambda: any(m.get("document") for m in user.messages()), 30, what="the full-quality PNG")
+    wait_until(lambda: any(m.get("document") for m in user.messages()), 30, what="the full-quality PNG", api=api)
     # So does "How it was painted": the timelapse too was written on a worker's disk.
     user.press(user.results()[0], user.button(user.results()[0], "lapse:"))
-    api.wait_for(lambda: any(m.get("animation") for m in user.messages()), 30, what="the timelapse animation")
+    wait_until(lambda: any(m.get("animation") for m in user.messages()), 30, what="the timelapse animation", api=api)
     assert not any("no longer" in t for t in user.texts())
 
 
@@ -215,10 +215,11 @@ def test_duplicated_update_is_handled_once(cluster) -> None:
     user.wait_text("/settings", timeout=30)
     time.sleep(0.5)  # the emulator records the update as delivered once our 200 reaches it
     assert cluster.api.redeliver_last_update() == 200
-    cluster.api.wait_for(
+    wait_until(
         lambda: "already handled; ignored" in cluster.log_of(cluster.web.pid),
         10,
         what="the web process to recognise the re-sent update",
+        api=cluster.api,
     )
     time.sleep(1.0)
     assert len(user.messages()) == 1, user.texts()
@@ -229,10 +230,11 @@ def test_worker_killed_mid_job_loses_nothing(cluster, store) -> None:
     chat_once(user, picture((120, 80)), picture((90, 90), (20, 200, 200)))
     # Killed the moment Redis says it runs (deterministic on any machine speed): from the
     # system's point of view this is the same as dying mid-painting; only the lease can tell.
-    job = api.wait_for(
+    job = wait_until(
         lambda: (j := store.active_job(105)) and j.status == JobStatus.RUNNING and store.owner(j.id) and j,
         60,
         what="the job to start",
+        api=api,
     )
     victim_pid = int(store.owner(job.id).rsplit(":", 1)[1])
     victim = next(w for w in cluster.workers if w.pid == victim_pid)
@@ -262,10 +264,13 @@ def start_long_job(user: User, store) -> Job:
     user.say("/settings")
     menu = user.wait_text(texts.t("en", "settings"), timeout=30)
     user.press(menu, "set:size:1024")
-    user.api.wait_for(lambda: store.get_settings(user.id).size == 1024, 30, what="the size setting")
+    wait_until(lambda: store.get_settings(user.id).size == 1024, 30, what="the size setting", api=user.api)
     chat_once(user, picture((1200, 800)), picture((90, 90), (90, 20, 200)))
-    job = user.api.wait_for(
-        lambda: (j := store.active_job(user.id)) and j.status == JobStatus.RUNNING and j, 60, what="the job to start"
+    job = wait_until(
+        lambda: (j := store.active_job(user.id)) and j.status == JobStatus.RUNNING and j,
+        60,
+        what="the job to start",
+        api=user.api,
     )
     user.wait_text("%", timeout=60)  # a progress edit: the engine is mid-painting
     return job
@@ -296,8 +301,11 @@ def one_worker_left(cluster: Cluster) -> subprocess.Popen:
     if not alive:
         alive = [cluster.start_worker()]
     pids = {alive[0].pid}
-    cluster.api.wait_for(
-        lambda: _live_worker_count(cluster.redis_url, pids) == 1, 120, what="the one RQ worker left registered"
+    wait_until(
+        lambda: _live_worker_count(cluster.redis_url, pids) == 1,
+        120,
+        what="the one RQ worker left registered",
+        api=cluster.api,
     )
     return alive[0]
 
