@@ -17,7 +17,7 @@ Waiting (every test uses these; tests/unit/test_test_waits.py checks the e2e tie
   painting (``bin/test --busy``), so that it only fires when something is stuck.
 - "Nothing else happens": prove it by order where possible (send a marker message after,
   wait for its answer; whatever would have come first has come), else wait a window of
-  ``deadline(seconds)``.
+  ``deadline(seconds)`` with ``quiet(seconds)``.
 """
 
 from __future__ import annotations
@@ -84,6 +84,15 @@ def wait_until(condition: Callable[[], T | None], timeout: float = REPLY_S, what
             detail = f"\n{api.summary()}" if api is not None else ""
             raise AssertionError(f"timed out after {limit:g} s{scale} waiting for {what or condition}{detail}")
         time.sleep(0.02)  # the helper's poll interval, not a wait for something to happen
+
+
+def quiet(seconds: float) -> None:
+    """Let ``deadline(seconds)`` pass: the window of a "nothing else happens" check.
+
+    Only where the absence cannot be proven by order (a marker message answered after it)
+    or by state (every job finished); a longer window only makes such a check stricter.
+    """
+    time.sleep(deadline(seconds))
 
 
 def weights_path() -> Path | None:

@@ -4,9 +4,8 @@ the style as a reply, results replying to their own user, buttons only for their
 from __future__ import annotations
 
 import json
-import time
 
-from botkit import User, picture, wait_until
+from botkit import REPLY_S, User, picture, wait_until
 
 from stylebot.playground.emulator import BotAPIEmulator
 
@@ -135,7 +134,9 @@ def test_two_users_interleaving_in_a_group_each_get_only_their_own_result(make_b
         ANN, picture((60, 60), (220, 120, 20)), chat_id=GROUP, reply_to=ann_prompt["message_id"], first_name="Ann"
     )
     wait_until(lambda: len(group_results(api)) >= 2, 180, what="two results in the group", api=api)
-    time.sleep(0.5)  # a third result (a mix-up) would come right after; none may
+    # A third result (a mix-up) would be delivered before its job is recorded done: wait until
+    # neither user has a job queued or running, then none may have come.
+    wait_until(lambda: all(app.store.active_job(uid) is None for uid in (ANN, BOB)), REPLY_S, "both jobs to end", api)
     results = group_results(api)
     assert len(results) == 2
     by_user = {r["reply_to_message"]["from"]["id"]: r for r in results}
@@ -157,7 +158,9 @@ def test_two_users_interleaving_in_a_group_each_get_only_their_own_result(make_b
     last_id = max(m["message_id"] for m in group_messages(api))
     for data in (f"rerun:{ann_job.id}:stronger", f"restyle:{ann_job.id}", f"full:{ann_job.id}"):
         api.press_button(BOB, by_user[ANN]["message_id"], data, chat_id=GROUP)
-    wait_until(lambda: sum("belong to Ann" in a for a in answers(api)) >= 3, 30, what="three short answers", api=api)
+    wait_until(
+        lambda: sum("belong to Ann" in a for a in answers(api)) >= 3, REPLY_S, what="three short answers", api=api
+    )
     # A later message of Bob's is answered: anything the presses caused would have been sent before it.
     bob_help = api.send_text(BOB, "/help", chat_id=GROUP, first_name="Bob")
     reply_to(api, bob_help, "/style")
@@ -171,7 +174,9 @@ def test_two_users_interleaving_in_a_group_each_get_only_their_own_result(make_b
     # ... and a recent-style picker under her message, which Bob can't use.
     picker = reply_to(api, ann_style, "recent styles")
     api.press_button(BOB, picker["message_id"], "style:1", chat_id=GROUP)
-    wait_until(lambda: sum("belong to Ann" in a for a in answers(api)) >= 4, 30, what="the picker's answer", api=api)
+    wait_until(
+        lambda: sum("belong to Ann" in a for a in answers(api)) >= 4, REPLY_S, what="the picker's answer", api=api
+    )
     assert len(app.store.jobs_created_since(BOB, 0)) == 1
 
 

@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from botkit import TEST_SIZE, User, picture, wait_until
+from botkit import REPLY_S, TEST_SIZE, User, picture, wait_until
 from rediskit import redis_server
 
 from stylebot.playground.emulator import BotAPIEmulator
@@ -100,7 +100,9 @@ def test_mix_with_another_style_then_change_the_ratio(make_bot, emulator: BotAPI
 
     # The ratio in use: a short answer, no new job.
     user.press(second, f"mix:{mixed.id}:50")
-    wait_until(lambda: "This result already has that mix." in answers(emulator), 30, what="the answer", api=emulator)
+    wait_until(
+        lambda: "This result already has that mix." in answers(emulator), REPLY_S, what="the answer", api=emulator
+    )
     assert app.store.last_job(user.id).id == mixed.id
 
     # 75: the same three images again (by file id: nothing uploaded), 75 % of the second style.
@@ -140,7 +142,7 @@ def test_mix_buttons_answer_only_their_own_user(make_bot, emulator: BotAPIEmulat
     emulator.send_callback_query(other.id, other.messages()[0]["message_id"], f"mix:{job.id}:75")
     emulator.send_callback_query(other.id, other.messages()[0]["message_id"], f"mixwith:{job.id}")
     wait_until(
-        lambda: answers(emulator).count("That button is out of date.") >= 2, 30, what="stale answers", api=emulator
+        lambda: answers(emulator).count("That button is out of date.") >= 2, REPLY_S, what="stale answers", api=emulator
     )
     assert app.store.last_job(other.id) is None and app.store.get_dialog(other.id).step == "content"
     assert len(user.results()) == 1 and result

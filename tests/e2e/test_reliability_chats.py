@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from botkit import TEST_SIZE, User, picture, wait_until
+from botkit import REPLY_S, RESULT_S, TEST_SIZE, User, deadline, picture, wait_until
 from rediskit import redis_server
 
 from stylebot import app as main
@@ -104,7 +104,7 @@ def test_buttons_act_only_in_their_own_chat(make_bot, emulator: BotAPIEmulator):
         emulator.send_callback_query(user.id, group_message, data, chat_id=GROUP)
         wait_until(
             lambda n=n: sum(STALE in a for a in answers(emulator)) >= n,
-            30,
+            REPLY_S,
             what=f"stale answer to {data}",
             api=emulator,
         )
@@ -112,12 +112,12 @@ def test_buttons_act_only_in_their_own_chat(make_bot, emulator: BotAPIEmulator):
     user.photo(picture((100, 70), (200, 200, 20)))  # private dialog: waiting for a style
     user.wait_text("tap one of your recent styles")
     emulator.send_callback_query(user.id, group_message, "style:1", chat_id=GROUP)
-    wait_until(lambda: sum(STALE in a for a in answers(emulator)) >= 4, 30, what="stale style:1", api=emulator)
+    wait_until(lambda: sum(STALE in a for a in answers(emulator)) >= 4, REPLY_S, what="stale style:1", api=emulator)
     assert app.store.last_job(user.id).id == job.id  # no second job
     assert not any(m.get("document") or m.get("photo") for m in emulator.bot_messages(GROUP))
     # The private buttons still work in their own chat.
     user.press(result, f"full:{job.id}")
-    wait_until(lambda: any(m.get("document") for m in user.messages()), 30, what="the PNG", api=emulator)
+    wait_until(lambda: any(m.get("document") for m in user.messages()), REPLY_S, what="the PNG", api=emulator)
 
 
 # --- (2) exactly once under redelivery ---------------------------------------------
@@ -125,8 +125,8 @@ def test_buttons_act_only_in_their_own_chat(make_bot, emulator: BotAPIEmulator):
 
 def stop_polling(app: main.App) -> None:
     """As if the process died: polling ends (no further getUpdates confirms anything)."""
-    app.stop(timeout=5)
-    app._poller.join(10)
+    app.stop(timeout=deadline(5))
+    app._poller.join(deadline(10))
     assert not app._poller.is_alive()
 
 
@@ -159,8 +159,9 @@ def test_resent_button_press_makes_no_second_job(make_bot, emulator: BotAPIEmula
     emulator.redeliver_last_update()  # the "Stronger" press, same update id
     second = make_bot()
     user.say("/help")
+    # Answered after the re-sent press (one user's updates are handled in order): a wrong job
+    # would already be in the store.
     user.wait_text("/settings")
-    time.sleep(0.5)  # not an assertion on time: a wrong job would already be in the store
     assert done_jobs(second.store, user.id) == 2
     assert second.store.active_job(user.id) is None
 
@@ -306,8 +307,10 @@ def test_old_database_is_upgraded_and_its_jobs_delivered(make_bot, emulator: Bot
     app = make_bot()
     assert app.store.schema_version() == SCHEMA_VERSION == 5
     user.wait_seen("your job is back in the queue")
-    user.wait_result(timeout=120)
-    wait_until(lambda: app.store.get_job("oldjob000001").status == JobStatus.DONE, 30, what="job done", api=emulator)
+    user.wait_result(timeout=RESULT_S)
+    wait_until(
+        lambda: app.store.get_job("oldjob000001").status == JobStatus.DONE, REPLY_S, what="job done", api=emulator
+    )
     assert app.store.get_dialog(user.id).content_file_id is None  # no chat recorded: not guessed
 
 
@@ -345,7 +348,7 @@ def test_malformed_callbacks_get_the_stale_answer(make_bot, emulator: BotAPIEmul
     user.say("/settings")
     message = wait_until(
         lambda: next((m for m in user.messages() if m.get("reply_markup")), None),
-        30,
+        REPLY_S,
         what="the settings keyboard",
         api=emulator,
     )
@@ -365,7 +368,7 @@ def test_malformed_callbacks_get_the_stale_answer(make_bot, emulator: BotAPIEmul
         emulator.send_callback_query(user.id, message["message_id"], data)
     wait_until(
         lambda: sum(STALE in a for a in answers(emulator)) == len(bad),
-        30,
+        REPLY_S,
         what="every malformed press answered as stale",
         api=emulator,
     )

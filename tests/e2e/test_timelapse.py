@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from botkit import TEST_SIZE, User, picture, wait_until
+from botkit import REPLY_S, TEST_SIZE, User, picture, wait_until
 from PIL import Image, ImageChops, ImageSequence, ImageStat
 
 from stylebot.jobs import results
@@ -45,7 +45,7 @@ def test_timelapse_button_sends_an_animation_of_the_painting(make_bot, emulator:
     user.press(result, button)
     message = wait_until(
         lambda: [m for m in user.messages() if m.get("animation")],
-        timeout=30,
+        timeout=REPLY_S,
         what="the timelapse animation",
         api=emulator,
     )[0]
