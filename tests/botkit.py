@@ -86,6 +86,16 @@ def wait_until(condition: Callable[[], T | None], timeout: float = REPLY_S, what
         time.sleep(0.02)  # the helper's poll interval, not a wait for something to happen
 
 
+def wait_idle(store: Any, user_id: int, timeout: float = REPLY_S) -> None:
+    """Wait until ``user_id`` has no job queued or running in ``store``.
+
+    Before pressing a button that makes a job on a result just shown: the result shows a moment
+    before its job is recorded done, and a press in between is refused ("You already have a job");
+    a known bug, see tests/e2e/test_result_buttons_race.py.
+    """
+    wait_until(lambda: store.active_job(user_id) is None, timeout, f"user {user_id}'s job to be recorded done")
+
+
 def quiet(seconds: float) -> None:
     """Let ``deadline(seconds)`` pass: the window of a "nothing else happens" check.
 

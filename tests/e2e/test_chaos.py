@@ -307,21 +307,28 @@ def test_chaos_every_user_gets_exactly_one_result_or_a_clear_failure(emulator: B
     happened: list[str] = []
     bot: subprocess.Popen | None = None
 
-    spawned = 0
+    log_at_spawn = 0  # the log's size when the newest process was spawned: its own lines follow
 
     def spawn() -> subprocess.Popen:
-        nonlocal spawned
-        spawned += 1
+        nonlocal log_at_spawn
+        log_at_spawn = log.stat().st_size if log.exists() else 0
         return spawn_bot(emulator, data, log, STYLEBOT_IMAGE_SIZE=str(SIZE))
 
     def up(process: subprocess.Popen) -> None:
-        """Wait until the newest process has started (or died): its start-up must not meet the full disk."""
-        wait_until(
-            lambda: process.poll() is not None or log.read_text(errors="replace").count("bot started") >= spawned,
-            START_S,
-            what=f"the bot to start{context()}",
-            api=emulator,
-        )
+        """Wait until the newest process has started (or died): its start-up must not meet the full disk.
+
+        Its own "bot started" line, after the log's size at its spawn: counting all the lines
+        would wait forever once a process was killed before it had started (a busy machine).
+        """
+        try:
+            wait_until(
+                lambda: process.poll() is not None or b"bot started" in log.read_bytes()[log_at_spawn:],
+                START_S,
+                what="the bot to start",
+                api=emulator,
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}{context()}") from None  # the state at the time of failure
 
     def context() -> str:
         tail = log.read_text(errors="replace")[-4000:].replace(emulator.token, "<TOKEN>") if log.exists() else ""
@@ -366,13 +373,16 @@ def test_chaos_every_user_gets_exactly_one_result_or_a_clear_failure(emulator: B
                     for c in chats
                 )
 
-            wait_until(
-                settled,
-                # what is left of deadline(SETTLE_BY), in the unscaled seconds wait_until takes
-                timeout=max(1.0, t0 + deadline(SETTLE_BY) - time.monotonic()) / slowdown(),
-                what=f"every user to get an outcome{context()}",
-                api=emulator,
-            )
+            try:
+                wait_until(
+                    settled,
+                    # what is left of deadline(SETTLE_BY), in the unscaled seconds wait_until takes
+                    timeout=max(1.0, t0 + deadline(SETTLE_BY) - time.monotonic()) / slowdown(),
+                    what="every user to get an outcome",
+                    api=emulator,
+                )
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}{context()}") from None  # the state at the time of failure
         finally:
             store.close()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from botkit import TEST_SIZE, User, decode, picture, wait_until
+from botkit import TEST_SIZE, User, decode, picture, wait_idle, wait_until
 
 from stylebot.playground.emulator import BotAPIEmulator
 
@@ -48,12 +48,14 @@ def test_settings_change_the_next_job_and_show_in_its_caption(make_bot, user: Us
 
 
 def test_stronger_and_weaker_rerun_without_uploading_again(make_bot, emulator: BotAPIEmulator, user: User):
-    make_bot()
+    app = make_bot()
     first = first_job(user)
     downloads_before = len(emulator.calls("getFile"))
+    wait_idle(app.store, user.id)  # the result shows a moment before its job is done
     user.press(first, user.button(first, "rerun:").replace("weaker", "stronger"))
     second = user.wait_result(2)
     assert "style strong" in second["caption"]
+    wait_idle(app.store, user.id)  # the result shows a moment before its job is done
     user.press(second, user.button(second, "rerun:").replace("weaker", "stronger"))
     third = user.wait_result(3)
     assert "style ×4" in third["caption"]
@@ -61,6 +63,7 @@ def test_stronger_and_weaker_rerun_without_uploading_again(make_bot, emulator: B
     # Re-runs reuse the stored file_ids: no new uploads, only the worker's downloads.
     assert len(emulator.calls("getFile")) - downloads_before == 4
     weaker = next(d for _, d in keyboard(first) if d.endswith(":weaker"))
+    wait_idle(app.store, user.id)  # the result shows a moment before its job is done
     user.press(first, weaker)
     assert "style weak" in user.wait_result(4)["caption"]
 
@@ -150,9 +153,11 @@ def test_only_file_ids_and_results_are_stored(make_bot, user: User, tmp_path):
 
 
 def test_rate_limit_says_when_to_come_back(make_bot, user: User):
-    make_bot(rate_limit=2)
+    app = make_bot(rate_limit=2)
     first = first_job(user)
+    wait_idle(app.store, user.id)  # the result shows a moment before its job is done
     user.press(first, user.button(first, "rerun:").replace("weaker", "stronger"))
     user.wait_result(2)
+    wait_idle(app.store, user.id)  # the result shows a moment before its job is done
     user.press(first, next(d for _, d in keyboard(first) if d.endswith(":weaker")))
     assert "try again in" in user.wait_text("2 jobs per hour")["text"]

@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from botkit import REPLY_S, TEST_SIZE, User, picture, wait_until
+from botkit import REPLY_S, TEST_SIZE, User, picture, wait_idle, wait_until
 from rediskit import redis_server
 
 from stylebot.playground.emulator import BotAPIEmulator
@@ -81,6 +81,7 @@ def test_mix_with_another_style_then_change_the_ratio(make_bot, emulator: BotAPI
     assert ("Mix with another style", f"mixwith:{one.id}") in keyboard(first)
 
     # "Mix with another style" -> the next picture is the second style: one mixed job, 50/50.
+    wait_idle(app.store, user.id)  # the result shows a moment before its job is done
     user.press(first, f"mixwith:{one.id}")
     user.wait_seen("Send a second style picture")
     second_style = user.photo(picture((64, 64), (230, 200, 40)))
@@ -107,6 +108,7 @@ def test_mix_with_another_style_then_change_the_ratio(make_bot, emulator: BotAPI
 
     # 75: the same three images again (by file id: nothing uploaded), 75 % of the second style.
     downloads = len(emulator.calls("getFile"))
+    wait_idle(app.store, user.id)  # the result shows a moment before its job is done
     user.press(second, f"mix:{mixed.id}:75")
     third = user.wait_result(3)
     more = app.store.last_job(user.id)
@@ -121,6 +123,7 @@ def test_mix_with_another_style_then_change_the_ratio(make_bot, emulator: BotAPI
     assert len(emulator.calls("getFile")) - downloads == 3  # the worker's three downloads, no user uploads
 
     # Stronger keeps the mix and its ratio.
+    wait_idle(app.store, user.id)  # the result shows a moment before its job is done
     user.press(third, f"rerun:{more.id}:stronger")
     fourth = user.wait_result(4)
     strong = app.store.last_job(user.id)

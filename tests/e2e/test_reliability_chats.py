@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from botkit import REPLY_S, RESULT_S, TEST_SIZE, User, deadline, picture, wait_until
+from botkit import REPLY_S, RESULT_S, TEST_SIZE, User, deadline, picture, wait_idle, wait_until
 from rediskit import redis_server
 
 from stylebot import app as main
@@ -153,6 +153,7 @@ def test_resent_button_press_makes_no_second_job(make_bot, emulator: BotAPIEmula
     user.wait_text("Got the photo")
     user.photo(picture((64, 64), (20, 20, 220)))
     result = user.wait_result()
+    wait_idle(first.store, user.id)  # the result shows a moment before its job is done
     user.press(result, user.button(result, "rerun:"))
     user.wait_result(2)
     stop_polling(first)
