@@ -119,8 +119,11 @@ def test_pages_turn_in_place_and_a_style_from_page_two_works(make_bot, emulator:
     assert len(edits) == 1 and edits[0].files  # page 2 drawn and uploaded once
     user.press(page2, "galp:0")
     wait_until(
-        lambda: message_now(user, sheet["message_id"])["photo"][-1]["file_id"] == sheet["photo"][-1]["file_id"],
-        what="back to page 1",
+        lambda: (
+            message_now(user, sheet["message_id"])["photo"][-1]["file_id"] == sheet["photo"][-1]["file_id"]
+            and len(emulator.calls("editMessageMedia")) >= 2
+        ),  # the edit's record comes just after it shows
+        what="back to page 1 (and the edit recorded)",
         api=emulator,
     )
     assert not emulator.calls("editMessageMedia")[1].files  # page 1 again: by file_id

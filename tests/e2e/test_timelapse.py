@@ -44,9 +44,10 @@ def test_timelapse_button_sends_an_animation_of_the_painting(make_bot, emulator:
 
     user.press(result, button)
     message = wait_until(
-        lambda: [m for m in user.messages() if m.get("animation")],
+        # the emulator records a call just after its message shows: wait for both
+        lambda: emulator.calls("sendAnimation") and [m for m in user.messages() if m.get("animation")],
         timeout=REPLY_S,
-        what="the timelapse animation",
+        what="the timelapse animation (and its call recorded)",
         api=emulator,
     )[0]
     assert [c.status for c in emulator.calls("sendAnimation")] == [200]
