@@ -18,6 +18,10 @@ Waiting (every test uses these; tests/unit/test_test_waits.py checks the e2e tie
 - "Nothing else happens": prove it by order where possible (send a marker message after,
   wait for its answer; whatever would have come first has come), else wait a window of
   ``deadline(seconds)`` with ``quiet(seconds)``.
+- ``REPLY_S`` (60) and ``RESULT_S`` (180) are the usual timeouts: an answer to one message, a
+  painted result at the tests' sizes. ``User.wait_text``/``wait_seen``/``wait_result`` use them.
+- ``wait_idle(store, user_id)`` before pressing a button that makes a job on a result just
+  shown (a known race in the bot: see tests/e2e/test_result_buttons_race.py).
 """
 
 from __future__ import annotations
