@@ -198,20 +198,46 @@ def _banner_pids(process: subprocess.Popen) -> list[int]:
     raise AssertionError("bin/test --busy ended without starting its busy processes")
 
 
-@pytest.mark.parametrize("how", ["SIGTERM to its process group", "SIGKILL to the script alone"])
+def _group_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    # Zombies (children of init now) do not count.
+    return all(
+        ") Z " in stat.read_text()
+        for stat in Path("/proc").glob("[0-9]*/stat")
+        if stat.exists() and _pgid_of(stat) == pgid
+    )
+
+
+def _pgid_of(stat: Path) -> int | None:
+    try:
+        return int(stat.read_text().rsplit(")", 1)[1].split()[2])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+@pytest.mark.parametrize(
+    "how", ["SIGTERM to its process group", "SIGTERM to the script alone", "SIGKILL to the script alone"]
+)
 def test_bin_test_busy_stops_its_burners_however_it_ends(tmp_path: Path, how: str) -> None:
-    """A CI timeout signals the whole group (the trap and the burners' own default end them); a
-    SIGKILL leaves no trap to run, so each burner also ends once the script is gone."""
+    """A CI timeout signals the whole group; a signal to the script alone is trapped and passed on
+    to pytest; a SIGKILL leaves no trap to run, so each burner also ends once the script is gone."""
     process = _start_hanging(tmp_path)
     try:
         pids = _banner_pids(process)
         assert all(_alive(pid) for pid in pids)
-        if how.startswith("SIGTERM"):
+        if how == "SIGTERM to its process group":
             os.killpg(process.pid, signal.SIGTERM)
+        elif how == "SIGTERM to the script alone":
+            os.kill(process.pid, signal.SIGTERM)
         else:
             os.kill(process.pid, signal.SIGKILL)
         process.wait(deadline(30))
         wait_until(lambda: not any(_alive(pid) for pid in pids), 10, f"the busy processes {pids} to end ({how})")
+        if how.startswith("SIGTERM"):  # the hanging pytest too: nothing of the run is left
+            wait_until(lambda: _group_gone(process.pid), 10, f"every process of the run to end ({how})")
     finally:
         try:
             os.killpg(process.pid, signal.SIGKILL)  # the hanging pytest, after a SIGKILL to the script
