@@ -1,24 +1,112 @@
-"""Helpers for bot tests: images made with Pillow, a running bot, a chatting user.
+"""Helpers for bot tests: images made with Pillow, a running bot, a chatting user, waits.
 
 The bot under test is the real one (``stylebot.app.App``: handlers, SQLite, worker
 threads, the real engine at a tiny size) talking HTTP to the emulator.
+
+Waiting (every test uses these; tests/unit/test_test_waits.py checks the e2e tier does):
+
+- ``wait_until(condition, timeout=60, what="", api=None)`` polls ``condition`` until it
+  returns something truthy and returns that; after ``deadline(timeout)`` seconds it fails
+  with "timed out after N s waiting for <what>" (plus the emulator's recent calls when
+  ``api`` is given). Never ``time.sleep(n)`` to let something happen: wait for its sign.
+- ``deadline(seconds)`` is ``seconds`` × ``STYLEBOT_TEST_SLOWDOWN`` (a float, default 1),
+  read here and nowhere else. Pass every other time limit through it too: a subprocess's
+  ``timeout=``, ``process.wait(...)``, ``event.wait(...)``, a socket's timeout, and the
+  window of a "nothing happens" check that cannot be proven by order.
+- A deadline is a hang detector, not a performance test: size it for a busy 2-core machine
+  painting (``bin/test --busy``), so that it only fires when something is stuck.
+- "Nothing else happens": prove it by order where possible (send a marker message after,
+  wait for its answer; whatever would have come first has come), else wait a window of
+  ``deadline(seconds)`` with ``quiet(seconds)``.
+- ``REPLY_S`` (60) and ``RESULT_S`` (180) are the usual timeouts: an answer to one message, a
+  painted result at the tests' sizes. ``User.wait_text``/``wait_seen``/``wait_result`` use them.
+- ``wait_idle(store, user_id)`` before pressing a button that makes a job on a result just
+  shown (a known race in the bot: see tests/e2e/test_result_buttons_race.py).
 """
 
 from __future__ import annotations
 
 import io
+import math
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_SIZE = 48
+
+#: The one knob for a slow machine: every deadline in the tests is multiplied by it.
+SLOWDOWN_ENV = "STYLEBOT_TEST_SLOWDOWN"
+#: Seconds to wait for a reply to one message (a text, a button press), painting aside.
+REPLY_S = 60.0
+#: Seconds to wait for a painted result at the tests' small sizes, on a busy machine.
+RESULT_S = 180.0
+
+T = TypeVar("T")
+
+
+def slowdown() -> float:
+    """``STYLEBOT_TEST_SLOWDOWN`` as a float (default 1); read on each call, so a test may set it."""
+    raw = os.environ.get(SLOWDOWN_ENV, "").strip()
+    if not raw:
+        return 1.0
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{SLOWDOWN_ENV}={raw!r} is not a number (e.g. 2 or 1.5)") from None
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{SLOWDOWN_ENV}={raw!r} must be a positive, finite number")
+    return value
+
+
+def deadline(seconds: float) -> float:
+    """``seconds`` scaled by ``STYLEBOT_TEST_SLOWDOWN``: how long to allow for something that must happen."""
+    return seconds * slowdown()
+
+
+def wait_until(condition: Callable[[], T | None], timeout: float = REPLY_S, what: str = "", api: Any = None) -> T:
+    """Poll ``condition`` until it is truthy and return its value; fail after ``deadline(timeout)`` s.
+
+    The failure names ``what`` was awaited and, with ``api`` (the emulator), its recent calls.
+    The value returned is never None or false: a condition may answer None while it waits.
+    """
+    limit = deadline(timeout)
+    end = time.monotonic() + limit
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > end:
+            scale = f" ({timeout:g} s x {SLOWDOWN_ENV}={slowdown():g})" if slowdown() != 1 else ""
+            detail = f"\n{api.summary()}" if api is not None else ""
+            raise AssertionError(f"timed out after {limit:g} s{scale} waiting for {what or condition}{detail}")
+        time.sleep(0.02)  # the helper's poll interval, not a wait for something to happen
+
+
+def wait_idle(store: Any, user_id: int, timeout: float = REPLY_S) -> None:
+    """Wait until ``user_id`` has no job queued or running in ``store``.
+
+    Before pressing a button that makes a job on a result just shown: the result shows a moment
+    before its job is recorded done, and a press in between is refused ("You already have a job");
+    a known bug, see tests/e2e/test_result_buttons_race.py.
+    """
+    wait_until(lambda: store.active_job(user_id) is None, timeout, f"user {user_id}'s job to be recorded done")
+
+
+def quiet(seconds: float) -> None:
+    """Let ``deadline(seconds)`` pass: the window of a "nothing else happens" check.
+
+    Only where the absence cannot be proven by order (a marker message answered after it)
+    or by state (every job finished); a longer window only makes such a check stricter.
+    """
+    time.sleep(deadline(seconds))
 
 
 def weights_path() -> Path | None:
@@ -153,7 +241,7 @@ class User:
     def texts(self) -> list[str]:
         return [m.get("text") or m.get("caption") or "" for m in self.messages()]
 
-    def wait_text(self, fragment: str, timeout: float = 30.0, after: int = 0) -> dict:
+    def wait_text(self, fragment: str, timeout: float = REPLY_S, after: int = 0) -> dict:
         """The first bot message (from index ``after``) whose text/caption contains ``fragment``."""
 
         def find():
@@ -162,7 +250,7 @@ class User:
                     return m
             return None
 
-        return self.api.wait_for(find, timeout, what=f"a message containing {fragment!r} to {self.id}")
+        return wait_until(find, timeout, f"a message containing {fragment!r} to {self.id}", self.api)
 
     def seen(self) -> list[str]:
         """Every text or caption the bot ever showed this user, including ones later edited or deleted."""
@@ -176,12 +264,13 @@ class User:
                     shown.append(text)
         return shown
 
-    def wait_seen(self, fragment: str, timeout: float = 30.0) -> str:
+    def wait_seen(self, fragment: str, timeout: float = REPLY_S) -> str:
         """Wait until the bot showed ``fragment`` at some point (transient status texts included)."""
-        return self.api.wait_for(
+        return wait_until(
             lambda: next((t for t in self.seen() if fragment in t), None),
             timeout,
-            what=f"the bot to show {fragment!r} to {self.id}",
+            f"the bot to show {fragment!r} to {self.id}",
+            self.api,
         )
 
     def results(self) -> list[dict]:
@@ -195,9 +284,12 @@ class User:
 
         return [m for m in self.messages() if is_result(m)]
 
-    def wait_result(self, count: int = 1, timeout: float = 90.0) -> dict:
-        found = self.api.wait_for(
-            lambda: len(self.results()) >= count and self.results(), timeout, what=f"result #{count} for user {self.id}"
+    def wait_result(self, count: int = 1, timeout: float = RESULT_S) -> dict:
+        found = wait_until(
+            lambda: len(self.results()) >= count and self.results(),
+            timeout,
+            f"result #{count} for user {self.id}",
+            self.api,
         )
         return found[count - 1]
 

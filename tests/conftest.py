@@ -19,7 +19,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: stylebot, model, main
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/: botkit, rediskit for both tiers
 
-from botkit import TEST_SIZE, User, weights_path
+from botkit import TEST_SIZE, User, deadline, slowdown, weights_path
 
 from stylebot.playground.emulator import BotAPIEmulator
 
@@ -81,12 +81,35 @@ def make_bot(emulator: BotAPIEmulator, tmp_path: Path, engine: Any) -> Iterator[
 
     yield start
     for app in apps:
-        app.stop(timeout=5)
+        app.stop(timeout=deadline(5))
 
 
 @pytest.fixture
 def user(emulator: BotAPIEmulator) -> User:
     return User(emulator, 1001)
+
+
+# --- STYLEBOT_TEST_SLOWDOWN scales pytest-timeout's limit too ------------------
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Each test's timeout (its ``timeout`` mark, else the ini's) times the slowdown factor.
+
+    The factor stretches every wait in a test; the per-test limit, the last hang detector,
+    must stretch with them or it would fire first.
+    """
+    factor = slowdown()
+    if factor == 1:
+        return
+    try:
+        default = float(config.getini("timeout") or 0)
+    except ValueError:  # pytest-timeout is not installed: no ini key, no limits to scale
+        return
+    for item in items:
+        mark = item.get_closest_marker("timeout")
+        seconds = float(mark.args[0]) if mark is not None and mark.args else default
+        if seconds > 0:
+            item.add_marker(pytest.mark.timeout(seconds * factor), append=False)
 
 
 # --- CI: a test that skips because a required tool is missing must fail there ---

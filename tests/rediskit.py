@@ -9,12 +9,13 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
+from botkit import deadline, wait_until
 
 SKIP_REASON = "redis-server is not installed (CI: apt-get install -y redis-server); scale-out tests need a real Redis"
 
@@ -23,6 +24,22 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def lease_over(store: Any, job_id: str) -> bool:
+    """Whether ``job_id``'s lease has run out by Redis's clock (the one the store's scripts use)."""
+    ends = store.r.zscore(store.key("running"), job_id)
+    seconds, micros = store.r.time()
+    return ends is not None and float(ends) < seconds + micros / 1e6
+
+
+def _pong(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=deadline(2)) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
 
 
 @contextmanager
@@ -52,22 +69,13 @@ def redis_server(workdir: Path) -> Iterator[str]:
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
-                    conn.sendall(b"PING\r\n")
-                    if conn.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not start; see {workdir / 'redis.log'}")
-            time.sleep(0.05)
+        wait_until(lambda: process.poll() is not None or _pong(port), 30, f"redis-server to answer PING on {port}")
+        if process.poll() is not None:
+            raise RuntimeError(f"redis-server exited on start; see {workdir / 'redis.log'}")
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         process.terminate()
         try:
-            process.wait(5)
+            process.wait(deadline(10))
         except subprocess.TimeoutExpired:
             process.kill()

@@ -7,7 +7,7 @@ with it as a Telegram user would.
 
 from __future__ import annotations
 
-from botkit import TEST_SIZE, User, picture
+from botkit import REPLY_S, RESULT_S, TEST_SIZE, User, picture, wait_until
 
 from stylebot.playground.emulator import BotAPIEmulator
 
@@ -55,7 +55,9 @@ def test_whole_conversation(make_bot, emulator: BotAPIEmulator, user: User):
 
 def test_commands_registered_in_both_languages(make_bot, emulator: BotAPIEmulator):
     make_bot()
-    calls = emulator.wait_for(lambda: len(emulator.calls("setMyCommands")) >= 2 and emulator.calls("setMyCommands"))
+    calls = wait_until(
+        lambda: len(emulator.calls("setMyCommands")) >= 2 and emulator.calls("setMyCommands"), api=emulator
+    )
     commands = [c.params["commands"] for c in calls]
     for name in ("start", "help", "cancel", "settings", "forget"):
         assert all(f'"{name}"' in c for c in commands)
@@ -121,7 +123,7 @@ def test_cancel_running_job_then_worker_takes_next(make_bot, emulator: BotAPIEmu
     other.photo(picture((40, 30)))  # smaller than the output size: stays 40×30
     other.wait_text("Got the photo")
     other.photo(picture((40, 40), (20, 200, 20)))
-    assert other.result_image(other.wait_result(timeout=120)).size == (40, 30)
+    assert other.result_image(other.wait_result(timeout=RESULT_S)).size == (40, 30)
     assert not user.results()
 
 
@@ -216,9 +218,9 @@ def test_blocked_user_ends_job_quietly_and_queue_goes_on(make_bot, emulator: Bot
     blocker.wait_seen("Painting")
     emulator.block_user(blocker.id)
     other.photo(picture(color=(0, 200, 0)))
-    other.wait_result(timeout=120)
+    other.wait_result(timeout=RESULT_S)
     job = app.store.last_job(blocker.id)
-    emulator.wait_for(lambda: app.store.get_job(job.id).status.value == "failed", what="blocked job ended")
+    wait_until(lambda: app.store.get_job(job.id).status.value == "failed", what="blocked job ended", api=emulator)
     assert "user gone" in app.store.get_job(job.id).error
 
 
@@ -227,7 +229,7 @@ def test_first_get_updates_502_does_not_kill_polling(make_bot, emulator: BotAPIE
     emulator.fail_next("getMe", 502, description="Bad Gateway")
     make_bot()
     user.say("/start")
-    user.wait_text("Hi!", timeout=20)
+    user.wait_text("Hi!", timeout=REPLY_S)
 
 
 # The token stays out of the log (the real setup_logging, a real failing telebot call): tests/unit/test_logs.py.

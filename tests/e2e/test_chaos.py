@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from botkit import User, picture, spawn_bot, weights_path
+from botkit import RESULT_S, User, deadline, picture, slowdown, spawn_bot, wait_until, weights_path
 
 from stylebot import texts
 from stylebot.playground.emulator import BotAPIEmulator
@@ -58,10 +58,13 @@ CONTENTS: list[tuple[tuple[int, int], tuple[int, int, int]]] = [
     ((135, 270), (160, 40, 160)),
 ]
 #: Seconds a user waits for an answer to one message before counting it as unanswered (the
-#: answer to the style is "queued" or the like; the result itself may take longer).
-ANSWER_TIMEOUT = 75.0
+#: answer to the style is "queued" or the like; the result itself may take longer). Both are
+#: hang detectors sized for a busy 2-core machine (botkit), scaled by STYLEBOT_TEST_SLOWDOWN.
+ANSWER_TIMEOUT = 120.0
 #: From the first user's message: when every user must have their result or failure.
-SETTLE_BY = 180.0
+SETTLE_BY = 360.0
+#: A restarted bot imports torch and loads the engine: seconds until it logs "bot started".
+START_S = 180.0
 #: Failure messages that end a user's attempt; "trouble_retry" is not one (the job stays queued).
 FAILURE_KEYS = (
     "failed",
@@ -112,7 +115,7 @@ class TmpfsDisk:
             ["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(path)],
             check=True,
             capture_output=True,
-            timeout=30,
+            timeout=deadline(30),
         )
         self.filler = path / "filler.bin"
 
@@ -131,9 +134,9 @@ class TmpfsDisk:
         self.filler.unlink(missing_ok=True)
 
     def close(self) -> None:
-        done = subprocess.run(["umount", str(self.path)], capture_output=True, timeout=30)
+        done = subprocess.run(["umount", str(self.path)], capture_output=True, timeout=deadline(30))
         if done.returncode != 0:
-            subprocess.run(["umount", "-l", str(self.path)], capture_output=True, timeout=30)
+            subprocess.run(["umount", "-l", str(self.path)], capture_output=True, timeout=deadline(30))
 
 
 class FileSizeLimit:
@@ -256,17 +259,21 @@ class Conversation:
         included); ``False`` when the attempt ends here, with a failure message or no answer."""
         before = len(self.user.seen())
         send()
-        deadline = time.monotonic() + ANSWER_TIMEOUT
-        while time.monotonic() < deadline:
+
+        def answer() -> tuple[bool, str] | None:
             if any(t.startswith(prompt) for t in self.user.seen()[before:]):
-                return True
+                return True, ""
             failure = self.failure()
-            if failure is not None:
-                self.stopped_by = failure
-                return False
-            time.sleep(0.1)
-        self.unanswered = what
-        return False
+            return None if failure is None else (False, failure)
+
+        try:
+            answered, failure = wait_until(answer, ANSWER_TIMEOUT, f"user {self.user.id}'s answer to {what}")
+        except AssertionError:
+            self.unanswered = what
+            return False
+        if not answered:
+            self.stopped_by = failure
+        return answered
 
     def failure(self) -> str | None:
         """The first failure message the bot sent this user, if any."""
@@ -289,7 +296,7 @@ def _seed() -> int:
     return int(value) if value else random.SystemRandom().randrange(1_000_000)
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(600)
 def test_chaos_every_user_gets_exactly_one_result_or_a_clear_failure(emulator: BotAPIEmulator, tmp_path):
     seed = _seed()
     users = [User(emulator, 8101 + n) for n in range(len(CONTENTS))]
@@ -300,20 +307,28 @@ def test_chaos_every_user_gets_exactly_one_result_or_a_clear_failure(emulator: B
     happened: list[str] = []
     bot: subprocess.Popen | None = None
 
-    spawned = 0
+    log_at_spawn = 0  # the log's size when the newest process was spawned: its own lines follow
 
     def spawn() -> subprocess.Popen:
-        nonlocal spawned
-        spawned += 1
+        nonlocal log_at_spawn
+        log_at_spawn = log.stat().st_size if log.exists() else 0
         return spawn_bot(emulator, data, log, STYLEBOT_IMAGE_SIZE=str(SIZE))
 
     def up(process: subprocess.Popen) -> None:
-        """Wait until the newest process has started (or died): its start-up must not meet the full disk."""
-        emulator.wait_for(
-            lambda: process.poll() is not None or log.read_text(errors="replace").count("bot started") >= spawned,
-            90,
-            what=f"the bot to start{context()}",
-        )
+        """Wait until the newest process has started (or died): its start-up must not meet the full disk.
+
+        Its own "bot started" line, after the log's size at its spawn: counting all the lines
+        would wait forever once a process was killed before it had started (a busy machine).
+        """
+        try:
+            wait_until(
+                lambda: process.poll() is not None or b"bot started" in log.read_bytes()[log_at_spawn:],
+                START_S,
+                what="the bot to start",
+                api=emulator,
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}{context()}") from None  # the state at the time of failure
 
     def context() -> str:
         tail = log.read_text(errors="replace")[-4000:].replace(emulator.token, "<TOKEN>") if log.exists() else ""
@@ -334,7 +349,7 @@ def test_chaos_every_user_gets_exactly_one_result_or_a_clear_failure(emulator: B
             happened.append(f"{time.monotonic() - t0:.1f} {event.kind}")
             if event.kind == "kill":
                 bot.send_signal(signal.SIGKILL)
-                bot.wait(30)
+                bot.wait(deadline(30))
                 time.sleep(event.seconds)  # the supervisor's restart delay
                 bot = spawn()
             elif event.kind == "stall":
@@ -358,11 +373,16 @@ def test_chaos_every_user_gets_exactly_one_result_or_a_clear_failure(emulator: B
                     for c in chats
                 )
 
-            emulator.wait_for(
-                settled,
-                timeout=max(1.0, t0 + SETTLE_BY - time.monotonic()),
-                what=f"every user to get an outcome{context()}",
-            )
+            try:
+                wait_until(
+                    settled,
+                    # what is left of deadline(SETTLE_BY), in the unscaled seconds wait_until takes
+                    timeout=max(1.0, t0 + deadline(SETTLE_BY) - time.monotonic()) / slowdown(),
+                    what="every user to get an outcome",
+                    api=emulator,
+                )
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}{context()}") from None  # the state at the time of failure
         finally:
             store.close()
 
@@ -388,7 +408,7 @@ def test_chaos_every_user_gets_exactly_one_result_or_a_clear_failure(emulator: B
     finally:
         if bot is not None and bot.poll() is None:
             bot.kill()
-            bot.wait(30)
+            bot.wait(deadline(30))
         disk.close()
 
 
@@ -397,7 +417,7 @@ def test_chaos_every_user_gets_exactly_one_result_or_a_clear_failure(emulator: B
 
 def _painting(user: User, content: tuple[int, int] = (300, 180)) -> None:
     user.say("/start")
-    user.wait_text(START_PROMPT, timeout=90)
+    user.wait_text(START_PROMPT, timeout=START_S)
     user.photo(picture(content))
     user.wait_seen(STYLE_PROMPT, timeout=60)
     user.photo(picture((64, 64), (20, 20, 220)))
@@ -408,7 +428,9 @@ def _settled(emulator: BotAPIEmulator, data: Path, user: User, timeout: float = 
     """Wait until the user's job is no longer queued or running (a rerun would have delivered by then)."""
     store = Store(data / "stylebot.sqlite3")
     try:
-        emulator.wait_for(lambda: store.active_job(user.id) is None, timeout, what=f"user {user.id}'s job to end")
+        wait_until(
+            lambda: store.active_job(user.id) is None, timeout, what=f"user {user.id}'s job to end", api=emulator
+        )
     finally:
         store.close()
 
@@ -416,10 +438,10 @@ def _settled(emulator: BotAPIEmulator, data: Path, user: User, timeout: float = 
 def _stop(bot: subprocess.Popen) -> None:
     if bot.poll() is None:
         bot.kill()
-        bot.wait(30)
+        bot.wait(deadline(30))
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(480)
 def test_a_bot_restarted_on_a_full_disk_stays_up_and_delivers_once_space_returns(emulator, tmp_path):
     """SIGKILL mid-job while the disk is full, restart on the still-full disk: the process must come
     up (the job it has to put back cannot be written yet) rather than exit, and finish the job later."""
@@ -431,20 +453,21 @@ def test_a_bot_restarted_on_a_full_disk_stays_up_and_delivers_once_space_returns
         _painting(user)
         disk.fill(bot.pid)
         bot.send_signal(signal.SIGKILL)
-        bot.wait(30)
+        bot.wait(deadline(30))
         bot = spawn_bot(emulator, data, log, STYLEBOT_IMAGE_SIZE=str(SIZE))
         if isinstance(disk, FileSizeLimit):
             disk.fill(bot.pid)
-        emulator.wait_for(
+        wait_until(
             lambda: bot.poll() is not None or log.read_text().count("bot started") >= 2,
-            90,
+            START_S,
             what="the restarted bot to start or exit",
+            api=emulator,
         )
         assert bot.poll() is None, "the bot exited on start-up on a full disk:\n" + log.read_text(errors="replace")[
             -3000:
         ].replace(emulator.token, "<TOKEN>")
         disk.free(bot.pid)
-        user.wait_result(timeout=120)
+        user.wait_result(timeout=RESULT_S)
         _settled(emulator, data, user)
         assert len(user.results()) == 1
     finally:
@@ -452,7 +475,7 @@ def test_a_bot_restarted_on_a_full_disk_stays_up_and_delivers_once_space_returns
         disk.close()
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(480)
 def test_a_result_delivered_on_a_full_disk_is_not_delivered_again_after_a_sigkill(emulator, tmp_path):
     """The result goes out while the store cannot record it (``OutcomeNotRecorded``, kept in memory);
     the process is killed before the disk frees. After the restart the user must not get it twice."""
@@ -463,10 +486,10 @@ def test_a_result_delivered_on_a_full_disk_is_not_delivered_again_after_a_sigkil
     try:
         _painting(user)
         disk.fill(bot.pid)
-        user.wait_result(timeout=120)
-        emulator.wait_for(lambda: "outcome not recorded" in log.read_text(), 60, what="the unrecorded outcome")
+        user.wait_result(timeout=RESULT_S)
+        wait_until(lambda: "outcome not recorded" in log.read_text(), 60, what="the unrecorded outcome", api=emulator)
         bot.send_signal(signal.SIGKILL)
-        bot.wait(30)
+        bot.wait(deadline(30))
         disk.free(bot.pid)
         bot = spawn_bot(emulator, data, log, STYLEBOT_IMAGE_SIZE=str(SIZE))
         _settled(emulator, data, user)
@@ -476,7 +499,7 @@ def test_a_result_delivered_on_a_full_disk_is_not_delivered_again_after_a_sigkil
         disk.close()
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(480)
 def test_a_message_being_handled_when_the_bot_is_killed_still_gets_an_answer(emulator, tmp_path):
     """The photo's check download stalls; SIGKILL meanwhile. Its update was already recorded as
     handled (and the polling offset moved past it), yet the user must still get an answer."""
@@ -485,18 +508,19 @@ def test_a_message_being_handled_when_the_bot_is_killed_still_gets_an_answer(emu
     bot = spawn_bot(emulator, data, log, STYLEBOT_IMAGE_SIZE=str(SIZE))
     try:
         user.say("/start")
-        user.wait_text(START_PROMPT, timeout=90)
+        user.wait_text(START_PROMPT, timeout=START_S)
         emulator.stall_next("file", 30)
         user.photo(picture((300, 180)))
-        emulator.wait_for(lambda: emulator.downloads(), 60, what="the bot to start downloading the photo")
+        wait_until(lambda: emulator.downloads(), 60, what="the bot to start downloading the photo", api=emulator)
         bot.send_signal(signal.SIGKILL)
-        bot.wait(30)
+        bot.wait(deadline(30))
         bot = spawn_bot(emulator, data, log, STYLEBOT_IMAGE_SIZE=str(SIZE))
         answer = (STYLE_PROMPT, *FAILURES.values())
-        emulator.wait_for(
+        wait_until(
             lambda: any(t.startswith(answer) for t in user.seen()),
-            90,
+            START_S,  # after a restart
             what="an answer to the photo sent before the SIGKILL",
+            api=emulator,
         )
     finally:
         _stop(bot)

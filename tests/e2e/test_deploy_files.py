@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from botkit import deadline
 
 ROOT = Path(__file__).resolve().parents[2]
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
@@ -173,7 +174,7 @@ def test_bin_scripts_are_executable_bash(name):
     path = ROOT / "bin" / name
     assert os.access(path, os.X_OK), f"bin/{name} must be executable (git update-index --chmod=+x)"
     assert path.read_text().startswith("#!/usr/bin/env bash\n")
-    subprocess.run(["bash", "-n", str(path)], check=True, timeout=30)
+    subprocess.run(["bash", "-n", str(path)], check=True, timeout=deadline(30))
 
 
 def _app_copy(tmp_path: Path, with_weights_py: bool = True) -> Path:
@@ -210,7 +211,7 @@ def test_post_compile_offline_fails_loudly(tmp_path, weights_py):
 
 def test_post_compile_without_weights_module(tmp_path):
     app = _app_copy(tmp_path, with_weights_py=False)
-    r = _run([str(app / "bin" / "post_compile")], _offline_env(tmp_path), timeout=30)
+    r = _run([str(app / "bin" / "post_compile")], _offline_env(tmp_path), timeout=deadline(30))
     assert r.returncode != 0 and "weights.py is missing" in r.stderr, r.stdout + r.stderr
 
 
@@ -242,16 +243,16 @@ def test_slug_size_says_plainly_when_the_cpu_index_is_unreachable(tmp_path):
     req = tmp_path / "requirements.txt"
     req.write_text(f"--extra-index-url https://127.0.0.1:{_closed_port()}/whl/cpu\ntorch==2.14.1\n")
     started = time.monotonic()
-    r = _run([str(ROOT / "bin" / "slug_size"), str(req)], _offline_env(tmp_path), timeout=60)
+    r = _run([str(ROOT / "bin" / "slug_size"), str(req)], _offline_env(tmp_path), timeout=deadline(60))
     assert r.returncode == 2, r.stdout + r.stderr
     assert "NOT reachable" in r.stderr and "Cannot estimate the Heroku slug here" in r.stderr
-    assert time.monotonic() - started < 30, "the unreachable case must answer quickly"
+    assert time.monotonic() - started < deadline(30), "the unreachable case must answer quickly"
 
 
 def test_slug_size_needs_the_index_line(tmp_path):
     req = tmp_path / "requirements.txt"
     req.write_text("torch==2.14.1\n")
-    r = _run([str(ROOT / "bin" / "slug_size"), str(req)], _offline_env(tmp_path), timeout=30)
+    r = _run([str(ROOT / "bin" / "slug_size"), str(req)], _offline_env(tmp_path), timeout=deadline(30))
     assert r.returncode == 2 and "no --extra-index-url" in r.stderr, r.stdout + r.stderr
 
 

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from botkit import ROOT, make_content, make_style, weights_path
+from botkit import ROOT, deadline, make_content, make_style, weights_path
 from PIL import Image, ImageStat
 
 from stylebot.engine import weights
@@ -36,11 +36,11 @@ def test_top_level_weights_py_is_still_the_command_line(tmp_path: Path) -> None:
     state_file = weights.save_state_dict(load_state_dict(WEIGHTS), tmp_path / "vgg19_cache.pth")
     out = tmp_path / "again.pth"
     run = [sys.executable, str(ROOT / "weights.py")]
-    assert subprocess.run([*run, "convert", str(state_file), str(out)], cwd=ROOT, timeout=300).returncode == 0
-    check = subprocess.run([*run, "check", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert subprocess.run([*run, "convert", str(state_file), str(out)], cwd=ROOT, timeout=deadline(300)).returncode == 0
+    check = subprocess.run([*run, "check", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=deadline(300))
     assert check.returncode == 0 and state_digest(load_state_dict(out)) in check.stdout
     missing = subprocess.run(
-        [*run, "check", str(tmp_path / "nope.pth")], cwd=ROOT, capture_output=True, text=True, timeout=300
+        [*run, "check", str(tmp_path / "nope.pth")], cwd=ROOT, capture_output=True, text=True, timeout=deadline(300)
     )
     assert missing.returncode == 1 and "weights.py build" in missing.stderr
 
@@ -70,9 +70,9 @@ def test_ctrl_c_in_model_py_saves_the_partial_result(tmp_path: Path) -> None:
     assert proc.stderr is not None
     try:
         seen = b""
-        deadline = time.monotonic() + 300  # generous: importing torch on a busy machine
+        give_up = time.monotonic() + deadline(300)  # generous: importing torch on a busy machine
         while b"step 5/" not in seen:  # the bar writes "\r[...] step N/TOTAL ...", no newlines
-            assert time.monotonic() < deadline, f"no progress from model.py: {seen[-500:]!r}"
+            assert time.monotonic() < give_up, f"no progress from model.py: {seen[-500:]!r}"
             ready, _, _ = select.select([proc.stderr], [], [], 1.0)
             if ready:
                 chunk = os.read(proc.stderr.fileno(), 4096)
@@ -80,7 +80,7 @@ def test_ctrl_c_in_model_py_saves_the_partial_result(tmp_path: Path) -> None:
                 seen += chunk
         assert b"step 80/" not in seen  # still running: the default preset does 80 evaluations here
         proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=300)
+        stdout, stderr = proc.communicate(timeout=deadline(300))
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from botkit import TEST_SIZE, User, decode, picture
+from botkit import TEST_SIZE, User, decode, picture, wait_idle, wait_until
 
 from stylebot.playground.emulator import BotAPIEmulator
 
@@ -33,12 +33,13 @@ def test_settings_change_the_next_job_and_show_in_its_caption(make_bot, user: Us
     assert sizes == ["set:size:48", "set:size:512", "set:size:768", "set:size:1024"]  # CPU: capped at 1024
 
     user.press(menu, "set:strength:strong")
-    user.api.wait_for(
+    wait_until(
         lambda: ("✓ strong", "set:strength:strong") in keyboard(user.messages()[0]),
         what="the keyboard to show the new choice",
+        api=user.api,
     )
     user.press(user.messages()[0], "set:colors:1")
-    user.api.wait_for(lambda: any("Original colours: on" in t for t, _ in keyboard(user.messages()[0])))
+    wait_until(lambda: any("Original colours: on" in t for t, _ in keyboard(user.messages()[0])), api=user.api)
     assert user.api.calls("answerCallbackQuery")
 
     result = first_job(user)
@@ -47,12 +48,14 @@ def test_settings_change_the_next_job_and_show_in_its_caption(make_bot, user: Us
 
 
 def test_stronger_and_weaker_rerun_without_uploading_again(make_bot, emulator: BotAPIEmulator, user: User):
-    make_bot()
+    app = make_bot()
     first = first_job(user)
     downloads_before = len(emulator.calls("getFile"))
+    wait_idle(app.store, user.id)  # the result shows a moment before its job is done
     user.press(first, user.button(first, "rerun:").replace("weaker", "stronger"))
     second = user.wait_result(2)
     assert "style strong" in second["caption"]
+    wait_idle(app.store, user.id)  # the result shows a moment before its job is done
     user.press(second, user.button(second, "rerun:").replace("weaker", "stronger"))
     third = user.wait_result(3)
     assert "style ×4" in third["caption"]
@@ -60,6 +63,7 @@ def test_stronger_and_weaker_rerun_without_uploading_again(make_bot, emulator: B
     # Re-runs reuse the stored file_ids: no new uploads, only the worker's downloads.
     assert len(emulator.calls("getFile")) - downloads_before == 4
     weaker = next(d for _, d in keyboard(first) if d.endswith(":weaker"))
+    wait_idle(app.store, user.id)  # the result shows a moment before its job is done
     user.press(first, weaker)
     assert "style weak" in user.wait_result(4)["caption"]
 
@@ -68,7 +72,7 @@ def test_full_quality_file_is_the_png(make_bot, emulator: BotAPIEmulator, user: 
     make_bot()
     result = first_job(user)
     user.press(result, user.button(result, "full:"))
-    document = emulator.wait_for(lambda: [m for m in user.messages() if m.get("document")], what="the PNG")[0]
+    document = wait_until(lambda: [m for m in user.messages() if m.get("document")], what="the PNG", api=emulator)[0]
     assert document["document"]["file_name"].endswith(".png")
     png = decode(emulator.file_bytes(document["document"]["file_id"]))
     assert png.format == "PNG" and png.size == user.result_image(result).size == (TEST_SIZE, 32)
@@ -127,9 +131,10 @@ def test_forget_deletes_everything(make_bot, emulator: BotAPIEmulator, user: Use
     assert app.store.recent_styles(user.id) == []
     assert not list(results_dir.glob("*.png"))
     user.press(result, user.button(result, "full:"))
-    emulator.wait_for(
+    wait_until(
         lambda: [c for c in emulator.calls("answerCallbackQuery") if "out of date" in (c.params.get("text") or "")],
         what="stale button answer",
+        api=emulator,
     )
 
 
@@ -148,9 +153,11 @@ def test_only_file_ids_and_results_are_stored(make_bot, user: User, tmp_path):
 
 
 def test_rate_limit_says_when_to_come_back(make_bot, user: User):
-    make_bot(rate_limit=2)
+    app = make_bot(rate_limit=2)
     first = first_job(user)
+    wait_idle(app.store, user.id)  # the result shows a moment before its job is done
     user.press(first, user.button(first, "rerun:").replace("weaker", "stronger"))
     user.wait_result(2)
+    wait_idle(app.store, user.id)  # the result shows a moment before its job is done
     user.press(first, next(d for _, d in keyboard(first) if d.endswith(":weaker")))
     assert "try again in" in user.wait_text("2 jobs per hour")["text"]

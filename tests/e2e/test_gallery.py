@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from botkit import User, picture
+from botkit import User, picture, wait_idle, wait_until
 
 from stylebot import texts
 from stylebot.chat.gallery import PAGE_SIZE
@@ -101,13 +101,16 @@ def test_pages_turn_in_place_and_a_style_from_page_two_works(make_bot, emulator:
     assert ("▶", "galp:1") in keyboard(sheet)
     user.press(sheet, "galp:1")
     second = [s.slug for s in STYLES[PAGE_SIZE : 2 * PAGE_SIZE]]
-    page2 = emulator.wait_for(
+    page2 = wait_until(
         lambda: (
             (m := message_now(user, sheet["message_id"]))
             and [d[4:] for _, d in keyboard(m) if d.startswith("gal:")] == second
+            # the emulator records a call after applying it: the edit may show before its record
+            and emulator.calls("editMessageMedia")
             and m
         ),
-        what="the sheet edited to page 2",
+        what="the sheet edited to page 2 (and the edit recorded)",
+        api=emulator,
     )
     assert page2["caption"] == PROMPT  # the prompt stays
     assert ("2/2", "galp:1") in keyboard(page2)
@@ -115,13 +118,17 @@ def test_pages_turn_in_place_and_a_style_from_page_two_works(make_bot, emulator:
     edits = emulator.calls("editMessageMedia")
     assert len(edits) == 1 and edits[0].files  # page 2 drawn and uploaded once
     user.press(page2, "galp:0")
-    emulator.wait_for(
-        lambda: message_now(user, sheet["message_id"])["photo"][-1]["file_id"] == sheet["photo"][-1]["file_id"],
-        what="back to page 1",
+    wait_until(
+        lambda: (
+            message_now(user, sheet["message_id"])["photo"][-1]["file_id"] == sheet["photo"][-1]["file_id"]
+            and len(emulator.calls("editMessageMedia")) >= 2
+        ),  # the edit's record comes just after it shows
+        what="back to page 1 (and the edit recorded)",
+        api=emulator,
     )
     assert not emulator.calls("editMessageMedia")[1].files  # page 1 again: by file_id
     user.press(message_now(user, sheet["message_id"]), "galp:1")
-    emulator.wait_for(lambda: len(emulator.calls("editMessageMedia")) == 3, what="page 2 again")
+    wait_until(lambda: len(emulator.calls("editMessageMedia")) == 3, what="page 2 again", api=emulator)
     assert not emulator.calls("editMessageMedia")[2].files
     user.press(message_now(user, sheet["message_id"]), f"gal:{second[-1]}")
     result = user.wait_result()
@@ -135,15 +142,15 @@ def test_stale_gallery_presses_get_the_stale_answer(make_bot, emulator: BotAPIEm
     # A style no longer in the gallery (or a forged one), and a page that is not there.
     emulator.send_callback_query(user.id, sheet["message_id"], "gal:no_such_style")
     emulator.send_callback_query(user.id, sheet["message_id"], "galp:7")
-    emulator.wait_for(lambda: answers(emulator).count(STALE) == 2, what="two stale answers")
+    wait_until(lambda: answers(emulator).count(STALE) == 2, what="two stale answers", api=emulator)
     # A real style, but the dialog has moved on (/cancel): nothing waits for a style.
     user.say("/cancel")
     user.wait_text("Cancelled")
     user.press(sheet, "gal:mosaic")
-    emulator.wait_for(lambda: answers(emulator).count(STALE) == 3, what="the stale answer after /cancel")
+    wait_until(lambda: answers(emulator).count(STALE) == 3, what="the stale answer after /cancel", api=emulator)
     # Another user pressing this user's sheet has no photo waiting: stale, and nothing else.
     emulator.send_callback_query(1002, sheet["message_id"], "gal:mosaic", chat_id=user.id)
-    emulator.wait_for(lambda: answers(emulator).count(STALE) == 4, what="the stale answer to another user")
+    wait_until(lambda: answers(emulator).count(STALE) == 4, what="the stale answer to another user", api=emulator)
     assert app.store.last_job(user.id) is None
     assert not any("You picked" in (c.params.get("caption") or "") for c in emulator.calls("sendPhoto"))
 
@@ -156,6 +163,7 @@ def test_stronger_another_style_and_recent_styles_keep_the_gallery_style(
     sheet = open_gallery(user)
     user.press(sheet, "gal:ink_wash")
     first = user.wait_result()
+    wait_idle(app.store, user.id)  # the result shows a moment before its job is done
     user.press(first, user.button(first, "rerun:").replace("weaker", "stronger"))
     second = user.wait_result(2)
     assert "style strong" in second["caption"] and ink.credit_text("en") in second["caption"]
@@ -172,7 +180,7 @@ def test_stronger_another_style_and_recent_styles_keep_the_gallery_style(
             None,
         )
 
-    offer = emulator.wait_for(lambda: newer("recent styles"), what="the recent styles offer")
+    offer = wait_until(lambda: newer("recent styles"), what="the recent styles offer", api=emulator)
     gallery_again = newer(texts.t("en", "gallery_caption"))  # sent before the offer
     assert gallery_again is not None and gallery_again["message_id"] < offer["message_id"]
     assert any(d == "gal:mosaic" for _, d in keyboard(gallery_again))

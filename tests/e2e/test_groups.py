@@ -4,9 +4,8 @@ the style as a reply, results replying to their own user, buttons only for their
 from __future__ import annotations
 
 import json
-import time
 
-from botkit import User, picture
+from botkit import REPLY_S, User, picture, wait_until
 
 from stylebot.playground.emulator import BotAPIEmulator
 
@@ -29,7 +28,7 @@ def reply_to(api: BotAPIEmulator, message: dict, fragment: str = "") -> dict:
                 return m
         return None
 
-    return api.wait_for(find, 60, what=f"a reply to message {message['message_id']} with {fragment!r}")
+    return wait_until(find, 60, what=f"a reply to message {message['message_id']} with {fragment!r}", api=api)
 
 
 def group_results(api: BotAPIEmulator) -> list[dict]:
@@ -134,8 +133,10 @@ def test_two_users_interleaving_in_a_group_each_get_only_their_own_result(make_b
     ann_style = api.send_photo(
         ANN, picture((60, 60), (220, 120, 20)), chat_id=GROUP, reply_to=ann_prompt["message_id"], first_name="Ann"
     )
-    api.wait_for(lambda: len(group_results(api)) >= 2, 180, what="two results in the group")
-    time.sleep(0.5)  # a third result (a mix-up) would come right after; none may
+    wait_until(lambda: len(group_results(api)) >= 2, 180, what="two results in the group", api=api)
+    # A third result (a mix-up) would be delivered before its job is recorded done: wait until
+    # neither user has a job queued or running, then none may have come.
+    wait_until(lambda: all(app.store.active_job(uid) is None for uid in (ANN, BOB)), REPLY_S, "both jobs to end", api)
     results = group_results(api)
     assert len(results) == 2
     by_user = {r["reply_to_message"]["from"]["id"]: r for r in results}
@@ -157,7 +158,9 @@ def test_two_users_interleaving_in_a_group_each_get_only_their_own_result(make_b
     last_id = max(m["message_id"] for m in group_messages(api))
     for data in (f"rerun:{ann_job.id}:stronger", f"restyle:{ann_job.id}", f"full:{ann_job.id}"):
         api.press_button(BOB, by_user[ANN]["message_id"], data, chat_id=GROUP)
-    api.wait_for(lambda: sum("belong to Ann" in a for a in answers(api)) >= 3, 30, what="three short answers")
+    wait_until(
+        lambda: sum("belong to Ann" in a for a in answers(api)) >= 3, REPLY_S, what="three short answers", api=api
+    )
     # A later message of Bob's is answered: anything the presses caused would have been sent before it.
     bob_help = api.send_text(BOB, "/help", chat_id=GROUP, first_name="Bob")
     reply_to(api, bob_help, "/style")
@@ -171,7 +174,9 @@ def test_two_users_interleaving_in_a_group_each_get_only_their_own_result(make_b
     # ... and a recent-style picker under her message, which Bob can't use.
     picker = reply_to(api, ann_style, "recent styles")
     api.press_button(BOB, picker["message_id"], "style:1", chat_id=GROUP)
-    api.wait_for(lambda: sum("belong to Ann" in a for a in answers(api)) >= 4, 30, what="the picker's answer")
+    wait_until(
+        lambda: sum("belong to Ann" in a for a in answers(api)) >= 4, REPLY_S, what="the picker's answer", api=api
+    )
     assert len(app.store.jobs_created_since(BOB, 0)) == 1
 
 
@@ -210,7 +215,7 @@ def test_gallery_pick_in_a_group_replies_to_its_user(make_bot, emulator: BotAPIE
     api = emulator
     photo = api.send_photo(ANN, picture((120, 80)), caption="/style", chat_id=GROUP, first_name="Ann")
     reply_to(api, photo, "Got the photo, Ann")
-    sheet = api.wait_for(
+    sheet = wait_until(
         lambda: next(
             (
                 m
@@ -221,10 +226,11 @@ def test_gallery_pick_in_a_group_replies_to_its_user(make_bot, emulator: BotAPIE
         ),
         60,
         what="the gallery sheet under Ann's photo",
+        api=api,
     )
     pick = User(api, ANN).button(sheet, "gal:")
     api.press_button(ANN, sheet["message_id"], pick, chat_id=GROUP)
-    api.wait_for(lambda: group_results(api), 120, what="the result of the gallery pick")
+    wait_until(lambda: group_results(api), 120, what="the result of the gallery pick", api=api)
     result = group_results(api)[0]
     assert result["reply_to_message"]["message_id"] == photo["message_id"]
     job = app.store.last_job(ANN)
@@ -240,10 +246,10 @@ def test_mix_with_another_style_works_in_a_group(make_bot, emulator: BotAPIEmula
     photo = api.send_photo(ANN, picture((120, 80)), caption="/style", chat_id=GROUP, first_name="Ann")
     prompt = reply_to(api, photo, "Got the photo, Ann")
     api.send_photo(ANN, picture((60, 60), (220, 120, 20)), chat_id=GROUP, reply_to=prompt["message_id"])
-    api.wait_for(lambda: len(group_results(api)) >= 1, 180, what="the first result")
+    wait_until(lambda: len(group_results(api)) >= 1, 180, what="the first result", api=api)
     first = group_results(api)[0]
     api.press_button(ANN, first["message_id"], User(api, ANN).button(first, "mixwith:"), chat_id=GROUP)
-    ask = api.wait_for(
+    ask = wait_until(
         lambda: next(
             (
                 m
@@ -254,11 +260,12 @@ def test_mix_with_another_style_works_in_a_group(make_bot, emulator: BotAPIEmula
         ),
         60,
         what="the mix prompt",
+        api=api,
     )
     sent = [c for c in api.calls("sendMessage") if "mix" in (c.params.get("text") or "")]
     assert json.loads(sent[-1].params["reply_markup"]) == {"force_reply": True, "selective": True}
     second = api.send_photo(ANN, picture((60, 60), (20, 200, 220)), chat_id=GROUP, reply_to=ask["message_id"])
-    api.wait_for(lambda: len(group_results(api)) >= 2, 180, what="the mixed result")
+    wait_until(lambda: len(group_results(api)) >= 2, 180, what="the mixed result", api=api)
     mixed = group_results(api)[1]
     assert mixed["reply_to_message"]["message_id"] == second["message_id"]
     job = app.store.last_job(ANN)

@@ -13,7 +13,7 @@ import sys
 import time
 
 import pytest
-from botkit import ROOT, User, picture, spawn_bot, weights_path
+from botkit import REPLY_S, ROOT, User, deadline, picture, spawn_bot, wait_until, weights_path
 
 from stylebot.jobs.job import JobStatus
 from stylebot.playground.emulator import BotAPIEmulator
@@ -37,7 +37,7 @@ def start_slow_job(user: User) -> None:
 def stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
         process.kill()
-        process.wait(10)
+        process.wait(deadline(10))
 
 
 def test_sigkill_mid_job_loses_nothing(emulator: BotAPIEmulator, tmp_path):
@@ -47,7 +47,7 @@ def test_sigkill_mid_job_loses_nothing(emulator: BotAPIEmulator, tmp_path):
     try:
         start_slow_job(user)
         first.send_signal(signal.SIGKILL)
-        first.wait(10)
+        first.wait(deadline(10))
         assert not user.results()
         # A new process on the same data dir: the job is resumed and delivered, with smaller
         # settings for speed (size is stored in the job, so the result keeps its 384 px).
@@ -74,9 +74,9 @@ def test_sigterm_requeues_the_running_job_and_exits_fast(emulator: BotAPIEmulato
         start_slow_job(user)
         sent = time.monotonic()
         bot.send_signal(signal.SIGTERM)
-        code = bot.wait(15)
+        code = bot.wait(deadline(15))
         assert code == 0
-        assert time.monotonic() - sent < 10
+        assert time.monotonic() - sent < deadline(10)
     finally:
         stop(bot)
     store = Store(tmp_path / "data" / "stylebot.sqlite3")
@@ -89,7 +89,9 @@ def test_sigterm_requeues_the_running_job_and_exits_fast(emulator: BotAPIEmulato
 def test_missing_token_exits_2_with_a_clear_message(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "STYLEBOT_"))}
     env["STYLEBOT_DATA_DIR"] = str(tmp_path)
-    done = subprocess.run([sys.executable, "main.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "main.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=deadline(60)
+    )
     assert done.returncode == 2
     assert "TELEGRAM_BOT_TOKEN" in done.stderr and "--playground" in done.stderr
 
@@ -97,7 +99,9 @@ def test_missing_token_exits_2_with_a_clear_message(tmp_path):
 def test_bad_setting_names_the_variable_not_the_value(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "STYLEBOT_"))}
     env.update(TELEGRAM_BOT_TOKEN="123456:SECRET-VALUE-NOT-TO-PRINT-abcdefgh", STYLEBOT_WORKERS="many")
-    done = subprocess.run([sys.executable, "main.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "main.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=deadline(60)
+    )
     assert done.returncode == 2
     assert "STYLEBOT_WORKERS" in done.stderr
     assert "SECRET-VALUE" not in done.stderr + done.stdout
@@ -112,7 +116,9 @@ def test_polling_starts_despite_startup_errors(emulator: BotAPIEmulator, tmp_pat
     try:
         user.say("/start")
         user.wait_text("Hi!", timeout=60)
-        emulator.wait_for(lambda: [c for c in emulator.calls("setMyCommands") if c.status == 200], timeout=30)
+        wait_until(
+            lambda: [c for c in emulator.calls("setMyCommands") if c.status == 200], timeout=REPLY_S, api=emulator
+        )
     finally:
         stop(bot)
     assert emulator.token not in (tmp_path / "bot.log").read_text()
@@ -126,6 +132,8 @@ def test_missing_weights_exit_2_and_say_how_to_get_them(tmp_path):
         STYLEBOT_DATA_DIR=str(tmp_path / "data"),
         TELEGRAM_API_URL="http://127.0.0.1:9",
     )
-    done = subprocess.run([sys.executable, "main.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "main.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=deadline(60)
+    )
     assert done.returncode == 2
     assert "weights.py build" in done.stderr and "Traceback" not in done.stderr

@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from botkit import TEST_SIZE, User, picture
+from botkit import REPLY_S, TEST_SIZE, User, picture, wait_idle, wait_until
 from rediskit import redis_server
 
 from stylebot.playground.emulator import BotAPIEmulator
@@ -81,6 +81,7 @@ def test_mix_with_another_style_then_change_the_ratio(make_bot, emulator: BotAPI
     assert ("Mix with another style", f"mixwith:{one.id}") in keyboard(first)
 
     # "Mix with another style" -> the next picture is the second style: one mixed job, 50/50.
+    wait_idle(app.store, user.id)  # the result shows a moment before its job is done
     user.press(first, f"mixwith:{one.id}")
     user.wait_seen("Send a second style picture")
     second_style = user.photo(picture((64, 64), (230, 200, 40)))
@@ -100,11 +101,14 @@ def test_mix_with_another_style_then_change_the_ratio(make_bot, emulator: BotAPI
 
     # The ratio in use: a short answer, no new job.
     user.press(second, f"mix:{mixed.id}:50")
-    emulator.wait_for(lambda: "This result already has that mix." in answers(emulator), 30, what="the answer")
+    wait_until(
+        lambda: "This result already has that mix." in answers(emulator), REPLY_S, what="the answer", api=emulator
+    )
     assert app.store.last_job(user.id).id == mixed.id
 
     # 75: the same three images again (by file id: nothing uploaded), 75 % of the second style.
     downloads = len(emulator.calls("getFile"))
+    wait_idle(app.store, user.id)  # the result shows a moment before its job is done
     user.press(second, f"mix:{mixed.id}:75")
     third = user.wait_result(3)
     more = app.store.last_job(user.id)
@@ -119,6 +123,7 @@ def test_mix_with_another_style_then_change_the_ratio(make_bot, emulator: BotAPI
     assert len(emulator.calls("getFile")) - downloads == 3  # the worker's three downloads, no user uploads
 
     # Stronger keeps the mix and its ratio.
+    wait_idle(app.store, user.id)  # the result shows a moment before its job is done
     user.press(third, f"rerun:{more.id}:stronger")
     fourth = user.wait_result(4)
     strong = app.store.last_job(user.id)
@@ -139,7 +144,9 @@ def test_mix_buttons_answer_only_their_own_user(make_bot, emulator: BotAPIEmulat
     other.wait_text("Send me the photo")
     emulator.send_callback_query(other.id, other.messages()[0]["message_id"], f"mix:{job.id}:75")
     emulator.send_callback_query(other.id, other.messages()[0]["message_id"], f"mixwith:{job.id}")
-    emulator.wait_for(lambda: answers(emulator).count("That button is out of date.") >= 2, 30, what="stale answers")
+    wait_until(
+        lambda: answers(emulator).count("That button is out of date.") >= 2, REPLY_S, what="stale answers", api=emulator
+    )
     assert app.store.last_job(other.id) is None and app.store.get_dialog(other.id).step == "content"
     assert len(user.results()) == 1 and result
 

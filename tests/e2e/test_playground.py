@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 import telebot
+from botkit import REPLY_S, RESULT_S, deadline, wait_until
 from PIL import Image, ImageDraw
 from telebot import apihelper, types
 
@@ -86,7 +87,7 @@ def browser() -> Iterator[sync_api.Browser]:
 
 def open_page(browser: sync_api.Browser, url: str, locale: str = "en-US") -> sync_api.Page:
     page = browser.new_context(locale=locale, viewport={"width": 720, "height": 900}).new_page()
-    page.set_default_timeout(20_000)
+    page.set_default_timeout(deadline(REPLY_S) * 1000)  # ms
     page.goto(url)
     return page
 
@@ -102,13 +103,14 @@ RESULT_IDS = """button => [...document.querySelectorAll('.msg.bot')]
     .map(m => Number(m.dataset.id))"""
 
 
-def wait_result(page: sync_api.Page, after: int = 0, button: str = "Stronger", timeout: float = 30) -> int:
+def wait_result(page: sync_api.Page, after: int = 0, button: str = "Stronger", timeout: float = REPLY_S) -> int:
     """Wait for a result: a bot message newer than ``after`` with a decoded image and a ``button``
     (previews and status messages don't count); returns its message id."""
-    deadline = time.monotonic() + timeout
+    limit = deadline(timeout)
+    give_up = time.monotonic() + limit
     while not (ids := [i for i in page.evaluate(RESULT_IDS, button) if i > after]):
-        assert time.monotonic() < deadline, f"no result with a {button!r} button after {timeout} s"
-        page.wait_for_timeout(200)
+        assert time.monotonic() < give_up, f"no result with a {button!r} button after {limit:g} s"
+        page.wait_for_timeout(200)  # the poll interval (the page's own clock), not a wait for an event
     return max(ids)
 
 
@@ -169,7 +171,7 @@ def playground_with_bot() -> Iterator[Playground]:
             yield pg
         finally:
             bot.stop_polling()
-            thread.join(timeout=5)
+            thread.join(timeout=deadline(5))
             apihelper.API_URL, apihelper.FILE_URL = saved
 
 
@@ -210,8 +212,11 @@ def test_page_speaks_russian(browser: sync_api.Browser, playground_with_bot: Pla
 
 def test_history_survives_reload(browser: sync_api.Browser, playground_with_bot: Playground) -> None:
     playground_with_bot.emulator.send_text(USER_ID, "/start")  # sent before the page is open
-    playground_with_bot.emulator.wait_for(
-        lambda: playground_with_bot.emulator.bot_messages(USER_ID), timeout=10, what="the greeting"
+    wait_until(
+        lambda: playground_with_bot.emulator.bot_messages(USER_ID),
+        timeout=REPLY_S,
+        what="the greeting",
+        api=playground_with_bot.emulator,
     )
     page = open_page(browser, playground_with_bot.page_url)
     page.locator(".msg.bot", has_text="content photo").wait_for()
@@ -231,7 +236,12 @@ def main_supports_playground() -> bool:
     if not (ROOT / "main.py").exists():
         return False
     help_text = subprocess.run(
-        [sys.executable, "main.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "main.py", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=deadline(60),
+        check=False,
     )
     return "--playground" in help_text.stdout
 
@@ -269,16 +279,15 @@ def real_bot_playground(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen]
         )
     url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(url, timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
+
+        def page_up() -> bool:
             assert process.poll() is None, "main.py --playground exited:\n" + log_path.read_text()
-            assert time.monotonic() < deadline, "the playground page did not come up within 60 s"
-            time.sleep(0.2)
+            try:
+                return requests.get(url, timeout=deadline(2)).ok
+            except requests.ConnectionError:
+                return False
+
+        wait_until(page_up, 60, "the playground page to come up")
         yield url, process
     finally:
         if process.poll() is None:
@@ -295,18 +304,18 @@ def test_real_bot_in_the_playground(
     page.fill("#text-input", "/start")
     page.click("#send-button")
     bot_messages = page.locator(".msg.bot")
-    bot_messages.first.wait_for(timeout=60_000)  # the greeting asks for the content
+    bot_messages.first.wait_for(timeout=deadline(REPLY_S) * 1000)  # the greeting asks for the content
 
     replies = bot_messages.count()
     page.set_input_files("#photo-input", str(landscape(tmp_path / "content.png")))
-    bot_messages.nth(replies).wait_for(timeout=30_000)  # it asks for the style
+    bot_messages.nth(replies).wait_for(timeout=deadline(REPLY_S) * 1000)  # it asks for the style
     replies = bot_messages.count()
     page.set_input_files("#photo-input", str(picture(tmp_path / "style.png", (64, 64), ("orange", "navy"))))
-    bot_messages.nth(replies).wait_for(timeout=30_000)  # the queue acknowledgement
-    first = wait_result(page, timeout=120)
+    bot_messages.nth(replies).wait_for(timeout=deadline(REPLY_S) * 1000)  # the queue acknowledgement
+    first = wait_result(page, timeout=RESULT_S)
     press(page, first)
-    wait_result(page, after=first, timeout=120)
+    wait_result(page, after=first, timeout=RESULT_S)
     save_screenshot(page)
 
     process.send_signal(signal.SIGINT)  # Ctrl-C stops bot, page and emulator
-    assert process.wait(timeout=15) in (0, 130), "main.py --playground did not exit cleanly on Ctrl-C"
+    assert process.wait(timeout=deadline(15)) in (0, 130), "main.py --playground did not exit cleanly on Ctrl-C"

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rediskit import redis_server
+from botkit import deadline, wait_until
+from rediskit import lease_over, redis_server
 
 from stylebot.jobs.job import Job, JobStatus
 from stylebot.store.base import STEP_STYLE, Dialog, StateStore, UserSettings
@@ -36,6 +37,12 @@ def redis_store(redis_url):
     store = RedisStore(redis_url, prefix=f"test-{uuid.uuid4().hex[:8]}")
     yield store
     store.close()
+
+
+def next_tick() -> None:
+    """Wait until ``time.time()`` (the store's "used at" clock) has moved on: distinct stamps."""
+    now = time.time()
+    wait_until(lambda: time.time() > now, 5, "the clock to tick")
 
 
 def view(job: Job | None) -> Any:
@@ -118,9 +125,9 @@ def dialog_settings_styles(store) -> list:
     seen.append(store.get_settings(5))
     for n in range(7):
         store.remember_style(5, f"style{n}", f"thumb{n}" if n % 2 == 0 else None)
-        time.sleep(0.002)  # distinct "used at" times, as in real use
+        next_tick()  # distinct "used at" times, as in real use
     store.remember_style(5, "style3", "thumb3-new")
-    time.sleep(0.002)
+    next_tick()
     store.remember_style(5, "style4", None)  # keeps its earlier thumbnail
     seen.append(store.recent_styles(5))
     seen.append(store.recent_styles(5, limit=2))
@@ -194,7 +201,7 @@ def test_claim_is_a_gate_and_leases_expire(redis_store) -> None:
     assert store.owner("job001") == "w"
     assert store.reap_expired() == []
     assert store.renew_lease("job001", 0.3)
-    time.sleep(0.4)
+    wait_until(lambda: lease_over(store, "job001"), 10, "job001's 0.3 s lease to run out")
     assert store.reap_expired() == ["job001"]
     job = store.get_job("job001")
     assert job.status == JobStatus.QUEUED and job.attempts == 1 and store.position("job001") == 1
@@ -243,6 +250,6 @@ def test_default_mode_imports_nothing_about_redis() -> None:
     )
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run(
-        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=deadline(120), check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr

@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from botkit import TEST_SIZE, User, picture
+from botkit import REPLY_S, RESULT_S, TEST_SIZE, User, deadline, picture, wait_idle, wait_until
 from rediskit import redis_server
 
 from stylebot import app as main
@@ -45,8 +45,11 @@ def group_texts(api: BotAPIEmulator) -> list[str]:
 
 
 def wait_group_text(api: BotAPIEmulator, fragment: str, count: int = 1) -> None:
-    api.wait_for(
-        lambda: sum(fragment in t for t in group_texts(api)) >= count, 60, what=f"{count}x {fragment!r} in the group"
+    wait_until(
+        lambda: sum(fragment in t for t in group_texts(api)) >= count,
+        60,
+        what=f"{count}x {fragment!r} in the group",
+        api=api,
     )
 
 
@@ -73,10 +76,11 @@ def test_private_photo_is_never_painted_into_a_group(make_bot, emulator: BotAPIE
     assert app.store.get_dialog(user.id).content_file_id == private_photo["photo"][-1]["file_id"]
     # A style in the group paints the group's photo, into the group only.
     photo_in_group(user, picture((64, 64), (20, 20, 220)), reply_to=emulator.bot_messages(GROUP)[-1]["message_id"])
-    emulator.wait_for(
+    wait_until(
         lambda: any(m.get("photo") and "px" in (m.get("caption") or "") for m in emulator.bot_messages(GROUP)),
         90,
         what="the group's result",
+        api=emulator,
     )
     job = app.store.last_job(user.id)
     assert job.chat_id == GROUP and job.content_file_id == group_photo["photo"][-1]["file_id"]
@@ -98,19 +102,22 @@ def test_buttons_act_only_in_their_own_chat(make_bot, emulator: BotAPIEmulator):
     # The private result's buttons, replayed on a group message: out of date, nothing sent there.
     for n, data in enumerate((f"full:{job.id}", f"rerun:{job.id}:stronger", f"restyle:{job.id}"), 1):
         emulator.send_callback_query(user.id, group_message, data, chat_id=GROUP)
-        emulator.wait_for(
-            lambda n=n: sum(STALE in a for a in answers(emulator)) >= n, 30, what=f"stale answer to {data}"
+        wait_until(
+            lambda n=n: sum(STALE in a for a in answers(emulator)) >= n,
+            REPLY_S,
+            what=f"stale answer to {data}",
+            api=emulator,
         )
     # A recent style picked in the group needs the group's own photo; the private one has none now.
     user.photo(picture((100, 70), (200, 200, 20)))  # private dialog: waiting for a style
     user.wait_text("tap one of your recent styles")
     emulator.send_callback_query(user.id, group_message, "style:1", chat_id=GROUP)
-    emulator.wait_for(lambda: sum(STALE in a for a in answers(emulator)) >= 4, 30, what="stale style:1")
+    wait_until(lambda: sum(STALE in a for a in answers(emulator)) >= 4, REPLY_S, what="stale style:1", api=emulator)
     assert app.store.last_job(user.id).id == job.id  # no second job
     assert not any(m.get("document") or m.get("photo") for m in emulator.bot_messages(GROUP))
     # The private buttons still work in their own chat.
     user.press(result, f"full:{job.id}")
-    emulator.wait_for(lambda: any(m.get("document") for m in user.messages()), 30, what="the PNG")
+    wait_until(lambda: any(m.get("document") for m in user.messages()), REPLY_S, what="the PNG", api=emulator)
 
 
 # --- (2) exactly once under redelivery ---------------------------------------------
@@ -118,8 +125,8 @@ def test_buttons_act_only_in_their_own_chat(make_bot, emulator: BotAPIEmulator):
 
 def stop_polling(app: main.App) -> None:
     """As if the process died: polling ends (no further getUpdates confirms anything)."""
-    app.stop(timeout=5)
-    app._poller.join(10)
+    app.stop(timeout=deadline(5))
+    app._poller.join(deadline(10))
     assert not app._poller.is_alive()
 
 
@@ -146,14 +153,16 @@ def test_resent_button_press_makes_no_second_job(make_bot, emulator: BotAPIEmula
     user.wait_text("Got the photo")
     user.photo(picture((64, 64), (20, 20, 220)))
     result = user.wait_result()
+    wait_idle(first.store, user.id)  # the result shows a moment before its job is done
     user.press(result, user.button(result, "rerun:"))
     user.wait_result(2)
     stop_polling(first)
     emulator.redeliver_last_update()  # the "Stronger" press, same update id
     second = make_bot()
     user.say("/help")
+    # Answered after the re-sent press (one user's updates are handled in order): a wrong job
+    # would already be in the store.
     user.wait_text("/settings")
-    time.sleep(0.5)  # not an assertion on time: a wrong job would already be in the store
     assert done_jobs(second.store, user.id) == 2
     assert second.store.active_job(user.id) is None
 
@@ -299,8 +308,10 @@ def test_old_database_is_upgraded_and_its_jobs_delivered(make_bot, emulator: Bot
     app = make_bot()
     assert app.store.schema_version() == SCHEMA_VERSION == 5
     user.wait_seen("your job is back in the queue")
-    user.wait_result(timeout=120)
-    emulator.wait_for(lambda: app.store.get_job("oldjob000001").status == JobStatus.DONE, 30, what="job done")
+    user.wait_result(timeout=RESULT_S)
+    wait_until(
+        lambda: app.store.get_job("oldjob000001").status == JobStatus.DONE, REPLY_S, what="job done", api=emulator
+    )
     assert app.store.get_dialog(user.id).content_file_id is None  # no chat recorded: not guessed
 
 
@@ -336,8 +347,11 @@ def test_malformed_callbacks_get_the_stale_answer(make_bot, emulator: BotAPIEmul
     make_bot()
     user = User(emulator, 2501)
     user.say("/settings")
-    message = emulator.wait_for(
-        lambda: next((m for m in user.messages() if m.get("reply_markup")), None), 30, what="the settings keyboard"
+    message = wait_until(
+        lambda: next((m for m in user.messages() if m.get("reply_markup")), None),
+        REPLY_S,
+        what="the settings keyboard",
+        api=emulator,
     )
     bad = [
         "set:",
@@ -353,10 +367,11 @@ def test_malformed_callbacks_get_the_stale_answer(make_bot, emulator: BotAPIEmul
     ]
     for data in bad:
         emulator.send_callback_query(user.id, message["message_id"], data)
-    emulator.wait_for(
+    wait_until(
         lambda: sum(STALE in a for a in answers(emulator)) == len(bad),
-        30,
+        REPLY_S,
         what="every malformed press answered as stale",
+        api=emulator,
     )
     assert not any("went wrong" in t for t in user.seen())
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from botkit import User, picture, weights_path
+from botkit import REPLY_S, RESULT_S, User, deadline, picture, wait_until, weights_path
 from rediskit import free_port, redis_server
 
 from stylebot import texts
@@ -86,9 +86,9 @@ def test_stall_at_receipt_does_not_hold_up_another_user(emulator: BotAPIEmulator
     a, b = User(emulator, 1001), User(emulator, 1005)
     emulator.stall_next("file", 100, times=10)
     fid = file_id_of(a.photo(picture()))
-    emulator.wait_for(lambda: emulator.downloads(fid), 30, what="A's receipt check to start downloading")
+    wait_until(lambda: emulator.downloads(fid), REPLY_S, what="A's receipt check to start downloading", api=emulator)
     b.say("/start")
-    b.wait_text(START, timeout=30)
+    b.wait_text(START, timeout=REPLY_S)
     assert not any(BAD_DOWNLOAD in t for t in a.texts()), "B was answered only after A's download gave up"
     a.wait_text(BAD_DOWNLOAD, timeout=60)
     assert emulator.downloads(fid) == ["stall"] * 4
@@ -109,7 +109,7 @@ def test_stall_at_job_time_ends_the_job_and_the_next_one_runs(emulator: BotAPIEm
     b.photo(picture((90, 90), (240, 220, 20)))
     failed = texts.t("en", "bad_content_later", reason=BAD_DOWNLOAD)
     a.wait_text(failed, timeout=60)
-    b.wait_result(timeout=90)  # the only worker moved on
+    b.wait_result(timeout=RESULT_S)  # the only worker moved on
     assert a.results() == []
     assert "stall" in emulator.downloads(content)
 
@@ -121,7 +121,7 @@ def test_drop_mid_body_at_job_time_is_retried(emulator: BotAPIEmulator, make_bot
     user.wait_text(ASK_STYLE)
     emulator.drop_next("file", file_id=content)
     user.photo(picture((90, 90), (40, 40, 200)))
-    user.wait_result(timeout=90)
+    user.wait_result(timeout=RESULT_S)
     assert emulator.downloads(content) == ["ok", "drop", "ok"]  # receipt, the job's cut try, its retry
     assert not any(texts.t("en", "failed") in t for t in user.seen())
 
@@ -185,22 +185,22 @@ def test_webhook_slow_clients_cannot_pin_the_server(emulator: BotAPIEmulator, we
     user = User(emulator, 2001)
     slow = []
     for _ in range(200):  # half a header, then silence
-        sock = socket.create_connection(("127.0.0.1", web.port), timeout=10)
+        sock = socket.create_connection(("127.0.0.1", web.port), timeout=deadline(10))
         sock.sendall(b"POST /telegram HTTP/1.1\r\nHost: x\r\nContent-Le")
         slow.append(sock)
-    liar = socket.create_connection(("127.0.0.1", web.port), timeout=10)
+    liar = socket.create_connection(("127.0.0.1", web.port), timeout=deadline(10))
     liar.sendall(
         b"POST /telegram HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n"
         b"X-Telegram-Bot-Api-Secret-Token: " + SECRET.encode() + b'\r\n\r\n{"update_id"'
     )
-    huge = socket.create_connection(("127.0.0.1", web.port), timeout=10)
+    huge = socket.create_connection(("127.0.0.1", web.port), timeout=deadline(10))
     huge.sendall(b"POST /telegram HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000000\r\n\r\n")
 
     # A byte every 0.4 s never trips the 1 s read timeout; the 4 s request deadline cuts it off.
     dribble_closed = threading.Event()
 
     def dribble() -> None:
-        with socket.create_connection(("127.0.0.1", web.port), timeout=10) as sock:
+        with socket.create_connection(("127.0.0.1", web.port), timeout=deadline(10)) as sock:
             for byte in b"POST /telegram HTTP/1.1\r\nHost: x\r\n" * 10:
                 try:
                     sock.sendall(bytes([byte]))
@@ -234,20 +234,20 @@ def test_webhook_slow_clients_cannot_pin_the_server(emulator: BotAPIEmulator, we
         method="POST",
         headers={"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": SECRET},
     )
-    with urllib.request.urlopen(request, timeout=5) as response:
+    with urllib.request.urlopen(request, timeout=deadline(5)) as response:
         assert response.status == 200
     # And one through Telegram's (the emulator's) webhook delivery, answered by the bot.
     user.say("/start")
-    user.wait_text(START, timeout=15)
+    user.wait_text(START, timeout=REPLY_S)
 
     # The oversized body is refused without being read, and that connection closed.
-    huge.settimeout(10)
+    huge.settimeout(deadline(10))
     assert huge.recv(64).startswith(b"HTTP/1.1 413")
-    emulator.wait_for(lambda: closed_by_server(huge), 10, what="the 413 connection to be closed")
+    wait_until(lambda: closed_by_server(huge), REPLY_S, what="the 413 connection to be closed", api=emulator)
     # Every stalled connection, and the lying Content-Length, is dropped by the read timeout.
-    emulator.wait_for(lambda: all(closed_by_server(s) for s in slow), 30, what="200 stalled sockets closed")
-    emulator.wait_for(lambda: closed_by_server(liar), 10, what="the short body's connection closed")
-    assert dribble_closed.wait(20), "a client dribbling its header was never cut off"
+    wait_until(lambda: all(closed_by_server(s) for s in slow), REPLY_S, what="200 stalled sockets closed", api=emulator)
+    wait_until(lambda: closed_by_server(liar), REPLY_S, what="the short body's connection closed", api=emulator)
+    assert dribble_closed.wait(deadline(20)), "a client dribbling its header was never cut off"
     # The direct update was handled too (Bo never wrote through the emulator, so its reply fails there).
     assert [c for c in emulator.calls("sendMessage") if str(c.params.get("chat_id")) == "2002"]
     for sock in [*slow, liar, huge]:

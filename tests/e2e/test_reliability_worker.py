@@ -17,7 +17,7 @@ from contextlib import contextmanager
 
 import pytest
 import telebot
-from botkit import User, picture
+from botkit import REPLY_S, RESULT_S, User, deadline, picture, wait_until
 
 from stylebot.jobs import results
 from stylebot.jobs.job import MAX_CRASHES, Job, JobStatus
@@ -92,7 +92,7 @@ def test_full_disk_does_not_kill_the_worker_and_work_resumes_when_space_returns(
     second_queued = threading.Event()
 
     def fill_disk() -> None:  # while the first job paints, the second waits; then the disk fills
-        assert second_queued.wait(60)
+        assert second_queued.wait(deadline(60))
         disk.on.set()
 
     app.ctx.engine = Engine(engine, before=fill_disk)
@@ -103,11 +103,11 @@ def test_full_disk_does_not_kill_the_worker_and_work_resumes_when_space_returns(
     second_queued.set()
 
     # The result is still delivered (from memory: the PNG could not be saved, so no "Full quality" button).
-    result = first.wait_result(timeout=90)
+    result = first.wait_result(timeout=RESULT_S)
     assert not any(
         b.get("callback_data", "").startswith("full:") for row in result["reply_markup"]["inline_keyboard"] for b in row
     )
-    emulator.wait_for(lambda: not app.health.ok, timeout=30, what="health to turn degraded")
+    wait_until(lambda: not app.health.ok, timeout=REPLY_S, what="health to turn degraded", api=emulator)
     assert app.health.reason == "disk full"
     assert app.queue.alive_workers() == 1
     # New requests are refused politely while the disk is full (no job is stored).
@@ -116,13 +116,14 @@ def test_full_disk_does_not_kill_the_worker_and_work_resumes_when_space_returns(
     assert not second.results()
 
     disk.on.clear()
-    emulator.wait_for(lambda: app.health.ok, timeout=60, what="health to come back")
-    second.wait_result(timeout=90)  # the queued job ran after space returned, without a restart
+    wait_until(lambda: app.health.ok, timeout=60, what="health to come back", api=emulator)
+    second.wait_result(timeout=RESULT_S)  # the queued job ran after space returned, without a restart
     store = Store(app.config.db_path)
-    emulator.wait_for(
+    wait_until(
         lambda: store.last_job(first.id).status == JobStatus.DONE,
-        timeout=30,
+        timeout=REPLY_S,
         what="the first job's DONE to be recorded once the store took writes again",
+        api=emulator,
     )
     assert len(first.results()) == 1  # recorded late, not run twice
     assert app.queue.alive_workers() == 1
@@ -189,14 +190,15 @@ def test_crash_looping_job_is_given_up_with_a_reason_and_resumed_jobs_lose_their
     app = make_bot()
     gave_up = doomed.wait_text("I gave up on your job", timeout=60)
     assert f"{MAX_CRASHES} times" in gave_up["text"]
-    survivor.wait_result(timeout=90)
+    survivor.wait_result(timeout=RESULT_S)
     for user in (doomed, survivor):
         assert not any("old preview" in t for t in user.texts())  # the stale preview was removed
     assert app.store.get_job(jobs[doomed.id].id).status == JobStatus.FAILED
-    emulator.wait_for(
+    wait_until(
         lambda: app.store.get_job(jobs[survivor.id].id).status == JobStatus.DONE,
-        timeout=30,
+        timeout=REPLY_S,
         what="the resumed job to be recorded done",
+        api=emulator,
     )
 
 
@@ -207,7 +209,7 @@ def test_fifty_queued_users_get_at_most_three_position_edits_each(make_bot, emul
     app.positions.min_interval = 0.5  # short, so that edits do happen within the test
     # Each job takes at least a little longer than that interval: the queue then moves no faster than the
     # edits may follow it, whatever the engine's speed (a faster preset made the last check below flaky).
-    app.ctx.engine = Engine(engine, before=lambda: all_queued.wait(180), hold=0.6)
+    app.ctx.engine = Engine(engine, before=lambda: all_queued.wait(deadline(180)), hold=0.6)
     for user in users:
         user.photo(picture((40, 30)))
     for user in users:
@@ -256,20 +258,20 @@ def test_webhook_healthz_says_ok_or_503_with_the_reason(emulator, tmp_path, redi
             import requests
 
             health = f"http://127.0.0.1:{port}/healthz"
-            assert requests.get(health, timeout=10).status_code == 200
+            assert requests.get(health, timeout=deadline(10)).status_code == 200
             if redis_up:
                 app.health = Health()
                 app.health.degrade("disk full")
-                answer = requests.get(health, timeout=10)
+                answer = requests.get(health, timeout=deadline(10))
                 assert answer.status_code == 503 and "disk full" in answer.text
                 app.health.recover()
-                assert requests.get(health, timeout=10).status_code == 200
+                assert requests.get(health, timeout=deadline(10)).status_code == 200
             else:
                 app.store.r.shutdown(nosave=True)
-                answer = requests.get(health, timeout=30)
+                answer = requests.get(health, timeout=deadline(30))
                 assert answer.status_code == 503 and "redis" in answer.text
         finally:
             try:
-                app.stop(timeout=2)
+                app.stop(timeout=deadline(2))
             except Exception:
                 pass

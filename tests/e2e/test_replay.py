@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botkit import User, picture, spawn_bot
+from botkit import REPLY_S, User, deadline, picture, spawn_bot, wait_until
 
 from stylebot import texts
 from stylebot.playground.emulator import BotAPIEmulator
@@ -59,7 +59,7 @@ def message_update(update_id: int, user_id: int, text: str, message_id: int = 1)
 def _stop(bot: subprocess.Popen) -> None:
     if bot.poll() is None:
         bot.kill()
-        bot.wait(30)
+        bot.wait(deadline(30))
 
 
 @pytest.mark.timeout(300)
@@ -75,21 +75,22 @@ def test_a_style_replayed_after_a_kill_makes_no_second_job_nor_queued_message(em
         user.wait_text("Got the photo", timeout=90)
         emulator.stall_next("sendMessage", 120)  # the "queued" message goes out; its answer never comes
         style_id = user.photo(picture((64, 64), (20, 20, 220)))["photo"][-1]["file_id"]
-        emulator.wait_for(lambda: queued_sends(emulator, user), 60, what="the 'queued' message")
+        wait_until(lambda: queued_sends(emulator, user), 60, what="the 'queued' message", api=emulator)
         bot.send_signal(signal.SIGKILL)
-        bot.wait(30)
+        bot.wait(deadline(30))
         bot = spawn_bot(emulator, data, log)
         user.wait_result(timeout=180)
         store = Store(db_path(data))
         try:
             # The replayed style handler ran to its end: the style remembered, the dialog over.
-            emulator.wait_for(
+            wait_until(
                 lambda: [s.file_id for s in store.recent_styles(user.id)] == [style_id],
                 60,
                 what="the replayed style update to be handled",
+                api=emulator,
             )
             assert store.get_dialog(user.id).step == STEP_CONTENT
-            emulator.wait_for(lambda: not store.unfinished_updates(), 30, what="the replay to be finished")
+            wait_until(lambda: not store.unfinished_updates(), REPLY_S, what="the replay to be finished", api=emulator)
             jobs = store._db().execute("SELECT COUNT(*) FROM jobs WHERE user_id = ?", (user.id,)).fetchone()[0]
         finally:
             store.close()
@@ -117,7 +118,9 @@ def test_an_unfinished_update_is_handled_at_start_and_then_finished(make_bot, em
     user.wait_text("Hi! I repaint")
     texts_seen = user.texts()
     assert [HELP in t for t in texts_seen] == [True, False], texts_seen  # the replayed /help first
-    emulator.wait_for(lambda: not app.store.unfinished_updates(), 30, what="the replayed updates to be finished")
+    wait_until(
+        lambda: not app.store.unfinished_updates(), REPLY_S, what="the replayed updates to be finished", api=emulator
+    )
     assert app.store.accept_updates([500, 501]) == []  # still recorded: a redelivery is ignored
 
 
@@ -126,9 +129,9 @@ def test_a_finished_update_is_not_replayed(make_bot, emulator: BotAPIEmulator):
     user = User(emulator, 8303)
     user.say("/help")
     user.wait_text(HELP)
-    emulator.wait_for(lambda: not first.store.unfinished_updates(), 30, what="/help to be marked finished")
-    first.stop(timeout=5)
-    first._poller.join(10)
+    wait_until(lambda: not first.store.unfinished_updates(), REPLY_S, what="/help to be marked finished", api=emulator)
+    first.stop(timeout=deadline(5))
+    first._poller.join(deadline(10))
     make_bot()
     user.say("/start")  # one sender's updates run in order: a replayed /help would come first
     user.wait_text("Hi! I repaint")

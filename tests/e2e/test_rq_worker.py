@@ -8,14 +8,13 @@ too often is given up by ``run_job`` with its clear reason, not the generic "fai
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from botkit import User
-from rediskit import redis_server
+from botkit import User, wait_until
+from rediskit import lease_over, redis_server
 
 from stylebot import texts
 from stylebot.config import Config
@@ -52,7 +51,7 @@ def test_requeued_job_replaces_its_old_status_message(runtime: Any, emulator: Bo
     old = runtime.tg.send_text(user.id, "Painting… 40%")  # what the dead worker left on screen
     job = runtime.store.create_job(job_for(user, status_message_id=old.message_id))
     assert runtime.store.claim(job.id, owner="dead-host:1", lease=0.05) is not None
-    time.sleep(0.3)  # the dead worker's lease runs out
+    wait_until(lambda: lease_over(runtime.store, job.id), 10, "the dead worker's 0.05 s lease to run out")
 
     runtime.reconcile()
 

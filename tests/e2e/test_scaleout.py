@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from botkit import User, picture, spawn_bot, weights_path
+from botkit import REPLY_S, RESULT_S, User, deadline, picture, quiet, spawn_bot, wait_until, weights_path
 from rediskit import free_port, redis_server
 
 from stylebot import texts
@@ -92,10 +92,10 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
             c.start_worker()
             c.start_worker()
             c.start_web()
-            api.wait_for(lambda: api.calls("setWebhook"), 60, what="the web process to call setWebhook")
+            wait_until(lambda: api.calls("setWebhook"), 60, what="the web process to call setWebhook", api=api)
             store = _store(url)
             pids = {w.pid for w in c.workers}
-            api.wait_for(lambda: _live_worker_count(url, pids) >= 2, 120, what="two RQ workers to register")
+            wait_until(lambda: _live_worker_count(url, pids) >= 2, 120, what="two RQ workers to register", api=api)
             store.close()
             yield c
         except BaseException:
@@ -105,7 +105,7 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
             for process in [c.web, *c.workers]:
                 if process is not None and process.poll() is None:
                     process.kill()
-                    process.wait(10)
+                    process.wait(deadline(10))
 
 
 @pytest.fixture
@@ -135,9 +135,9 @@ def chat_once(user: User, content: bytes, style: bytes) -> None:
     """/start, the photo, the style: each step waits for the bot's answer, as a person would."""
     before = len(user.messages())
     user.say("/start")
-    user.api.wait_for(lambda: len(user.messages()) > before, 30, what=f"/start answered for {user.id}")
+    wait_until(lambda: len(user.messages()) > before, REPLY_S, what=f"/start answered for {user.id}", api=user.api)
     user.photo(content)
-    user.wait_text(texts.t("en", "ask_style"), timeout=30)
+    user.wait_text(texts.t("en", "ask_style"), timeout=REPLY_S)
     user.photo(style)
 
 
@@ -153,7 +153,7 @@ def post(url: str, body: dict, secret: str | None) -> int:
         headers["X-Telegram-Bot-Api-Secret-Token"] = secret
     request = urllib.request.Request(url, json.dumps(body).encode(), headers, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=deadline(10)) as response:
             return response.status
     except urllib.error.HTTPError as error:
         return error.code
@@ -179,8 +179,14 @@ def test_wrong_secret_is_refused_with_403(cluster) -> None:
     assert post(cluster.webhook_url, {"no": "update_id"}, SECRET) == 400
     # An update telebot cannot parse is acknowledged (re-sending won't fix it) and logged, nothing else.
     assert post(cluster.webhook_url, {"update_id": 999998, "message": {"bogus": True}}, SECRET) == 200
-    time.sleep(0.5)
-    assert cluster.api.bot_messages(5) == []  # nothing was handled
+    # Nothing was handled: a marker from the same chat, posted after it, is answered, and that
+    # answer is the chat's only message (one chat's updates are handled in order).
+    assert cluster.api.bot_messages(5) == []
+    User(cluster.api, 5).say("/start")  # the marker, through the emulator (it knows chat 5 from then on)
+    wait_until(lambda: cluster.api.bot_messages(5), REPLY_S, what="the answer to the marker /start", api=cluster.api)
+    assert [m.get("text", "").split("\n")[0] for m in cluster.api.bot_messages(5)] == [
+        texts.t("en", "start").split("\n")[0]
+    ], cluster.api.bot_messages(5)
     assert cluster.web.poll() is None
 
 
@@ -192,9 +198,17 @@ def test_three_users_each_get_exactly_one_result(cluster, store) -> None:
     for uid, user in users.items():
         chat_once(user, picture(shapes[uid], colors[uid]), picture((90, 90), (240, 220, 20)))
     for uid, user in users.items():
-        result = user.wait_result(timeout=150)
+        result = user.wait_result(timeout=RESULT_S)
         assert_aspect(user.result_image(result).size, shapes[uid])
-    time.sleep(2)  # a duplicate delivery would show up here
+    # A duplicate delivery would come from a second run of a job: wait until every job is
+    # recorded done, then a window in which a late second run would still deliver.
+    wait_until(
+        lambda: all((j := store.last_job(uid)) and j.status == JobStatus.DONE for uid in users),
+        REPLY_S,
+        what="all three jobs recorded done",
+        api=api,
+    )
+    quiet(2)
     for uid, user in users.items():
         assert len(user.results()) == 1, (uid, user.texts())
         job = store.last_job(uid)
@@ -202,26 +216,37 @@ def test_three_users_each_get_exactly_one_result(cluster, store) -> None:
     # The "Full quality file" button works though the PNG was written on a worker's disk.
     user = users[101]
     user.press(user.results()[0], user.button(user.results()[0], "full:"))
-    api.wait_for(lambda: any(m.get("document") for m in user.messages()), 30, what="the full-quality PNG")
+    wait_until(lambda: any(m.get("document") for m in user.messages()), REPLY_S, what="the full-quality PNG", api=api)
     # So does "How it was painted": the timelapse too was written on a worker's disk.
     user.press(user.results()[0], user.button(user.results()[0], "lapse:"))
-    api.wait_for(lambda: any(m.get("animation") for m in user.messages()), 30, what="the timelapse animation")
+    wait_until(
+        lambda: any(m.get("animation") for m in user.messages()), REPLY_S, what="the timelapse animation", api=api
+    )
     assert not any("no longer" in t for t in user.texts())
 
 
 def test_duplicated_update_is_handled_once(cluster) -> None:
     user = User(cluster.api, 104)
     user.say("/help")
-    user.wait_text("/settings", timeout=30)
-    time.sleep(0.5)  # the emulator records the update as delivered once our 200 reaches it
-    assert cluster.api.redeliver_last_update() == 200
-    cluster.api.wait_for(
-        lambda: "already handled; ignored" in cluster.log_of(cluster.web.pid),
-        10,
-        what="the web process to recognise the re-sent update",
+    user.wait_text("/settings", timeout=REPLY_S)
+    wait_until(  # the emulator records the update as delivered once our 200 reaches it
+        lambda: (u := cluster.api._last_update) and u.get("message", {}).get("from", {}).get("id") == user.id,
+        REPLY_S,
+        what="the emulator to record /help as delivered",
+        api=cluster.api,
     )
-    time.sleep(1.0)
-    assert len(user.messages()) == 1, user.texts()
+    assert cluster.api.redeliver_last_update() == 200
+    wait_until(
+        lambda: "already handled; ignored" in cluster.log_of(cluster.web.pid),
+        REPLY_S,
+        what="the web process to recognise the re-sent update",
+        api=cluster.api,
+    )
+    # Handled once: a marker /help after it is answered, and that makes two answers, not three
+    # (one chat's updates are handled in order).
+    user.say("/help")
+    wait_until(lambda: len(user.messages()) >= 2, REPLY_S, what="the answer to the marker /help", api=cluster.api)
+    assert len(user.messages()) == 2, user.texts()
 
 
 def test_worker_killed_mid_job_loses_nothing(cluster, store) -> None:
@@ -229,18 +254,20 @@ def test_worker_killed_mid_job_loses_nothing(cluster, store) -> None:
     chat_once(user, picture((120, 80)), picture((90, 90), (20, 200, 200)))
     # Killed the moment Redis says it runs (deterministic on any machine speed): from the
     # system's point of view this is the same as dying mid-painting; only the lease can tell.
-    job = api.wait_for(
+    job = wait_until(
         lambda: (j := store.active_job(105)) and j.status == JobStatus.RUNNING and store.owner(j.id) and j,
         60,
         what="the job to start",
+        api=api,
     )
     victim_pid = int(store.owner(job.id).rsplit(":", 1)[1])
     victim = next(w for w in cluster.workers if w.pid == victim_pid)
     os.kill(victim_pid, signal.SIGKILL)
-    victim.wait(10)
-    result = user.wait_result(timeout=150)
+    victim.wait(deadline(10))
+    result = user.wait_result(timeout=RESULT_S)
     assert_aspect(user.result_image(result).size, (120, 80))
-    time.sleep(2)
+    wait_until(lambda: store.get_job(job.id).status == JobStatus.DONE, REPLY_S, what="the job recorded done", api=api)
+    quiet(2)  # a late second delivery (the killed run's) would show up here
     assert len(user.results()) == 1
     done = store.get_job(job.id)
     assert done.status == JobStatus.DONE and done.attempts == 2  # the killed run counts as an attempt
@@ -260,12 +287,15 @@ def start_long_job(user: User, store) -> Job:
     edit and the test's signal or /cancel.
     """
     user.say("/settings")
-    menu = user.wait_text(texts.t("en", "settings"), timeout=30)
+    menu = user.wait_text(texts.t("en", "settings"), timeout=REPLY_S)
     user.press(menu, "set:size:1024")
-    user.api.wait_for(lambda: store.get_settings(user.id).size == 1024, 30, what="the size setting")
+    wait_until(lambda: store.get_settings(user.id).size == 1024, REPLY_S, what="the size setting", api=user.api)
     chat_once(user, picture((1200, 800)), picture((90, 90), (90, 20, 200)))
-    job = user.api.wait_for(
-        lambda: (j := store.active_job(user.id)) and j.status == JobStatus.RUNNING and j, 60, what="the job to start"
+    job = wait_until(
+        lambda: (j := store.active_job(user.id)) and j.status == JobStatus.RUNNING and j,
+        60,
+        what="the job to start",
+        api=user.api,
     )
     user.wait_text("%", timeout=60)  # a progress edit: the engine is mid-painting
     return job
@@ -276,8 +306,8 @@ def test_cancel_stops_a_job_running_on_a_worker(cluster, store) -> None:
     job = start_long_job(user, store)
     user.say("/cancel")
     asked = time.monotonic()
-    user.wait_text(texts.t("en", "job_cancelled_status"), timeout=30)
-    assert time.monotonic() - asked < 15  # one engine step, not the rest of the job
+    user.wait_text(texts.t("en", "job_cancelled_status"), timeout=REPLY_S)
+    assert time.monotonic() - asked < deadline(15)  # one engine step, not the rest of the job
     assert store.get_job(job.id).status == JobStatus.CANCELLED
     assert user.results() == []
 
@@ -292,12 +322,15 @@ def one_worker_left(cluster: Cluster) -> subprocess.Popen:
     alive = cluster.alive_workers()
     for spare in alive[1:]:
         spare.send_signal(signal.SIGTERM)
-        assert spare.wait(30) == 0, cluster.log_of(spare.pid)[-3000:]
+        assert spare.wait(deadline(30)) == 0, cluster.log_of(spare.pid)[-3000:]
     if not alive:
         alive = [cluster.start_worker()]
     pids = {alive[0].pid}
-    cluster.api.wait_for(
-        lambda: _live_worker_count(cluster.redis_url, pids) == 1, 120, what="the one RQ worker left registered"
+    wait_until(
+        lambda: _live_worker_count(cluster.redis_url, pids) == 1,
+        120,
+        what="the one RQ worker left registered",
+        api=cluster.api,
     )
     return alive[0]
 
@@ -308,15 +341,15 @@ def test_sigterm_puts_the_running_job_back_and_exits(cluster, store) -> None:
     job = start_long_job(user, store)
     worker.send_signal(signal.SIGTERM)
     started = time.monotonic()
-    assert worker.wait(20) == 0, cluster.log_of(worker.pid)[-3000:]
-    assert time.monotonic() - started < 15  # well inside Heroku's 30 s
+    assert worker.wait(deadline(20)) == 0, cluster.log_of(worker.pid)[-3000:]
+    assert time.monotonic() - started < deadline(15)  # well inside Heroku's 30 s
     back = store.get_job(job.id)
     assert back.status == JobStatus.QUEUED and back.attempts == 0, back  # back in line, attempt not counted
     assert store.dispatch(job.id) in cluster_queue_ids(cluster)  # and a worker will be woken for it
     resumed = texts.t("en", "resumed", position=1)
-    user.wait_text(resumed, timeout=10)
+    user.wait_text(resumed, timeout=REPLY_S)
     user.say("/cancel")  # no worker left; cancelling the waiting job ends it for good
-    user.wait_text(texts.t("en", "cancelled_job"), timeout=30)
+    user.wait_text(texts.t("en", "cancelled_job"), timeout=REPLY_S)
     assert store.get_job(job.id).status == JobStatus.CANCELLED
 
 
@@ -330,4 +363,4 @@ def cluster_queue_ids(cluster) -> list[str]:
 
 def test_web_process_stops_on_sigterm(cluster) -> None:
     cluster.web.send_signal(signal.SIGTERM)
-    assert cluster.web.wait(10) == 0, cluster.log_of(cluster.web.pid)[-3000:]
+    assert cluster.web.wait(deadline(10)) == 0, cluster.log_of(cluster.web.pid)[-3000:]

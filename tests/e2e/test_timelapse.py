@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from botkit import TEST_SIZE, User, picture
+from botkit import REPLY_S, TEST_SIZE, User, picture, wait_until
 from PIL import Image, ImageChops, ImageSequence, ImageStat
 
 from stylebot.jobs import results
@@ -43,8 +43,12 @@ def test_timelapse_button_sends_an_animation_of_the_painting(make_bot, emulator:
     ]
 
     user.press(result, button)
-    message = emulator.wait_for(
-        lambda: [m for m in user.messages() if m.get("animation")], timeout=30, what="the timelapse animation"
+    message = wait_until(
+        # the emulator records a call just after its message shows: wait for both
+        lambda: emulator.calls("sendAnimation") and [m for m in user.messages() if m.get("animation")],
+        timeout=REPLY_S,
+        what="the timelapse animation (and its call recorded)",
+        api=emulator,
     )[0]
     assert [c.status for c in emulator.calls("sendAnimation")] == [200]
     data = emulator.file_bytes(message["animation"]["file_id"])
@@ -75,11 +79,11 @@ def test_someone_elses_press_gets_a_short_answer_and_nothing_else(make_bot, emul
     # Another user presses it where it sits (as in a group): the data is right, the presser is not.
     update = emulator.send_callback_query(other.id, result["message_id"], button, chat_id=user.id)
     query_id = update["callback_query"]["id"]
-    short = emulator.wait_for(lambda: answers(emulator, query_id), what="the short answer to the other user")
+    short = wait_until(lambda: answers(emulator, query_id), what="the short answer to the other user", api=emulator)
     assert short[0].strip()  # a short answer ("out of date", or whose result it is), not a spinner
     # The owner's press after it is served: so the other press had its full chance to send something.
     user.press(result, button)
-    emulator.wait_for(lambda: [m for m in user.messages() if m.get("animation")], what="the owner's animation")
+    wait_until(lambda: [m for m in user.messages() if m.get("animation")], what="the owner's animation", api=emulator)
     assert len(emulator.calls("sendAnimation")) == 1
     sent_since = [m for m in user.messages() if m["message_id"] > last_id]
     assert len(sent_since) == 1 and sent_since[0].get("animation"), sent_since
