@@ -14,6 +14,7 @@ from pathlib import Path
 
 from stylebot.errors import ConfigError
 from stylebot.gallery.catalog import DEFAULT_DIR as DEFAULT_STYLES_DIR
+from stylebot.logs import safe_url
 
 #: The repository root (where `.env`, `data/` and `vgg19_cache.pth` live by default).
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,6 +144,8 @@ class Config:
         shown = []
         for f in fields(self):
             value = getattr(self, f.name) if f.repr else ("set" if getattr(self, f.name) else "unset")
+            if f.name == "api_url":
+                value = safe_url(value)  # no userinfo, token path or query in a log line (issue 18)
             shown.append(f"{f.name}={value}")
         return " ".join(shown)
 

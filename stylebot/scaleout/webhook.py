@@ -43,7 +43,7 @@ from stylebot.chat.dispatcher import Dispatcher
 from stylebot.chat.handlers import Handlers
 from stylebot.chat.routing import LogErrors, announce_commands, register
 from stylebot.errors import TelegramError
-from stylebot.jobs.results import result_path, sweep_results, timelapse_path
+from stylebot.jobs.results import result_path, sweep_results, timelapse_path, write_file
 from stylebot.scaleout.rq_queue import RQQueue
 from stylebot.store.redis_store import RedisStore
 
@@ -104,10 +104,7 @@ class SharedResultHandlers(Handlers):
         if data is None:
             return
         sweep_results(self.results_dir)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        write_file(path, data)  # 0600, atomically (stylebot/private.py)
 
 
 class WebhookApp:
