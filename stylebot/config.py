@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Devices the engine accepts (``auto`` picks CUDA when present).
 DEVICES = ("auto", "cpu", "cuda")
 MODES = ("polling", "webhook")
+#: ``0`` turns off certificate and host name checks of ``rediss://`` (Heroku Redis); read by ``redis_store.connect``.
+REDIS_TLS_VERIFY = "STYLEBOT_REDIS_TLS_VERIFY"
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,7 @@ except ModuleNotFoundError:  # the default install has no Redis client: say what
         "error: the scale-out mode needs `pip install -r requirements-scale.txt` (redis is not installed)"
     ) from None
 
+from stylebot.config import REDIS_TLS_VERIFY
 from stylebot.jobs.job import Job, JobStatus
 from stylebot.store import redis_scripts as scripts
 from stylebot.store.base import STEP_CONTENT, AlbumItem, Dialog, StyleRef, UserSettings
@@ -85,7 +86,7 @@ _JOB_FIELDS = [f.name for f in fields(Job)]
 
 
 #: ``STYLEBOT_REDIS_TLS_VERIFY=0`` turns certificate and host name checks off for ``rediss://`` (Heroku Redis).
-TLS_VERIFY_ENV = "STYLEBOT_REDIS_TLS_VERIFY"
+TLS_VERIFY_ENV = REDIS_TLS_VERIFY
 
 
 def tls_verify(environ: Mapping[str, str] = os.environ) -> bool:
