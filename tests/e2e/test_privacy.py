@@ -161,3 +161,20 @@ def test_logs_name_no_one_through_a_whole_conversation_and_forget(
     names = set(re.findall(r"(u:[0-9a-f]{8}) queued job", log))
     assert len(names) == 1
     assert who(app.store, USER) not in names
+
+
+def test_redis_salt_is_shared_by_every_process_and_forget_deletes_it(tmp_path: Path) -> None:
+    pytest.importorskip("redis")
+    from rediskit import redis_server
+
+    from stylebot.store.redis_store import RedisStore
+
+    with redis_server(tmp_path / "redis") as url:
+        web, worker = RedisStore(url), RedisStore(url)  # two clients: as the webhook and an RQ worker
+        name = who(web, USER)
+        assert name.startswith("u:") and str(USER) not in name
+        assert who(worker, USER) == name and who(web, USER) == name
+        assert web.r.exists(web.key("salt", USER))
+        web.forget_user(USER)
+        assert not web.r.exists(web.key("salt", USER))
+        assert who(worker, USER) != name
