@@ -33,6 +33,7 @@ from stylebot.jobs.status import announce_requeued
 from stylebot.jobs.threads import ThreadQueue
 from stylebot.logs import setup_logging
 from stylebot.polling import Poller
+from stylebot.private import DataDirError, secure_dir
 from stylebot.store.sqlite_store import Store
 from stylebot.tg import Telegram, use_api_url
 
@@ -95,6 +96,7 @@ class App:
 
     def __init__(self, config: Config, engine: Any = None, **context_options: Any) -> None:
         self.config = config
+        secure_dir(config.data_dir)  # 0700, and what it holds 0600; or DataDirError (stylebot/private.py)
         self.store = Store(config.db_path)
         self.stopping = threading.Event()
         self.tg = build_telegram(config, self.stopping, exception_handler=LogErrors())
@@ -176,7 +178,7 @@ def build_app(config: Config) -> App:
     """The polling app, or a one-line error and exit status 2 when the weights are missing."""
     try:
         return App(config)
-    except WeightsError as exc:
+    except (WeightsError, DataDirError) as exc:
         raise WeightsMissing(cannot_start(str(exc))) from None
 
 

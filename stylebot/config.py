@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from stylebot.errors import ConfigError
+from stylebot.logs import safe_url
 
 #: The repository root (where `.env`, `data/` and `vgg19_cache.pth` live by default).
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,6 +24,8 @@ DEFAULT_STYLES_DIR = Path(__file__).resolve().parent / "gallery" / "styles"
 #: Devices the engine accepts (``auto`` picks CUDA when present).
 DEVICES = ("auto", "cpu", "cuda")
 MODES = ("polling", "webhook")
+#: ``0`` turns off certificate and host name checks of ``rediss://`` (Heroku Redis); read by ``redis_store.connect``.
+REDIS_TLS_VERIFY = "STYLEBOT_REDIS_TLS_VERIFY"
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,8 @@ class Config:
         shown = []
         for f in fields(self):
             value = getattr(self, f.name) if f.repr else ("set" if getattr(self, f.name) else "unset")
+            if f.name == "api_url":
+                value = safe_url(value)  # no userinfo, token path or query in a log line (issue 18)
             shown.append(f"{f.name}={value}")
         return " ".join(shown)
 

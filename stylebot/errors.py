@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["BadImage", "Cancelled", "ConfigError", "StylebotError", "TelegramError", "UserGone", "WeightsError"]
+__all__ = [
+    "BadImage",
+    "Cancelled",
+    "ConfigError",
+    "StylebotError",
+    "TelegramError",
+    "UnsafeFile",
+    "UserGone",
+    "WeightsError",
+]
 
 
 class StylebotError(Exception):
@@ -40,6 +49,13 @@ class TelegramError(StylebotError):
 
 class UserGone(TelegramError):
     """403: the user blocked the bot or deleted their account."""
+
+
+class UnsafeFile(TelegramError):
+    """The Bot API server answered getFile with a location the bot will not fetch (``../``, a scheme, ...).
+
+    Nothing was requested; the user hears ``bad_server_file`` instead of a generic failure.
+    """
 
 
 @dataclass

@@ -116,6 +116,9 @@ _EN: dict[str, str] = {
     "bad_too_small": "That image is too small ({width}×{height}). Please send one at least {minimum} px on each side.",
     "bad_aspect": "That image is too long and thin ({width}×{height}). Please send one no more than {ratio}:1.",
     "bad_download": "I could not download that image from Telegram. Please send it again.",
+    "bad_server_file": (
+        "Telegram's server gave me an unusable location for that image, so I did not fetch it. Please send it again."
+    ),
     # --- settings -----------------------------------------------------
     "settings": "Settings. Each applies to your next job and is shown under the result.",
     "settings_size": "Size: {size} px",
@@ -244,6 +247,7 @@ _RU: dict[str, str] = {
     "bad_too_small": "Изображение слишком маленькое ({width}×{height}). Нужно хотя бы {minimum} px с каждой стороны.",
     "bad_aspect": "Изображение слишком вытянутое ({width}×{height}). Соотношение сторон — не больше {ratio}:1.",
     "bad_download": "Не удалось скачать изображение из Telegram. Пришлите его ещё раз.",
+    "bad_server_file": "Сервер Telegram дал негодный адрес этого изображения, и я не стал его скачивать. Пришлите его ещё раз.",
     "settings": "Настройки. Применяются к следующей задаче и видны под результатом.",
     "settings_size": "Размер: {size} px",
     "settings_strength": "Стиль: {strength}",

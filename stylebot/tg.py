@@ -15,6 +15,11 @@ Every request has connect and read timeouts: method calls get telebot's
 sends with no timeout at all, are done here (:meth:`Telegram.download`) with
 their own timeouts, a wall-clock deadline and a size cap, so a stalled or
 dropped transfer ends in a retry or a :class:`TelegramError`, never a hang.
+
+The server is not trusted (issue 18): a ``file_path`` from getFile is checked
+(:func:`check_file_path`) before any URL is built from it, and neither downloads
+nor method calls follow a redirect (the token is in the URL: it goes to the
+configured API host and nowhere else). ``logs.safe_url`` is how a server URL is logged.
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ from __future__ import annotations
 import http.client
 import io
 import logging
+import re
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -32,7 +39,7 @@ import telebot
 import urllib3
 from telebot import apihelper, types
 
-from stylebot.errors import TelegramError, UserGone
+from stylebot.errors import TelegramError, UnsafeFile, UserGone
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -52,6 +59,44 @@ TRANSIENT = (
 DOWNLOAD_MAX_BYTES = 20 * 1024 * 1024
 
 
+#: Telegram's file paths are short and plain ("photos/file_12.jpg"); anything else is not a file we asked for.
+FILE_PATH_MAX = 256
+_SEGMENT = re.compile(r"[A-Za-z0-9_.~-]+")
+
+
+def check_file_path(path: object) -> str:
+    """``path`` if it is a plain relative file path under the server's file root; :class:`UnsafeFile` if not.
+
+    A hostile or broken server answered getFile with ``../logOut`` and the bot fetched
+    ``/bot<token>/logOut`` (requests folds dot segments): so no ``..`` or ``.`` segment,
+    no scheme, no query or fragment, no percent-escapes (``%2e%2e`` is ``..`` to the
+    server), no control characters, no leading ``/``, and a bounded length.
+    """
+    if not isinstance(path, str) or not path:
+        raise UnsafeFile("getFile: empty file_path")
+    if len(path) > FILE_PATH_MAX:
+        raise UnsafeFile(f"getFile: file_path of {len(path)} characters (at most {FILE_PATH_MAX})")
+    if any(ord(c) < 32 or ord(c) == 127 for c in path):
+        raise UnsafeFile("getFile: control character in file_path")
+    if urllib.parse.urlsplit(path).scheme or "//" in path or path.split("/", 1)[0].find(":") >= 0:
+        raise UnsafeFile("getFile: file_path has a scheme or a host")
+    if "?" in path or "#" in path:
+        raise UnsafeFile("getFile: file_path has a query or a fragment")
+    if path.startswith("/") or "\\" in path:
+        raise UnsafeFile("getFile: file_path is absolute")
+    segments = path.split("/")
+    if any(s in (".", "..") for s in segments):
+        raise UnsafeFile("getFile: file_path has a '.' or '..' segment")
+    if not all(_SEGMENT.fullmatch(s) for s in segments):
+        raise UnsafeFile("getFile: file_path has an unexpected character or an empty segment")
+    return path
+
+
+def _no_redirects(method: str, url: str, **kwargs: Any) -> requests.Response:
+    """telebot's request sender, minus redirects: a 3xx is an answer (an HTTP error), never a hop elsewhere."""
+    return apihelper._get_req_session().request(method, url, allow_redirects=False, **kwargs)
+
+
 class _Dropped(Exception):
     """A download that ended early, stalled past its deadline, or got a 5xx/429: retry it."""
 
@@ -59,8 +104,10 @@ class _Dropped(Exception):
 def use_api_url(base: str | None) -> None:
     """Point telebot at another Bot API server (a local ``telegram-bot-api``, the emulator).
 
-    telebot keeps these as module globals, so one process talks to one server.
+    telebot keeps these as module globals, so one process talks to one server. Method
+    calls never follow a redirect (the sender below): the token goes to this host only.
     """
+    apihelper.CUSTOM_REQUEST_SENDER = _no_redirects  # type: ignore[assignment]  # telebot declares it a bare None
     if base:
         # telebot declares both as a bare `= None`, so its inferred type is None; strings are what it reads.
         apihelper.API_URL = base.rstrip("/") + "/bot{0}/{1}"  # type: ignore[assignment]
@@ -251,7 +298,7 @@ class Telegram:
             raise TelegramError("Bad Request: file is too big", 400)
         if info.file_path is None:  # Telegram may omit it; a URL ending in "None" would only 404
             raise TelegramError("getFile returned no file_path")
-        url = _file_url(self.bot.token, info.file_path)
+        url = _file_url(self.bot.token, check_file_path(info.file_path))
         delay = self.backoff
         attempt = 0
         while attempt < self.download_attempts:
@@ -282,8 +329,11 @@ class Telegram:
             timeout=(self.connect_timeout, read_timeout),
             headers={"Accept-Encoding": "identity"},
             proxies=apihelper.proxy,
+            allow_redirects=False,  # the URL carries the token: it goes to the API host and nowhere else
         ) as response:
             status = response.status_code
+            if response.is_redirect or 300 <= status < 400:
+                raise TelegramError(f"HTTP {status}: the file server redirected the download; not followed", status)
             if status == 429 or status >= 500:
                 raise _Dropped(f"HTTP {status}")
             if status != 200:

@@ -26,10 +26,11 @@ from stylebot.chat.gallery import Gallery
 from stylebot.chat.keyboards import NAMED_STRENGTHS
 from stylebot.chat.mix import MixDialog
 from stylebot.config import Config
-from stylebot.errors import BadImage, TelegramError, UserGone
+from stylebot.errors import BadImage, TelegramError, UnsafeFile, UserGone
 from stylebot.gallery.catalog import DEFAULT_DIR as DEFAULT_STYLES_DIR
 from stylebot.jobs.job import Job, JobQueue
 from stylebot.jobs.results import RESULT_HOURS, result_path, timelapse_path
+from stylebot.logs import who
 from stylebot.store.base import STEP_CONTENT, STEP_MIX, STEP_STYLE, Dialog, StateStore, UserSettings
 from stylebot.tg import Telegram
 
@@ -112,12 +113,12 @@ class Handlers:
             except TelegramError as exc:
                 if "too big" in exc.description:
                     raise BadImage("too_big_file") from None
-                self.reply(message, "bad_download")
+                self.reply(message, "bad_server_file" if isinstance(exc, UnsafeFile) else "bad_download")
                 return False
             images.load_image(data, max_side=256)
             return True
         except BadImage as exc:
-            log.info("user %s sent an unusable image: %s", sender(message).id, exc)
+            log.info("%s sent an unusable image: %s", who(self.store, sender(message).id), exc)
             self.reply(message, f"bad_{exc.reason}", **exc.details)
             return False
 
@@ -266,7 +267,7 @@ class Handlers:
         if job_id is not None and self.store.get_job(job_id) is not None:
             # This update was handled before a crash (replayed at start-up): its job exists and its
             # user was told (or is told by the start-up's "back in the queue"); nothing to do twice.
-            log.info("user %s: job %s was submitted before the restart; not again", user.id, job_id)
+            log.info("%s: job %s was submitted before the restart; not again", who(self.store, user.id), job_id)
             return True
         health = getattr(self.queue, "health", None)  # jobs.Health: a full disk takes no new jobs
         if health is not None and not health.ok:
@@ -305,7 +306,7 @@ class Handlers:
             return self.tg.send_text(chat_id, texts.t(lang, key, position=position), reply_to=reply_to).message_id
 
         self.queue.submit(job, announce)
-        log.info("user %s queued job %s", user.id, job.id)
+        log.info("%s queued job %s", who(self.store, user.id, chat_id), job.id)
         return True
 
     def rate_limited_for(self, user_id: int) -> int | None:

@@ -25,6 +25,8 @@ import threading
 import zlib
 from pathlib import Path
 
+from stylebot.private import make_dirs, opener
+
 log = logging.getLogger(__name__)
 
 #: Slots in a new ledger: far more than jobs that can await their ``DONE`` at once (one per worker).
@@ -81,7 +83,7 @@ class Ledger:
             return self._fd
         if not self._usable():
             self._create()
-        fd = os.open(self.path, os.O_RDWR)
+        fd = opener(self.path, os.O_RDWR)  # an older release's file is tightened to 0600
         try:
             size = os.fstat(fd).st_size
             entries = _entries(os.pread(fd, size, 0))
@@ -102,10 +104,10 @@ class Ledger:
 
     def _create(self) -> None:
         """Write the whole file under a temporary name, then link it in place (never over another's)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.path.parent)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            fd = opener(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
             try:
                 os.write(fd, b"\0" * (self.slots * SLOT_SIZE))  # real zeros: allocated blocks, not a sparse hole
                 os.fsync(fd)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stylebot import texts
+from stylebot.private import make_dirs, open_private
 
 if TYPE_CHECKING:
     from stylebot.jobs.job import Job
@@ -106,12 +107,14 @@ def write_file(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (temp file, then rename).
 
     Every file the worker writes goes through here: it is the seam where a
-    full disk (``OSError`` ENOSPC) shows up, and where tests inject one.
+    full disk (``OSError`` ENOSPC) shows up, and where tests inject one; and
+    where files are made private (0600, in 0700 folders: stylebot/private.py).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
     try:
-        tmp.write_bytes(data)
+        with open_private(tmp) as out:  # 0600 from its creation: results are the user's pictures
+            out.write(data)
         tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)

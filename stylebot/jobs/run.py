@@ -21,7 +21,7 @@ from typing import Any
 
 from stylebot import images, texts
 from stylebot.chat.keyboards import result_buttons
-from stylebot.errors import BadImage, Cancelled, TelegramError, UserGone
+from stylebot.errors import BadImage, Cancelled, TelegramError, UnsafeFile, UserGone
 from stylebot.jobs import results, timelapse
 from stylebot.jobs.health import Health, OutcomeNotRecorded, resource_trouble
 from stylebot.jobs.job import JOB_TIMEOUT, MAX_CRASHES, Job, JobStatus, Stop, crashes
@@ -212,8 +212,9 @@ def _fetch(ctx: Context, job: Job, file_id: str, failure_key: str):
         if isinstance(exc, BadImage):
             reason = texts.t(job.lang, f"bad_{exc.reason}", **exc.details)
         else:
-            reason = texts.t(job.lang, "bad_download")
-        log.info("job %s: cannot use %s: %s", job.id, file_id, exc)
+            reason = texts.t(job.lang, "bad_server_file" if isinstance(exc, UnsafeFile) else "bad_download")
+        role = "style" if failure_key == "bad_style_later" else "content"  # never the file id (issue 18)
+        log.info("job %s: cannot use its %s image: %s", job.id, role, exc)
         ctx.store.set_status(job.id, JobStatus.FAILED, error=f"bad input: {exc}")
         if failure_key == "bad_style_later":
             # Keep the photo: the user only needs to send another style.

@@ -43,7 +43,8 @@ from stylebot.chat.dispatcher import Dispatcher
 from stylebot.chat.handlers import Handlers
 from stylebot.chat.routing import LogErrors, announce_commands, register
 from stylebot.errors import TelegramError
-from stylebot.jobs.results import result_path, sweep_results, timelapse_path
+from stylebot.jobs.results import result_path, sweep_results, timelapse_path, write_file
+from stylebot.private import DataDirError, secure_dir
 from stylebot.scaleout.rq_queue import RQQueue
 from stylebot.store.redis_store import RedisStore
 
@@ -104,10 +105,7 @@ class SharedResultHandlers(Handlers):
         if data is None:
             return
         sweep_results(self.results_dir)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        write_file(path, data)  # 0600, atomically (stylebot/private.py)
 
 
 class WebhookApp:
@@ -122,6 +120,7 @@ class WebhookApp:
         max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         self.config = config
+        secure_dir(config.data_dir)  # results fetched from Redis land here: 0700, files 0600 (stylebot/private.py)
         self.secret = webhook_secret(config)
         self.path = urlsplit(config.webhook_url).path or "/"
         self.store = RedisStore(config.redis_url)
@@ -374,4 +373,6 @@ def run_webhook(config: Any) -> int:
         return cannot_start(f"cannot reach Redis at REDIS_URL ({type(exc).__name__})")
     except TelegramError as exc:
         return cannot_start(f"setWebhook failed: {exc.description}")
+    except DataDirError as exc:
+        return cannot_start(str(exc))
     return serve_until_stopped(app)

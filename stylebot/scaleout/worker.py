@@ -41,6 +41,7 @@ from stylebot.jobs.positions import PositionWatcher
 from stylebot.jobs.results import RESULT_HOURS, result_path, timelapse_path
 from stylebot.jobs.run import run_job
 from stylebot.jobs.status import announce_requeued
+from stylebot.private import DataDirError, secure_dir
 from stylebot.scaleout.rq_queue import (
     LEASE_SECONDS,
     MAX_RESULT_BYTES,
@@ -74,6 +75,7 @@ class WorkerRuntime:
         if not config.redis_url:
             raise ConfigError("`python main.py worker` needs REDIS_URL (the scale-out mode)")
         self.config = config
+        secure_dir(config.data_dir)  # results are written here: 0700, files 0600 (stylebot/private.py)
         self.identity = worker_identity()
         self.stopping = threading.Event()
         self.tg = build_telegram(config, self.stopping)
@@ -243,7 +245,7 @@ def run_worker(config: Config) -> int:
         )
     try:
         runtime = WorkerRuntime(config)
-    except WeightsError as exc:
+    except (WeightsError, DataDirError) as exc:
         return cannot_start(str(exc))
     except redis.RedisError as exc:
         return cannot_start(f"cannot reach Redis at REDIS_URL ({type(exc).__name__})")

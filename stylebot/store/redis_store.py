@@ -33,6 +33,8 @@ Schema (``P`` is the key prefix, ``stylebot`` by default):
 ``P:rate:<hmac>``              sorted set: job creation times of one user, keyed by
                                HMAC(salt, user id), so it outlives /forget
                                without naming the user; expires in 1 h
+``P:salt:<uid>``               string: the user's random salt (hex) for log pseudonyms
+                               (``logs.who``); deleted by /forget
 ``P:update:<update_id>``       string: the webhook saw this update (1 day)
 ``P:cancel:<id>``              string: the user cancelled this running job
 ``P:result:<id>``              bytes: the full-quality PNG (24 h)
@@ -53,7 +55,7 @@ import hmac
 import json
 import os
 import time
-from collections.abc import Container, Iterable
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import fields
 from typing import Any
 
@@ -64,6 +66,7 @@ except ModuleNotFoundError:  # the default install has no Redis client: say what
         "error: the scale-out mode needs `pip install -r requirements-scale.txt` (redis is not installed)"
     ) from None
 
+from stylebot.config import REDIS_TLS_VERIFY
 from stylebot.jobs.job import Job, JobStatus
 from stylebot.store import redis_scripts as scripts
 from stylebot.store.base import STEP_CONTENT, AlbumItem, Dialog, StyleRef, UserSettings
@@ -82,15 +85,36 @@ RATE_TTL = 3600
 _JOB_FIELDS = [f.name for f in fields(Job)]
 
 
-def connect(url: str, decode: bool = True) -> redis.Redis:
+#: ``STYLEBOT_REDIS_TLS_VERIFY=0`` turns certificate and host name checks off for ``rediss://`` (Heroku Redis).
+TLS_VERIFY_ENV = REDIS_TLS_VERIFY
+
+
+def tls_verify(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether ``rediss://`` checks certificates and host names: yes unless ``STYLEBOT_REDIS_TLS_VERIFY=0``."""
+    value = environ.get(TLS_VERIFY_ENV, "1").strip().lower()
+    if value in ("0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on", ""):
+        return True
+    raise SystemExit(
+        f"error: {TLS_VERIFY_ENV} must be 1 (check certificates, the default) or 0 (do not), not {value!r}"
+    )
+
+
+def connect(url: str, decode: bool = True, verify: bool | None = None) -> redis.Redis:
     """A client for ``url`` (``redis://`` or ``rediss://``, as Heroku Redis gives).
 
-    Heroku Redis serves TLS with a self-signed certificate, so ``rediss://``
-    URLs skip certificate verification, as Heroku documents.
+    ``rediss://`` verifies the server's certificate and host name by default (``verify``,
+    else :func:`tls_verify`). Heroku Redis serves TLS with a self-signed certificate, so
+    there the operator opts out, explicitly, with ``STYLEBOT_REDIS_TLS_VERIFY=0``
+    (app.json sets it; deploy/heroku.md says why).
     """
     options: dict[str, Any] = {"decode_responses": decode, "health_check_interval": 30}
     if url.startswith("rediss://"):
-        options["ssl_cert_reqs"] = None
+        if verify if verify is not None else tls_verify():
+            options.update(ssl_cert_reqs="required", ssl_check_hostname=True)
+        else:
+            options.update(ssl_cert_reqs="none", ssl_check_hostname=False)
     return redis.Redis.from_url(url, **options)
 
 
@@ -438,6 +462,15 @@ class RedisStore:
         self.r.hset(self.key("upload", key), mapping={"sha256": sha256, "file_id": file_id})
 
     # --- privacy -------------------------------------------------------
+    def user_salt(self, user_id: int) -> bytes:
+        """The user's random salt for log pseudonyms (``logs.who``), shared by every process; made on first use."""
+        key = self.key("salt", user_id)
+        with self.r.pipeline(transaction=True) as pipe:
+            pipe.set(key, os.urandom(16).hex(), nx=True)
+            pipe.get(key)
+            value = pipe.execute()[1]
+        return bytes.fromhex(value.decode() if isinstance(value, bytes) else value)
+
     def forget_user(self, user_id: int) -> list[str]:
         """Delete every key about ``user_id`` (all chats); return the ids of the jobs deleted.
 
@@ -463,7 +496,7 @@ class RedisStore:
                 pipe.delete(self.key("dialog", chat, user_id))
             for name in ("jobs", "active", "albums", "chats"):
                 pipe.delete(self.key("user", user_id, name))
-            for name in ("settings", "styles", "thumbs"):
+            for name in ("settings", "styles", "thumbs", "salt"):
                 pipe.delete(self.key(name, user_id))
             pipe.execute()
         return ids

@@ -163,14 +163,23 @@ def _migrate_v4(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE dialogs ADD COLUMN style_file_id TEXT")
 
 
+def migrate_user_salts(db: sqlite3.Connection) -> None:
+    """User salts: each user's random salt for the pseudonyms in log lines (``logs.who``); /forget deletes it.
+
+    ``IF NOT EXISTS``: safe in whatever place of :data:`MIGRATIONS` it ends up.
+    """
+    db.execute("CREATE TABLE IF NOT EXISTS user_salts (user_id INTEGER PRIMARY KEY, salt BLOB NOT NULL)")
+
+
 #: Ordered: ``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migrate_v1,
     _migrate_v2,
     _migrate_v3,
     _migrate_v4,
-    migrate_v5,
-]  # v5: unfinished updates (store/updates.py)
+    migrate_v5,  # v5: unfinished updates (store/updates.py)
+    migrate_user_salts,  # v6: log pseudonyms' salts
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -25,16 +25,18 @@ anyone.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import time
 from collections.abc import Container, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import fields
 from pathlib import Path
 from typing import overload
 
 from stylebot.jobs.job import Job, JobStatus
+from stylebot.private import create_file, make_dirs
 from stylebot.store.base import AlbumItem, Dialog, StyleRef, UserSettings
 from stylebot.store.sqlite_schema import MIGRATIONS, RATE_KEEP, SCHEMA_VERSION, who
 from stylebot.store.updates import UpdateJournal
@@ -49,7 +51,9 @@ class Store(UpdateJournal):
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.path.parent)
+        with suppress(OSError):  # 0600 before SQLite makes it (its -wal and -shm copy the mode); else SQLite says why
+            create_file(self.path)
         self._local = threading.local()
         self._opening = threading.Lock()
         self._salt_value: bytes | None = None
@@ -418,11 +422,20 @@ class Store(UpdateJournal):
         with self._tx(immediate=True) as db:
             ids = [r[0] for r in db.execute("SELECT id FROM jobs WHERE user_id = ?", (user_id,))]
             # Group dialogs with the user's photo are keyed by chat too, but user_id covers them.
-            for table in ("jobs", "dialogs", "settings", "styles", "album_items"):
+            for table in ("jobs", "dialogs", "settings", "styles", "album_items", "user_salts"):
                 db.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
             self.forget_unfinished(db, user_id)  # their updates' raw JSON, not yet finished
         self.checkpoint()
         return ids
+
+    def user_salt(self, user_id: int) -> bytes:
+        """The user's random salt for log pseudonyms (``logs.who``), made on first use; /forget deletes it."""
+        row = self._db().execute("SELECT salt FROM user_salts WHERE user_id = ?", (user_id,)).fetchone()
+        if row is None:
+            with self._tx(immediate=True) as db:
+                db.execute("INSERT OR IGNORE INTO user_salts (user_id, salt) VALUES (?, ?)", (user_id, os.urandom(16)))
+                row = db.execute("SELECT salt FROM user_salts WHERE user_id = ?", (user_id,)).fetchone()
+        return bytes(row[0])
 
     def checkpoint(self, attempts: int = 50) -> bool:
         """Copy the WAL into the database and truncate it to zero bytes.

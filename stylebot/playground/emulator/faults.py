@@ -14,7 +14,8 @@ from stylebot.playground.emulator.state import EmulatorState
 
 
 class FaultInjection(EmulatorState):
-    """``fail_next``, ``stall_next``, ``drop_next``, ``block_user``: what the next requests will meet."""
+    """``fail_next``, ``stall_next``, ``drop_next``, ``redirect_next``, ``hostile_file_path``, ``block_user``:
+    what the next requests will meet."""
 
     def fail_next(
         self,
@@ -48,6 +49,22 @@ class FaultInjection(EmulatorState):
         method call still takes effect; only its answer is late, as when Telegram's reply is lost.
         """
         self._add_transfer_fault(target, _TransferFault("stall", times, seconds, after, file_id))
+
+    def hostile_file_path(self, file_path: str, times: int = 1, file_id: str | None = None) -> None:
+        """The next ``times`` getFile answers (for ``file_id`` only, if given) give ``file_path``
+        (``../logOut``, ``https://elsewhere/``, ...) instead of the file's own: a hostile or broken server."""
+        with self._lock:
+            self._file_path_faults.append([file_path, times, file_id])
+
+    def redirect_next(self, target: str, location: str, times: int = 1, file_id: str | None = None) -> None:
+        """The next ``times`` requests to ``target`` (``"file"`` or a method) are answered 302 to ``location``."""
+        self._add_transfer_fault(target, _TransferFault("redirect", times, file_id=file_id, location=location))
+
+    def requests_seen(self) -> list[str]:
+        """Every request target the server received, in order and as sent (``/bot<token>/getMe``,
+        ``/file/bot<token>/photos/file_1.jpg``): calls the method log cannot name (unknown paths) included."""
+        with self._lock:
+            return list(self._requests)
 
     def drop_next(self, target: str, times: int = 1, after: int | None = None, file_id: str | None = None) -> None:
         """The next ``times`` requests to ``target`` get the headers (with the full Content-Length) and

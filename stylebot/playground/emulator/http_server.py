@@ -14,6 +14,7 @@ import re
 import sys
 import threading
 import urllib.parse
+from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
@@ -26,6 +27,7 @@ class _Served(Protocol):
 
     token: str
     _unstall: threading.Event
+    _requests: deque[str]
 
     def handle(self, method: str, params: dict[str, Any], files: dict[str, tuple[str, bytes]]) -> tuple[int, dict]: ...
 
@@ -77,6 +79,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._route()
 
     def _route(self) -> None:
+        self.emulator._requests.append(self.path)
         url = urllib.parse.urlsplit(self.path)
         path = urllib.parse.unquote(url.path)
         token = self.emulator.token
@@ -118,6 +121,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, status: int, data: bytes, content_type: str) -> None:
         fault: _TransferFault | None = getattr(self, "_fault", None)
         self._fault = None
+        if fault is not None and fault.kind == "redirect":
+            self.send_response(302)
+            self.send_header("Location", fault.location or "/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if fault is not None and fault.kind == "stall" and fault.after is None:
             self.emulator._unstall.wait(fault.seconds)
         self.send_response(status)

@@ -229,11 +229,18 @@ class BotApiMethods(EmulatorState):
                 raise bad_request("invalid file_id")
             if len(stored.data) > GETFILE_MAX_BYTES:
                 raise bad_request("file is too big")
+            file_path = stored.file_path
+            for fault in self._file_path_faults:  # faults.hostile_file_path: a hostile or broken server
+                if fault[2] in (None, stored.file_id):
+                    file_path, fault[1] = fault[0], fault[1] - 1
+                    if fault[1] <= 0:
+                        self._file_path_faults.remove(fault)
+                    break
             return {
                 "file_id": stored.file_id,
                 "file_unique_id": stored.file_unique_id,
                 "file_size": len(stored.data),
-                "file_path": stored.file_path,
+                "file_path": file_path,
             }
 
     def _api_answerCallbackQuery(self, p: _Params, files: dict) -> bool:

@@ -101,13 +101,15 @@ class _Fault:
 @dataclass
 class _TransferFault:
     """A broken transfer: ``stall`` waits ``seconds`` (after ``after`` body bytes, if set) before
-    answering; ``drop`` sends the headers with the full Content-Length, part of the body, and hangs up."""
+    answering; ``drop`` sends the headers with the full Content-Length, part of the body, and hangs up;
+    ``redirect`` answers 302 to ``location`` (a server that sends the bot elsewhere)."""
 
     kind: str
     times: int
     seconds: float = 0.0
     after: int | None = None
     file_id: str | None = None
+    location: str | None = None
 
 
 class _Params:

@@ -88,6 +88,8 @@ class EmulatorState:
         self._transfer_faults: dict[str, deque[_TransferFault]] = {}  # "file" or a method, lowercase
         self._unstall = threading.Event()  # set on close: stalled answers end at once
         self._downloads: list[tuple[str, str]] = []  # (file_id, "ok" | "stall" | "drop"), in order
+        self._file_path_faults: deque[list] = deque()  # [file_path getFile answers with, times left, file_id]
+        self._requests: deque[str] = deque(maxlen=max_calls)  # every request line's target, as received
         self._updates: list[dict] = []  # pending (unconfirmed) updates, oldest first
         self._allowed_updates: list[str] | None = None
         self._last_update: dict | None = None
