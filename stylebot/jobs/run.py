@@ -217,7 +217,10 @@ def _fetch(ctx: Context, job: Job, file_id: str, failure_key: str):
         upstream = upstream_failure(exc)
         if isinstance(exc, BadImage):
             reason = texts.t(job.lang, f"bad_{exc.reason}", **exc.details)
-        elif upstream is not None:  # Telegram's trouble, not the picture's: say which
+        elif upstream is not None and upstream != "upstream_timeout":
+            # A redirect or a server fault: sending the picture again now would not help, so say whose
+            # trouble it is. A stalled transfer keeps "could not download it, send it again": that is
+            # one file's trouble, often gone on a resend.
             reason = texts.t(job.lang, upstream)
         else:
             reason = texts.t(job.lang, "bad_download")
