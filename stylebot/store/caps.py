@@ -23,9 +23,9 @@ MAX_ALBUM_ITEMS_PER_USER = 20
 
 
 def oldest_beyond(entries: Iterable[tuple[K, float]], keep: int) -> list[K]:
-    """The keys to drop so that the ``keep`` newest remain: those beyond it, oldest last in the input order.
+    """The keys to drop so that only the ``keep`` newest of ``entries`` remain (empty when within the cap).
 
-    ``entries`` are ``(key, time)``; equal times keep their input order (the earlier one is older).
+    ``entries`` are ``(key, time)``; of two with equal times the earlier in the input counts as older.
     """
     newest_first = sorted(enumerate(entries), key=lambda e: (e[1][1], e[0]), reverse=True)
     return [key for _, (key, _when) in newest_first[max(keep, 0) :]]
