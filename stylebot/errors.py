@@ -9,6 +9,7 @@ so any part of the bot can catch another part's error by class without loading t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 
 __all__ = [
     "BadImage",
@@ -17,6 +18,7 @@ __all__ = [
     "StylebotError",
     "TelegramError",
     "UnsafeFile",
+    "Upstream",
     "UserGone",
     "WeightsError",
 ]
@@ -38,13 +40,32 @@ class ConfigError(StylebotError, ValueError):
     """A setting is missing or malformed; the message names the variable."""
 
 
-class TelegramError(StylebotError):
-    """A Bot API call failed for good; ``description`` is Telegram's text."""
+class Upstream(Enum):
+    """Why the Bot API (or its file server) let us down, when it was its fault and not the request's.
 
-    def __init__(self, description: str, code: int | None = None) -> None:
+    Each gets its own message to the user (``upstream_<value>`` in :mod:`stylebot.texts`) instead of
+    "something went wrong", which reads as the bot's bug and invites the same request again at once.
+    """
+
+    REDIRECT = "redirect"  # a 3xx where a file or an answer was due: not followed (the token is in the URL)
+    SERVER = "server"  # 5xx or a refused or cut connection, still so after every retry
+    TIMEOUT = "timeout"  # no answer within the timeouts, after every retry
+
+
+class TelegramError(StylebotError):
+    """A Bot API call failed for good; ``description`` is Telegram's text.
+
+    ``upstream`` says when the server, not the request, was at fault (see :class:`Upstream`);
+    a 3xx ``code`` is a redirect even where the raiser did not say so.
+    """
+
+    def __init__(self, description: str, code: int | None = None, upstream: Upstream | None = None) -> None:
         super().__init__(description)
         self.description = description
         self.code = code
+        if upstream is None and code is not None:
+            upstream = Upstream.REDIRECT if 300 <= code < 400 else Upstream.SERVER if code >= 500 else None
+        self.upstream = upstream
 
 
 class UserGone(TelegramError):

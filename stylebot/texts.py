@@ -73,6 +73,7 @@ _EN: dict[str, str] = {
     "group_settings_private": "Settings are personal: use /settings in a private chat with me.",
     "not_your_buttons": "These buttons belong to {name}.",
     "not_your_buttons_anon": "These buttons belong to someone else.",
+    "group_forget_private": "/forget deletes your data only in a private chat with me, so nothing was deleted here. Open a chat with me and send /forget there.",
     "recent_style_button": "🎨 Style {n}",
     "ask_content_first": "Send me the photo to repaint first (then the style).",
     "queued": "In the queue: position {position}. I will update this message.",
@@ -119,6 +120,9 @@ _EN: dict[str, str] = {
     "bad_server_file": (
         "Telegram's server gave me an unusable location for that image, so I did not fetch it. Please send it again."
     ),
+    "upstream_redirect": "Telegram's server sent me to another address instead of answering, and I don't follow such detours. Please try again in a few minutes.",
+    "upstream_server": "Telegram's servers are having trouble right now (I tried several times). Please try again in a few minutes.",
+    "upstream_timeout": "Telegram did not answer in time (I tried several times). Please try again in a few minutes.",
     # --- settings -----------------------------------------------------
     "settings": "Settings. Each applies to your next job and is shown under the result.",
     "settings_size": "Size: {size} px",
@@ -206,6 +210,7 @@ _RU: dict[str, str] = {
     "group_settings_private": "Настройки личные: используйте /settings в личном чате со мной.",
     "not_your_buttons": "Эти кнопки принадлежат пользователю {name}.",
     "not_your_buttons_anon": "Эти кнопки принадлежат другому пользователю.",
+    "group_forget_private": "/forget удаляет ваши данные только в личном чате со мной, поэтому здесь ничего не удалено. Откройте чат со мной и отправьте /forget там.",
     "recent_style_button": "🎨 Стиль {n}",
     "ask_content_first": "Сначала пришлите фото, которое нужно перерисовать (потом стиль).",
     "queued": "В очереди: позиция {position}. Я буду обновлять это сообщение.",
@@ -248,6 +253,9 @@ _RU: dict[str, str] = {
     "bad_aspect": "Изображение слишком вытянутое ({width}×{height}). Соотношение сторон — не больше {ratio}:1.",
     "bad_download": "Не удалось скачать изображение из Telegram. Пришлите его ещё раз.",
     "bad_server_file": "Сервер Telegram дал негодный адрес этого изображения, и я не стал его скачивать. Пришлите его ещё раз.",
+    "upstream_redirect": "Сервер Telegram вместо ответа отправил меня по другому адресу, а по таким адресам я не хожу. Попробуйте ещё раз через несколько минут.",
+    "upstream_server": "У серверов Telegram сейчас неполадки (я пробовал несколько раз). Попробуйте ещё раз через несколько минут.",
+    "upstream_timeout": "Telegram не ответил вовремя (я пробовал несколько раз). Попробуйте ещё раз через несколько минут.",
     "settings": "Настройки. Применяются к следующей задаче и видны под результатом.",
     "settings_size": "Размер: {size} px",
     "settings_strength": "Стиль: {strength}",

@@ -39,7 +39,7 @@ import telebot
 import urllib3
 from telebot import apihelper, types
 
-from stylebot.errors import TelegramError, UnsafeFile, UserGone
+from stylebot.errors import TelegramError, UnsafeFile, Upstream, UserGone
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -101,6 +101,10 @@ class _Dropped(Exception):
     """A download that ended early, stalled past its deadline, or got a 5xx/429: retry it."""
 
 
+class _Stalled(_Dropped):
+    """A download still trickling at its deadline: a timeout, as the user is told."""
+
+
 def use_api_url(base: str | None) -> None:
     """Point telebot at another Bot API server (a local ``telegram-bot-api``, the emulator).
 
@@ -149,6 +153,7 @@ class Telegram:
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
         delay = self.backoff
+        last = Upstream.SERVER  # what the last retried failure was, for the user's message
         for attempt in range(1, self.attempts + 1):
             try:
                 return fn(*args, **kwargs)
@@ -175,6 +180,7 @@ class Telegram:
                 status = getattr(getattr(exc, "result", None), "status_code", None)
                 if status is not None and status < 500 and status != 429:
                     raise TelegramError(f"HTTP {status}", status) from None
+                last = Upstream.TIMEOUT if isinstance(exc, requests.Timeout) else Upstream.SERVER
                 wait = delay
                 log.warning("%s: %s, retry %d", _name(fn), type(exc).__name__, attempt)
             if attempt == self.attempts:
@@ -182,7 +188,7 @@ class Telegram:
             if self.stop.wait(wait):
                 break
             delay = min(delay * 2, self.max_wait)
-        raise TelegramError(f"{_name(fn)} failed after {self.attempts} attempts")
+        raise TelegramError(f"{_name(fn)} failed after {self.attempts} attempts", upstream=last)
 
     def _result(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """:meth:`call` where the answer is needed (a sent message, a file's info).
@@ -301,6 +307,7 @@ class Telegram:
         url = _file_url(self.bot.token, check_file_path(info.file_path))
         delay = self.backoff
         attempt = 0
+        last = Upstream.TIMEOUT  # a deadline passed before any attempt ended is a timeout
         while attempt < self.download_attempts:
             attempt += 1
             left = deadline - time.monotonic()
@@ -309,6 +316,7 @@ class Telegram:
             try:
                 return self._download_once(url, min(self.read_timeout, left), deadline)
             except (*TRANSIENT, _Dropped) as exc:
+                last = Upstream.TIMEOUT if isinstance(exc, (requests.Timeout, _Stalled)) else Upstream.SERVER
                 # The type only: requests' messages carry the URL, and the URL the token.
                 log.warning("download: %s, attempt %d of %d", type(exc).__name__, attempt, self.download_attempts)
             if attempt == self.download_attempts:
@@ -316,7 +324,7 @@ class Telegram:
             if self.stop.wait(min(delay, max(0.0, deadline - time.monotonic()))):
                 break
             delay = min(delay * 2, self.max_wait)
-        raise TelegramError(f"download failed after {attempt} attempts")
+        raise TelegramError(f"download failed after {attempt} attempts", upstream=last)
 
     def _download_once(self, url: str, read_timeout: float, deadline: float) -> bytes:
         session = getattr(self._sessions, "session", None)
@@ -347,7 +355,7 @@ class Telegram:
                 if len(data) > self.download_max_bytes:
                     raise TelegramError("Bad Request: file is too big", 400)
                 if time.monotonic() > deadline:
-                    raise _Dropped("download deadline passed")
+                    raise _Stalled("download deadline passed")
             if expected is not None and len(data) != expected:
                 raise _Dropped(f"short body: {len(data)} of {expected} bytes")
             return bytes(data)

@@ -27,7 +27,7 @@ from telebot import types
 from stylebot import texts
 from stylebot.chat import keyboards
 from stylebot.errors import TelegramError, UserGone
-from stylebot.gallery.catalog import GalleryStyle, cached_gallery
+from stylebot.gallery.catalog import GalleryStyle, cached_gallery, inspect_gallery
 from stylebot.store.base import StateStore
 from stylebot.tg import Telegram
 
@@ -59,6 +59,10 @@ class Gallery:
         self._sheets: dict[str, bytes] = {}  # sheet hash -> JPEG: drawn once per process
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         self._lock = threading.Lock()
+        # A broken manifest is the operator's to fix: say so once, at start (the chat serves what is valid).
+        problems = inspect_gallery(self.directory).summary()
+        if problems is not None:
+            log.warning("%s", problems)
 
     # --- the catalog ----------------------------------------------------
     def styles(self) -> list[GalleryStyle]:

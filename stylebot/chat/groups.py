@@ -82,17 +82,29 @@ class GroupHandlers:
         command = command_of(message)
         return in_group(message) and command is not None and command[0] == STYLE_COMMAND
 
-    def addressed(self, message: types.Message) -> bool:
-        """Replies to the bot or mentions it: the user is talking to us, so a hint is welcome."""
+    def replies_to_us(self, message: types.Message) -> bool:
+        """A reply to one of the bot's own messages (a prompt, a result, a hint)."""
         replied = message.reply_to_message
-        if (
+        return (
             replied is not None
             and replied.from_user is not None
             and replied.from_user.is_bot
             and (replied.from_user.username or "").lower() == self.username()
-        ):
-            return True
+        )
+
+    def mentions_us(self, message: types.Message) -> bool:
         return bool(self.username()) and f"@{self.username()}" in (message.text or message.caption or "").lower()
+
+    def addressed(self, message: types.Message) -> bool:
+        """Worth a hint: a mention of the bot, or a picture sent in reply to it (a style gone astray).
+
+        A plain reply to the bot's message is chatter ("thanks bot" to a result, "lol" to an old
+        prompt): people answer each other under the bot's messages, and a hint to each would flood
+        the group, so such replies get no answer.
+        """
+        if self.mentions_us(message):
+            return True
+        return self.replies_to_us(message) and incoming_image(message) is not None
 
     def reply(self, message: types.Message, key: str, markup=None, **values: object) -> types.Message | None:
         text = texts.t(self.h.lang(message.from_user), key, **values)
@@ -113,6 +125,14 @@ class GroupHandlers:
     def settings(self, message: types.Message) -> None:
         """Settings are per user; a keyboard in a group would be everyone's to press, so: privately."""
         self.reply(message, "group_settings_private")
+
+    def forget(self, message: types.Message) -> None:
+        """``/forget`` in a group: not done in public (the confirmation would tell the group), but privately.
+
+        The README promises /forget in a private chat; here the user is only pointed there, and nothing
+        is deleted, so a stray ``/forget`` in a busy group cannot wipe anyone's data unasked.
+        """
+        self.reply(message, "group_forget_private")
 
     def unknown_command(self, message: types.Message) -> None:
         """Every bot in a group sees a bare ``/cmd``; answer only one addressed to us by name."""
@@ -206,13 +226,28 @@ class GroupHandlers:
         self.h.store.set_dialog(Dialog(call.from_user.id, STEP_STYLE, job.content_file_id, job.chat_id))
         self.prompt_style(job.chat_id, call.from_user, job.reply_to_message_id)
 
-    def on_recent_style(self, call: types.CallbackQuery) -> None:
-        """A recent-style picker in a group shows its owner's styles: only they may pick from it."""
+    def someone_elses(self, call: types.CallbackQuery) -> bool:
+        """A picker in a group replies to its owner's message: a press by anyone else is told whose it is."""
         replied: types.Message | None = getattr(call.message, "reply_to_message", None)
         if replied is not None and replied.from_user is not None and replied.from_user.id != call.from_user.id:
             self.h.answer(call, not_yours(self.h.lang(call.from_user), call.message))
-            return
-        self.h.on_recent_style(call)  # replies to the owner's message (``picker_reply_to``)
+            return True
+        return False
+
+    def on_recent_style(self, call: types.CallbackQuery) -> None:
+        """A recent-style picker in a group shows its owner's styles: only they may pick from it."""
+        if not self.someone_elses(call):
+            self.h.on_recent_style(call)  # replies to the owner's message (``picker_reply_to``)
+
+    def on_gallery_pick(self, call: types.CallbackQuery) -> None:
+        """A gallery sheet in a group is its owner's, like every other button there (not "out of date")."""
+        if not self.someone_elses(call):
+            self.h.on_gallery_pick(call)
+
+    def on_gallery_page(self, call: types.CallbackQuery) -> None:
+        """Turning someone else's sheet would turn it for them too: only its owner may."""
+        if not self.someone_elses(call):
+            self.h.on_gallery_page(call)
 
 
 def register_groups(
@@ -223,7 +258,7 @@ def register_groups(
 ) -> None:
     """The group handlers, registered before the private ones (telebot uses the first match).
 
-    ``commands``: the bot's commands; those without a group handler here (/cancel, /forget) fall
+    ``commands``: the bot's commands; those without a group handler here (/cancel) fall
     through to the shared handlers, any other is answered only when addressed to the bot by name.
     """
     gh = GroupHandlers(h)
@@ -234,6 +269,7 @@ def register_groups(
     on(guard(gh.start), chat_types=GROUP_CHATS, commands=["start"])
     on(guard(gh.help), chat_types=GROUP_CHATS, commands=["help"])
     on(guard(gh.settings), chat_types=GROUP_CHATS, commands=["settings"])
+    on(guard(gh.forget), chat_types=GROUP_CHATS, commands=["forget"])
     on(guard(gh.style), chat_types=GROUP_CHATS, func=gh.is_style_command, content_types=["text", *media])
     on(
         guard(gh.unknown_command),
@@ -251,3 +287,5 @@ def register_groups(
     cb = bot.register_callback_query_handler
     cb(guard(gh.on_restyle), is_group_call, button=keyboards.RESTYLE.filter())
     cb(guard(gh.on_recent_style), is_group_call, button=keyboards.RECENT_STYLE.filter())
+    cb(guard(gh.on_gallery_pick), is_group_call, button=keyboards.GALLERY.filter())
+    cb(guard(gh.on_gallery_page), is_group_call, button=keyboards.GALLERY_PAGE.filter())

@@ -23,7 +23,7 @@ from stylebot.chat.filters import AlbumFilter, CallbackFilter, ImageFilter, Step
 from stylebot.chat.groups import register_groups
 from stylebot.chat.handlers import Handlers
 from stylebot.errors import UserGone
-from stylebot.jobs.health import resource_trouble
+from stylebot.jobs.health import resource_trouble, upstream_failure
 from stylebot.store.base import STEP_MIX, STEP_STYLE
 from stylebot.tg import Telegram
 
@@ -54,8 +54,10 @@ def guarded(handler: Callable[..., None], tg: Telegram) -> Callable[..., None]:
             log.info("%s: user blocked the bot", getattr(handler, "__name__", "handler"))
         except Exception as exc:
             trouble = resource_trouble(exc)  # a full disk or a lost database: not the user's fault
-            if trouble:
-                log.warning("%s: %s; told the user to try later", getattr(handler, "__name__", "handler"), trouble)
+            upstream = upstream_failure(exc)  # Telegram's trouble: said in its own words
+            if trouble or upstream:
+                why = trouble or upstream
+                log.warning("%s: %s; told the user to try later", getattr(handler, "__name__", "handler"), why)
             else:
                 log.exception("%s failed", getattr(handler, "__name__", "handler"))
             message = update.message if isinstance(update, types.CallbackQuery) else update
@@ -63,7 +65,8 @@ def guarded(handler: Callable[..., None], tg: Telegram) -> Callable[..., None]:
                 return
             lang = texts.lang_of(update.from_user.language_code if update.from_user else None)
             try:
-                tg.send_text(message.chat.id, texts.t(lang, "busy_try_later" if trouble else "handler_failed"))
+                key = "busy_try_later" if trouble else upstream or "handler_failed"
+                tg.send_text(message.chat.id, texts.t(lang, key))
             except Exception:
                 log.exception("could not report the failure")
 

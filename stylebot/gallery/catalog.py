@@ -13,7 +13,16 @@ from pathlib import Path
 
 from stylebot.config import DEFAULT_STYLES_DIR
 
-__all__ = ["DEFAULT_DIR", "IMAGE_SUFFIXES", "GalleryStyle", "cached_gallery", "find_style", "load_gallery"]
+__all__ = [
+    "DEFAULT_DIR",
+    "IMAGE_SUFFIXES",
+    "GalleryReport",
+    "GalleryStyle",
+    "cached_gallery",
+    "find_style",
+    "inspect_gallery",
+    "load_gallery",
+]
 
 #: The styles shipped with the bot (made by :mod:`stylebot.gallery.generate`).
 DEFAULT_DIR = DEFAULT_STYLES_DIR
@@ -47,32 +56,90 @@ def _texts(value: object) -> dict[str, str]:
     return {}
 
 
-def load_gallery(directory: str | Path = DEFAULT_DIR) -> list[GalleryStyle]:
-    """The styles in ``directory``, in manifest order (else by file name).
+@dataclass(frozen=True)
+class GalleryReport:
+    """What a styles folder offers, and what is wrong with its manifest (empty when nothing is).
 
-    Manifest entries whose file is missing are skipped, so a half-copied folder never offers a style that
-    cannot be opened. A missing folder is an empty gallery.
+    Why a report and not an exception: an operator's typo in ``manifest.json`` used to escape as a
+    ``JSONDecodeError`` into the user's photo handler ("Sorry, something went wrong"); now the bad
+    entries are skipped (or the whole gallery is off) and the start-up log says why, once.
+    """
+
+    styles: list[GalleryStyle]
+    problems: list[str]
+    manifest: Path | None = None
+
+    def summary(self) -> str | None:
+        """One log line naming the file and its problems, or ``None`` when the folder is sound."""
+        if not self.problems:
+            return None
+        outcome = f"serving {len(self.styles)} valid styles" if self.styles else "the gallery is off"
+        return f"gallery manifest {self.manifest}: {'; '.join(self.problems)}; {outcome}"
+
+
+def _entry(root: Path, n: int, entry: object) -> tuple[GalleryStyle | None, str | None]:
+    """Manifest entry number ``n`` as a style, or the reason it is skipped."""
+    if not isinstance(entry, dict):
+        return None, f"entry {n} is {type(entry).__name__}, not an object"
+    file = entry.get("file")
+    if not isinstance(file, str) or not file:
+        return None, f'entry {n} has no "file" string'
+    slug = entry.get("slug", "")
+    if not isinstance(slug, str):
+        return None, f'entry {n} ({file}): "slug" is {type(slug).__name__}, not a string'
+    for key in ("name", "credit"):
+        value = entry.get(key)
+        if value is not None and not isinstance(value, (str, dict)):
+            return None, f'entry {n} ({file}): "{key}" is {type(value).__name__}, not a string or an object'
+    path = root / file
+    if root.resolve() not in path.resolve().parents:
+        return None, f"entry {n} names {file!r}, outside the folder"
+    if not path.is_file():
+        return None, f"entry {n} names a missing file {file!r}"
+    return GalleryStyle(slug or path.stem, path, _texts(entry.get("name")), _texts(entry.get("credit"))), None
+
+
+def inspect_gallery(directory: str | Path = DEFAULT_DIR) -> GalleryReport:
+    """The styles in ``directory`` (manifest order, else by file name) and the manifest's problems.
+
+    Invalid JSON, or a manifest that is not a list, turns the gallery off; an entry of the wrong
+    shape, naming a missing file, or repeating a slug is skipped. A missing folder is an empty gallery.
     """
     root = Path(directory)
     if not root.is_dir():
-        return []
+        return GalleryReport([], [])
     manifest = root / "manifest.json"
-    if manifest.is_file():
+    if not manifest.is_file():
+        by_name = [
+            GalleryStyle(p.stem, p, {"en": p.stem})
+            for p in sorted(root.iterdir())
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        ]
+        return GalleryReport(by_name, [])
+    try:
         entries = json.loads(manifest.read_text(encoding="utf-8"))
-        styles = []
-        for e in entries:
-            path = root / str(e["file"])
-            if not path.is_file():
-                continue
-            styles.append(
-                GalleryStyle(str(e.get("slug") or path.stem), path, _texts(e.get("name")), _texts(e.get("credit")))
-            )
-        return styles
-    return [
-        GalleryStyle(p.stem, p, {"en": p.stem})
-        for p in sorted(root.iterdir())
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-    ]
+    except (OSError, UnicodeDecodeError) as exc:
+        return GalleryReport([], [f"cannot be read ({type(exc).__name__})"], manifest)
+    except json.JSONDecodeError as exc:
+        return GalleryReport([], [f"invalid JSON at line {exc.lineno} column {exc.colno} ({exc.msg})"], manifest)
+    if not isinstance(entries, list):
+        return GalleryReport([], [f"is a JSON {type(entries).__name__}, not a list of styles"], manifest)
+    styles: list[GalleryStyle] = []
+    problems: list[str] = []
+    for n, raw in enumerate(entries, 1):
+        style, problem = _entry(root, n, raw)
+        if style is not None and any(s.slug == style.slug for s in styles):
+            problem, style = f"entry {n} repeats the slug {style.slug!r}", None
+        if style is not None:
+            styles.append(style)
+        if problem is not None:
+            problems.append(problem)
+    return GalleryReport(styles, problems, manifest)
+
+
+def load_gallery(directory: str | Path = DEFAULT_DIR) -> list[GalleryStyle]:
+    """The styles in ``directory`` that can be served (see :func:`inspect_gallery`); never raises."""
+    return inspect_gallery(directory).styles
 
 
 _cache: dict[Path, tuple[tuple[int, int], list[GalleryStyle]]] = {}

@@ -16,6 +16,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from stylebot.errors import TelegramError, UserGone
+
 log = logging.getLogger(__name__)
 
 
@@ -73,6 +75,18 @@ def resource_trouble(exc: BaseException) -> str | None:
     if type(exc).__module__.split(".")[0] == "redis":
         return f"redis unavailable ({type(exc).__name__})"
     return None
+
+
+def upstream_failure(exc: BaseException) -> str | None:
+    """The text key for a failure that was the Bot API's (a redirect, a 5xx, a timeout), else ``None``.
+
+    Such a job is not retried (Telegram may be down for a while, and the user is there to decide), but its
+    user is told what happened in words of its own rather than "something went wrong".
+    """
+    upstream = getattr(exc, "upstream", None)
+    if upstream is None or not isinstance(exc, TelegramError) or isinstance(exc, UserGone):
+        return None
+    return f"upstream_{upstream.value}"
 
 
 class OutcomeNotRecorded(Exception):

@@ -141,9 +141,14 @@ class Stop:
         self.event = threading.Event()
         self.shutdown = False
         self.timed_out = False
+        #: Held by the status reporter around each progress send, and by :meth:`cancel` while it sets
+        #: the event: once ``cancel`` returns (and the user hears "Job cancelled"), no preview or
+        #: progress edit is in flight and none will start (jobs/status.py).
+        self.gate = threading.Lock()
 
     def cancel(self) -> None:
-        self.event.set()
+        with self.gate:
+            self.event.set()
 
     def interrupt(self) -> None:
         self.shutdown = True

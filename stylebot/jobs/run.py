@@ -23,7 +23,7 @@ from stylebot import images, texts
 from stylebot.chat.keyboards import result_buttons
 from stylebot.errors import BadImage, Cancelled, TelegramError, UnsafeFile, UserGone
 from stylebot.jobs import results, timelapse
-from stylebot.jobs.health import Health, OutcomeNotRecorded, resource_trouble
+from stylebot.jobs.health import Health, OutcomeNotRecorded, resource_trouble, upstream_failure
 from stylebot.jobs.job import JOB_TIMEOUT, MAX_CRASHES, Job, JobStatus, Stop, crashes
 from stylebot.jobs.ledger import Ledger
 from stylebot.jobs.results import result_caption, result_path, sweep_now_and_then
@@ -74,7 +74,7 @@ def run_job(job: Job, stop: Stop, ctx: Context) -> None:
     if crashes(job) >= MAX_CRASHES:
         _give_up(ctx, job)
         return
-    reporter = StatusReporter(ctx, job)
+    reporter = StatusReporter(ctx, job, stop)
     started = time.monotonic()
     try:
         reporter.start()
@@ -185,6 +185,11 @@ def _ended_badly(ctx: Context, job: Job, stop: Stop, reporter: StatusReporter, e
         _finish_quietly(reporter, None)
         _tell(ctx, job, "trouble_retry")
         _record(job, lambda: store.requeue(job.id))
+    elif (upstream := upstream_failure(exc)) is not None:
+        log.warning("job %s failed upstream (%s): %s", job.id, upstream, exc)
+        _finish_quietly(reporter, None)
+        _tell(ctx, job, upstream)
+        _record(job, lambda: store.set_status(job.id, JobStatus.FAILED, error=f"{upstream}: {exc}"))
     else:
         log.error("job %s failed: %s", job.id, exc, exc_info=exc)
         error = "".join(traceback.format_exception(exc))
@@ -209,8 +214,14 @@ def _fetch(ctx: Context, job: Job, file_id: str, failure_key: str):
     except UserGone:
         raise
     except (BadImage, TelegramError) as exc:
+        upstream = upstream_failure(exc)
         if isinstance(exc, BadImage):
             reason = texts.t(job.lang, f"bad_{exc.reason}", **exc.details)
+        elif upstream is not None and upstream != "upstream_timeout":
+            # A redirect or a server fault: sending the picture again now would not help, so say whose
+            # trouble it is. A stalled transfer keeps "could not download it, send it again": that is
+            # one file's trouble, often gone on a resend.
+            reason = texts.t(job.lang, upstream)
         else:
             reason = texts.t(job.lang, "bad_server_file" if isinstance(exc, UnsafeFile) else "bad_download")
         role = "style" if failure_key == "bad_style_later" else "content"  # never the file id (issue 18)

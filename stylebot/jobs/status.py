@@ -7,15 +7,17 @@ painting thread, so a slow Telegram never slows the painting down.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from stylebot import images, texts
 from stylebot.errors import TelegramError, UserGone
 from stylebot.jobs.health import resource_trouble
-from stylebot.jobs.job import Job
+from stylebot.jobs.job import Job, Stop
 from stylebot.tg import Telegram
 
 log = logging.getLogger(__name__)
@@ -38,10 +40,17 @@ class StatusReporter:
     edits), a preview photo every ``preview_every`` seconds or
     ``preview_step`` of the work, and a chat action so the user sees
     "sending photo…" while we work.
+
+    With ``stop``, every progress send happens under ``stop.gate`` and only while
+    the job is not stopped. ``Stop.cancel`` takes the same gate, so a cancel
+    either waits for the send in flight or makes the next one a no-op: the
+    "Job cancelled" reply, sent after ``cancel`` returns, is never followed by a
+    preview (it was: a photo 20 ms after the reply, which then became the
+    "Cancelled" message). Only :meth:`finish`, the final word, runs after a stop.
     """
 
-    def __init__(self, ctx: ReporterContext, job: Job) -> None:
-        self.ctx, self.job = ctx, job
+    def __init__(self, ctx: ReporterContext, job: Job, stop: Stop | None = None) -> None:
+        self.ctx, self.job, self.stop = ctx, job, stop
         self.message_id = job.status_message_id
         self.is_photo = False
         self._lock = threading.Lock()
@@ -74,8 +83,22 @@ class StatusReporter:
 
     # --- network side --------------------------------------------------
     def start(self) -> None:
-        self._show(texts.t(self.job.lang, "running_start"))
+        self._while_running(lambda: self._show(texts.t(self.job.lang, "running_start")))
         self._thread.start()
+
+    @contextlib.contextmanager
+    def _gate(self) -> Iterator[bool]:
+        """Held around one progress send; yields whether the job is still running (send only then)."""
+        if self.stop is None:
+            yield True
+            return
+        with self.stop.gate:
+            yield not self.stop.event.is_set()
+
+    def _while_running(self, send: Callable[[], None]) -> None:
+        with self._gate() as running:
+            if running:
+                send()
 
     def close(self) -> None:
         self._done.set()
@@ -102,7 +125,7 @@ class StatusReporter:
         job = self.job
         if now - self._last_action >= 4.5:
             self._last_action = now
-            self.ctx.tg.chat_action(job.chat_id)
+            self._while_running(lambda: self.ctx.tg.chat_action(job.chat_id))
         if now - self._last_edit < self.ctx.edit_every:
             return
         with self._lock:
@@ -115,9 +138,10 @@ class StatusReporter:
             eta=texts.duration(job.lang, eta or 0),
         )
         if preview is not None:
-            self._show_preview(images.preview_jpeg(preview), text)
+            jpeg = images.preview_jpeg(preview)  # encoded outside the gate: a cancel waits only for the network
+            self._while_running(lambda: self._show_preview(jpeg, text))
         else:
-            self._show(text)
+            self._while_running(lambda: self._show(text))
 
     def _show(self, text: str) -> None:
         if text == self._shown:

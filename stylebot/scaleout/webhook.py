@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -61,6 +63,12 @@ READ_TIMEOUT = 10.0
 REQUEST_DEADLINE = 30.0
 #: Connections served at once (one thread each); beyond this a new one is closed at once.
 MAX_CONNECTIONS = 1000
+#: The ``max_connections`` set with Telegram in ``setWebhook`` (Telegram's own default, said explicitly).
+TELEGRAM_MAX_CONNECTIONS = 40
+#: Connections served at once from one source address (an IPv6 /64 counts as one): one client can no
+#: longer hold all of ``MAX_CONNECTIONS``. Well above ``TELEGRAM_MAX_CONNECTIONS``, so Telegram is never
+#: refused, even behind a proxy or router that makes every connection come from one address.
+MAX_CONNECTIONS_PER_SOURCE = 256
 
 
 def webhook_secret(config: Any) -> str:
@@ -118,6 +126,7 @@ class WebhookApp:
         read_timeout: float = READ_TIMEOUT,
         request_deadline: float = REQUEST_DEADLINE,
         max_connections: int = MAX_CONNECTIONS,
+        max_per_source: int = MAX_CONNECTIONS_PER_SOURCE,
     ) -> None:
         self.config = config
         secure_dir(config.data_dir)  # results fetched from Redis land here: 0700, files 0600 (stylebot/private.py)
@@ -133,7 +142,9 @@ class WebhookApp:
         self.handlers = SharedResultHandlers.for_config(self.bot, self.store, self.queue, self.tg, config, gpu)
         register(self.bot, self.handlers)
         self.read_timeout = read_timeout
-        self.server = _Server((host, config.port), _handler_for(self), request_deadline, max_connections)
+        self.server = _Server(
+            (host, config.port), _handler_for(self), request_deadline, max_connections, max_per_source
+        )
         self._serving = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.25}, name="http", daemon=True
         )
@@ -176,6 +187,7 @@ class WebhookApp:
             url=self.config.webhook_url,
             secret_token=self.secret,
             allowed_updates=ALLOWED_UPDATES,
+            max_connections=TELEGRAM_MAX_CONNECTIONS,  # below the per-source cap: Telegram is never refused
         )
         threading.Thread(target=announce_commands, args=(self.bot, self.stopping), name="commands", daemon=True).start()
         log.info("webhook serving on port %d; %s", self.config.port, self.config.describe())
@@ -220,7 +232,8 @@ class _Server(ThreadingHTTPServer):
     Each socket read has the handler's ``timeout``; on top of that a connection
     still sending its request after ``request_deadline`` seconds is shut down
     by the serving loop (``service_actions`` runs every poll interval), and at
-    most ``max_connections`` are served at once. A large listen backlog keeps a
+    most ``max_connections`` are served at once, ``max_per_source`` of them from
+    one source address (:func:`source_of`). A large listen backlog keeps a
     burst of connections from pushing Telegram's into SYN retries.
     """
 
@@ -233,29 +246,43 @@ class _Server(ThreadingHTTPServer):
         handler: type[BaseHTTPRequestHandler],
         request_deadline: float,
         max_connections: int,
+        max_per_source: int = MAX_CONNECTIONS_PER_SOURCE,
     ) -> None:
         self.request_deadline = request_deadline
         self.max_connections = max_connections
+        self.max_per_source = max_per_source
         self._limits = threading.Lock()
         self._active = 0
+        self._per_source: dict[str, int] = {}  # source -> connections being served
+        self._warned: set[str] = set()  # sources told about in the log since they last dropped below the cap
         self._reading: dict[socket.socket, float] = {}  # connection -> when its request must be in
         super().__init__(address, handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
+        source = source_of(client_address)
+        warn = None
         with self._limits:
+            held = self._per_source.get(source, 0)
             if self._active >= self.max_connections:
-                full = True
+                warn = f"{self.max_connections} connections open; one more refused"
+            elif held >= self.max_per_source:
+                if source not in self._warned:  # once per episode: an attacker must not flood the log
+                    self._warned.add(source)
+                    warn = f"{self.max_per_source} connections open from one address; more from it refused"
+                else:
+                    warn = ""
             else:
-                full = False
                 self._active += 1
-        if full:
-            log.warning("webhook: %d connections open; one more refused", self.max_connections)
+                self._per_source[source] = held + 1
+        if warn is not None:
+            if warn:
+                log.warning("webhook: %s", warn)
             self.shutdown_request(request)
             return
         try:
             super().process_request(request, client_address)
         except BaseException:
-            self._finished()
+            self._finished(source)
             raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
@@ -263,11 +290,18 @@ class _Server(ThreadingHTTPServer):
             super().process_request_thread(request, client_address)
         finally:
             self.end_read(request)
-            self._finished()
+            self._finished(source_of(client_address))
 
-    def _finished(self) -> None:
+    def _finished(self, source: str) -> None:
         with self._limits:
             self._active -= 1
+            left = self._per_source.get(source, 1) - 1
+            if left > 0:
+                self._per_source[source] = left
+            else:
+                self._per_source.pop(source, None)
+            if left < self.max_per_source:
+                self._warned.discard(source)
 
     def begin_read(self, connection: socket.socket) -> None:
         with self._limits:
@@ -276,6 +310,14 @@ class _Server(ThreadingHTTPServer):
     def end_read(self, connection: socket.socket) -> None:
         with self._limits:
             self._reading.pop(connection, None)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client gone mid-answer is routine (a cut-off slow client, a closed probe): no traceback on stderr."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            log.debug("webhook: a client went away (%s)", type(exc).__name__)
+            return
+        log.error("webhook: a request failed", exc_info=exc)
 
     def service_actions(self) -> None:
         """Cut off connections whose request is overdue: their blocked read sees end of stream."""
@@ -290,6 +332,23 @@ class _Server(ThreadingHTTPServer):
                 conn.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass  # already closed by its thread
+
+
+def source_of(client_address: Any) -> str:
+    """Whose connection this is, for the per-source cap: the IPv4 address, or the IPv6 /64.
+
+    One IPv6 host is handed a whole /64, so counting single addresses would not stop it.
+    """
+    host = str(client_address[0]) if isinstance(client_address, tuple) and client_address else str(client_address)
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network(f"{address}/64", strict=False))
+    return str(address)
 
 
 def _handler_for(app: WebhookApp) -> type[BaseHTTPRequestHandler]:
@@ -313,7 +372,7 @@ def _handler_for(app: WebhookApp) -> type[BaseHTTPRequestHandler]:
             if urlsplit(self.path).path == app.health_path:
                 self._reply(*app.healthz())
                 return
-            self._reply(200, b"ok\n")  # a health check for the platform's router
+            self._reply(404, b"not found\n")  # only /healthz is for GET; nothing else says the bot is here
 
         def do_POST(self) -> None:
             raw_length = self.headers.get("Content-Length")

@@ -29,6 +29,7 @@ Schema (``P`` is the key prefix, ``stylebot`` by default):
 ``P:thumbs:<uid>``             hash: style file id -> thumbnail file id
 ``P:album:<chat>:<group>``     hash: message id -> JSON item; expires in 1 h
 ``P:user:<uid>:albums``        set: the user's "<chat>:<group>" albums (for /forget)
+``P:user:<uid>:album_items``   zset: "<chat>:<group>|<message>" by arrival, for the per-user cap; 1 h
 ``P:rate_salt``                string: random salt of the rate-limit keys
 ``P:rate:<hmac>``              sorted set: job creation times of one user, keyed by
                                HMAC(salt, user id), so it outlives /forget
@@ -70,6 +71,7 @@ from stylebot.config import REDIS_TLS_VERIFY
 from stylebot.jobs.job import Job, JobStatus
 from stylebot.store import redis_scripts as scripts
 from stylebot.store.base import STEP_CONTENT, AlbumItem, Dialog, StyleRef, UserSettings
+from stylebot.store.caps import MAX_ALBUM_ITEMS_PER_USER, MAX_DIALOGS_PER_USER, oldest_beyond
 
 #: Finished jobs are kept this long (result buttons, rate limits), then expire.
 JOB_TTL = 30 * 24 * 3600
@@ -371,6 +373,30 @@ class RedisStore:
             pipe.hset(key, mapping=mapping)
             pipe.sadd(self.key("user", dialog.user_id, "chats"), str(dialog.chat_id))
             pipe.execute()
+        self._cap_dialogs(dialog.user_id)
+
+    def _cap_dialogs(self, user_id: int) -> None:
+        """At most ``MAX_DIALOGS_PER_USER`` dialogs per user, the oldest dropped (the rule in store/caps.py).
+
+        Chats whose dialog is already gone (reset) leave the user's set here too.
+        """
+        chats_key = self.key("user", user_id, "chats")
+        chats = sorted(self.r.smembers(chats_key))
+        if len(chats) <= MAX_DIALOGS_PER_USER:
+            return
+        with self.r.pipeline(transaction=False) as pipe:
+            for chat in chats:
+                pipe.hget(self.key("dialog", chat, user_id), "updated_at")
+            stamps = pipe.execute()
+        gone = [chat for chat, at in zip(chats, stamps) if at is None]
+        live = [(chat, float(at)) for chat, at in zip(chats, stamps) if at is not None]
+        dropped = oldest_beyond(live, MAX_DIALOGS_PER_USER)
+        with self.r.pipeline(transaction=True) as pipe:
+            for chat in dropped:
+                pipe.delete(self.key("dialog", chat, user_id))
+            if dropped or gone:
+                pipe.srem(chats_key, *dropped, *gone)
+            pipe.execute()
 
     def reset_dialog(self, user_id: int, chat_id: int | None = None) -> None:
         chat = user_id if chat_id is None else chat_id
@@ -446,11 +472,36 @@ class RedisStore:
             pipe.expire(self.key("user", user_id, "albums"), ALBUM_TTL)
             pipe.hgetall(key)
             *_, raw = pipe.execute()
+        raw = self._cap_album_items(user_id, album, message_id, raw)
         items = []
         for mid, value in sorted(raw.items(), key=lambda kv: int(kv[0])):
             fid, thumb = json.loads(value)
             items.append(AlbumItem(int(mid), fid, thumb))
         return items
+
+    def _cap_album_items(self, user_id: int, album: str, message_id: int, raw: dict[str, str]) -> dict[str, str]:
+        """At most ``MAX_ALBUM_ITEMS_PER_USER`` album images per user, the oldest dropped (store/caps.py).
+
+        ``P:user:<uid>:album_items`` scores each ``<album>|<message id>`` by its arrival, across albums;
+        returns ``raw`` (this album's items) without what was dropped from it.
+        """
+        index = self.key("user", user_id, "album_items")
+        with self.r.pipeline(transaction=True) as pipe:
+            pipe.zadd(index, {f"{album}|{message_id}": time.time()}, nx=True)
+            pipe.expire(index, ALBUM_TTL)
+            pipe.zrange(index, 0, -1, withscores=True)
+            *_, held = pipe.execute()
+        dropped = oldest_beyond(((member, float(at)) for member, at in held), MAX_ALBUM_ITEMS_PER_USER)
+        if not dropped:
+            return raw
+        with self.r.pipeline(transaction=True) as pipe:
+            for member in dropped:
+                where, _, mid = member.rpartition("|")
+                pipe.hdel(self.key("album", where), mid)
+            pipe.zrem(index, *dropped)
+            pipe.execute()
+        gone = set(dropped)
+        return {mid: v for mid, v in raw.items() if f"{album}|{mid}" not in gone}
 
     # --- files the bot uploaded once (gallery images) ---------------------
     def uploaded_file_id(self, key: str, sha256: str) -> str | None:
@@ -494,7 +545,7 @@ class RedisStore:
                 pipe.delete(self.key("album", group))
             for chat in chats:
                 pipe.delete(self.key("dialog", chat, user_id))
-            for name in ("jobs", "active", "albums", "chats"):
+            for name in ("jobs", "active", "albums", "album_items", "chats"):
                 pipe.delete(self.key("user", user_id, name))
             for name in ("settings", "styles", "thumbs", "salt"):
                 pipe.delete(self.key(name, user_id))

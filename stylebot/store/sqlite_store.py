@@ -38,6 +38,7 @@ from typing import overload
 from stylebot.jobs.job import Job, JobStatus
 from stylebot.private import create_file, make_dirs
 from stylebot.store.base import AlbumItem, Dialog, StyleRef, UserSettings
+from stylebot.store.caps import MAX_ALBUM_ITEMS_PER_USER, MAX_DIALOGS_PER_USER, oldest_beyond
 from stylebot.store.sqlite_schema import MIGRATIONS, RATE_KEEP, SCHEMA_VERSION, who
 from stylebot.store.updates import UpdateJournal
 
@@ -316,6 +317,9 @@ class Store(UpdateJournal):
                     time.time(),
                 ),
             )
+            rows = db.execute("SELECT chat_id, updated_at FROM dialogs WHERE user_id = ?", (dialog.user_id,))
+            for chat in oldest_beyond(((r["chat_id"], r["updated_at"]) for r in rows), MAX_DIALOGS_PER_USER):
+                db.execute("DELETE FROM dialogs WHERE chat_id = ? AND user_id = ?", (chat, dialog.user_id))
 
     def reset_dialog(self, user_id: int, chat_id: int | None = None) -> None:
         chat = user_id if chat_id is None else chat_id
@@ -388,6 +392,12 @@ class Store(UpdateJournal):
                 (chat, group_id, user_id, message_id, file_id, thumb_file_id, time.time()),
             )
             db.execute("DELETE FROM album_items WHERE created_at < ?", (time.time() - 3600,))
+            mine = db.execute(
+                "SELECT chat_id, group_id, message_id, created_at FROM album_items WHERE user_id = ?", (user_id,)
+            ).fetchall()
+            items = (((r["chat_id"], r["group_id"], r["message_id"]), r["created_at"]) for r in mine)
+            for dropped in oldest_beyond(items, MAX_ALBUM_ITEMS_PER_USER):
+                db.execute("DELETE FROM album_items WHERE chat_id = ? AND group_id = ? AND message_id = ?", dropped)
             rows = db.execute(
                 "SELECT message_id, file_id, thumb_file_id FROM album_items WHERE chat_id = ? AND group_id = ? "
                 "ORDER BY message_id",

@@ -71,6 +71,16 @@ class FaultInjection(EmulatorState):
         ``after`` bytes of the body (half by default), then the connection is closed: a transfer cut short."""
         self._add_transfer_fault(target, _TransferFault("drop", times, 0.0, after, file_id))
 
+    def answer_next(
+        self, target: str, status: int, location: str | None = None, times: int = 1, file_id: str | None = None
+    ) -> None:
+        """The next ``times`` requests to ``target`` get a bare HTTP ``status`` instead of their answer, as a
+        broken proxy or server in front of the Bot API would send: a 5xx page, or a 3xx to ``location``.
+        A method call so answered is not done."""
+        self._add_transfer_fault(
+            target, _TransferFault("answer", times, file_id=file_id, status=status, location=location)
+        )
+
     def _add_transfer_fault(self, target: str, fault: _TransferFault) -> None:
         key = target.lower()
         if key != "file" and key not in _CANONICAL:

@@ -99,6 +99,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._reply(401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
         if match.group(2).lower() in _CANONICAL:
             self._fault = self.emulator._take_transfer_fault(match.group(2))
+            if self._fault is not None and self._fault.kind == "answer":  # answered instead of done
+                return self._send(0, b"", "text/html")
         params: dict[str, Any] = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query).items()}
         files: dict[str, tuple[str, bytes]] = {}
         content_type = self.headers.get("Content-Type", "")
@@ -126,6 +128,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Location", fault.location or "/")
             self.send_header("Content-Length", "0")
             self.end_headers()
+            return
+        if fault is not None and fault.kind == "answer" and fault.status is not None:
+            page = f"<html><body>{fault.status}</body></html>".encode()
+            self.send_response(fault.status)
+            if fault.location is not None:
+                self.send_header("Location", fault.location)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
             return
         if fault is not None and fault.kind == "stall" and fault.after is None:
             self.emulator._unstall.wait(fault.seconds)

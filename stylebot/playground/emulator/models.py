@@ -102,13 +102,16 @@ class _Fault:
 class _TransferFault:
     """A broken transfer: ``stall`` waits ``seconds`` (after ``after`` body bytes, if set) before
     answering; ``drop`` sends the headers with the full Content-Length, part of the body, and hangs up;
-    ``redirect`` answers 302 to ``location`` (a server that sends the bot elsewhere)."""
+    ``redirect`` answers 302 to ``location`` (a server that sends the bot elsewhere); ``answer`` sends
+    ``status`` (with ``location``, a redirect) instead of the real answer."""
 
     kind: str
     times: int
     seconds: float = 0.0
     after: int | None = None
     file_id: str | None = None
+    #: ``answer``: the HTTP status sent instead, and the ``Location`` header of a 3xx.
+    status: int | None = None
     location: str | None = None
 
 
