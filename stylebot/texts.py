@@ -116,6 +116,8 @@ _EN: dict[str, str] = {
     "bad_too_small": "That image is too small ({width}×{height}). Please send one at least {minimum} px on each side.",
     "bad_aspect": "That image is too long and thin ({width}×{height}). Please send one no more than {ratio}:1.",
     "bad_download": "I could not download that image from Telegram. Please send it again.",
+    "bad_over_budget": "That image is too large for me to read ({megapixels} megapixels would take about {needed} MB of memory; my limit for reading images is {budget} MB). Please send a smaller one: up to {always} megapixels always works.",
+    "bad_busy": "Many large images are being read right now, and yours waited {seconds} s for its turn. Please send it again in a minute.",
     # --- settings -----------------------------------------------------
     "settings": "Settings. Each applies to your next job and is shown under the result.",
     "settings_size": "Size: {size} px",
@@ -244,6 +246,8 @@ _RU: dict[str, str] = {
     "bad_too_small": "Изображение слишком маленькое ({width}×{height}). Нужно хотя бы {minimum} px с каждой стороны.",
     "bad_aspect": "Изображение слишком вытянутое ({width}×{height}). Соотношение сторон — не больше {ratio}:1.",
     "bad_download": "Не удалось скачать изображение из Telegram. Пришлите его ещё раз.",
+    "bad_over_budget": "Это изображение слишком большое, чтобы я мог его прочитать ({megapixels} Мп заняли бы около {needed} МБ памяти; мой предел для чтения изображений — {budget} МБ). Пришлите поменьше: до {always} Мп принимаются всегда.",
+    "bad_busy": "Сейчас читается много больших изображений, и ваше ждало своей очереди {seconds} с. Пришлите его ещё раз через минуту.",
     "settings": "Настройки. Применяются к следующей задаче и видны под результатом.",
     "settings_size": "Размер: {size} px",
     "settings_strength": "Стиль: {strength}",
