@@ -16,6 +16,8 @@ decode costs. :func:`configure` resizes it (a host with less memory).
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import threading
 import time
 from collections import deque
@@ -29,6 +31,8 @@ MB = 1024 * 1024
 #: The default: one 49 MP RGBA image (the largest we accept, 196 MB decoded) at a time,
 #: or several smaller ones beside each other.
 DEFAULT_BYTES = 256 * MB
+#: Releasing at least this much also hands free heap memory back to the OS (see :func:`_trim`).
+TRIM_ABOVE = 8 * MB
 
 
 @dataclass
@@ -97,6 +101,9 @@ class DecodeBudget:
         return needed
 
     def release(self, reserved: int) -> None:
+        """Give ``reserved`` back; after a big decode, its freed memory goes back to the OS first."""
+        if reserved >= TRIM_ABOVE:
+            _trim()
         with self._cond:
             self._used -= reserved
             self._cond.notify_all()
@@ -109,6 +116,31 @@ class DecodeBudget:
             yield
         finally:
             self.release(reserved)
+
+
+def _load_trim():
+    """glibc's ``malloc_trim``, or None elsewhere (musl, macOS: nothing to do)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_malloc_trim = _load_trim()
+
+
+def _trim() -> None:
+    """Return free heap pages to the OS.
+
+    A decoded image is a few large blocks; the part below glibc's mmap
+    threshold lands in the decoding thread's malloc arena, and with dozens of
+    handler threads each arena keeps its share after ``free``: measured, the
+    same burst grew RSS by 58 to 126 MB from run to run without this, all of it
+    memory already freed. ``malloc_trim(0)`` releases it in every arena.
+    """
+    if _malloc_trim is not None:
+        _malloc_trim(0)
 
 
 _shared = DecodeBudget(DEFAULT_BYTES)
