@@ -30,7 +30,6 @@ The machine may be shared: figures in one run are comparable with each other.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import subprocess
@@ -217,9 +216,13 @@ def part_two(folder: Path, senders: int) -> None:
             other.say("/start")
             other.wait_text("Hi!", timeout=300)
             start_latency = time.monotonic() - sent
-            answers = []
+            answers: list[str] = []
+
+            def answer_of(user: User) -> str | None:
+                return next((t for t in user.seen() if got_it in t or busy in t), None)
+
             for user in users:
-                answer = api.wait_for(lambda u=user: next((t for t in u.seen() if got_it in t or busy in t), None), 600)
+                answer = api.wait_for(lambda u=user: answer_of(u), 600, what=f"an answer to {user.id}")
                 answers.append(got_it if got_it in answer else "busy")
             last = time.monotonic() - started
             added = vm(bot.pid, "VmHWM") - base
