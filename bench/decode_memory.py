@@ -30,6 +30,7 @@ The machine may be shared: figures in one run are comparable with each other.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -222,7 +223,7 @@ def part_two(folder: Path, senders: int) -> None:
                 return next((t for t in user.seen() if got_it in t or busy in t), None)
 
             for user in users:
-                answer = api.wait_for(lambda u=user: answer_of(u), 600, what=f"an answer to {user.id}")
+                answer = api.wait_for(functools.partial(answer_of, user), 600, what=f"an answer to {user.id}")
                 answers.append(got_it if got_it in answer else "busy")
             last = time.monotonic() - started
             added = vm(bot.pid, "VmHWM") - base
