@@ -133,11 +133,11 @@ _malloc_trim = _load_trim()
 def _trim() -> None:
     """Return free heap pages to the OS.
 
-    A decoded image is a few large blocks; the part below glibc's mmap
-    threshold lands in the decoding thread's malloc arena, and with dozens of
-    handler threads each arena keeps its share after ``free``: measured, the
-    same burst grew RSS by 58 to 126 MB from run to run without this, all of it
-    memory already freed. ``malloc_trim(0)`` releases it in every arena.
+    Decodes run on many handler threads, each with its own glibc malloc
+    arena; what a decode freed in an arena (band copies, decoder buffers,
+    images below the mmap threshold) stays in the process until trimmed.
+    ``malloc_trim(0)`` releases it in every arena (the engine does the same
+    between its levels, :mod:`stylebot.engine.platform`).
     """
     if _malloc_trim is not None:
         _malloc_trim(0)
