@@ -39,12 +39,14 @@ class Recording(DecodeBudget):
     def __init__(self, total: int) -> None:
         super().__init__(total)
         self.reserved: list[int] = []
+        self.threads: set[str] = set()
         self.holding = 0
         self.most_at_once = 0
 
     def acquire(self, needed: int, timeout: float) -> int:
         got = super().acquire(needed, timeout)
         self.reserved.append(got)
+        self.threads.add(threading.current_thread().name)
         self.holding += 1
         self.most_at_once = max(self.most_at_once, self.holding)
         return got
@@ -172,6 +174,8 @@ def test_every_format_decodes_inside_the_budget(what, data):
     images.verify(data, budget=budget)
     assert len(budget.reserved) == 2 and all(n >= 300 * 200 for n in budget.reserved), budget.reserved
     assert budget.used == 0
+    # On the decoder threads, whose malloc arenas are the only ones to keep a freed image (images._in_decoder_thread).
+    assert all(name.startswith("decode") for name in budget.threads), budget.threads
 
 
 def test_the_estimate_is_the_full_buffer_plus_the_reduced_copy():
