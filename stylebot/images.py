@@ -79,6 +79,15 @@ WORKER_WAIT = 300.0
 #: Threads that decode (see :func:`_in_decoder_thread`): no more than the CPUs, at most 2.
 DECODE_THREADS = max(1, min(2, os.cpu_count() or 1))
 _DECODERS = concurrent.futures.ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="decode")
+
+
+def _new_decoders_after_fork() -> None:
+    """A forked child (an RQ work horse) has none of the parent's threads: a fresh pool, or its decodes would hang."""
+    global _DECODERS
+    _DECODERS = concurrent.futures.ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="decode")
+
+
+os.register_at_fork(after_in_child=_new_decoders_after_fork)
 #: The JPEG draft scale of the check on arrival: the whole entropy stream is read, into a small buffer.
 VERIFY_SIDE = 256
 #: Formats whose decoder fills its own full-size buffer and then copies it into Pillow's.

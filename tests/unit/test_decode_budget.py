@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -300,3 +301,19 @@ def test_a_16_mp_rgba_png_adds_at_most_120_mb():
     figures = json.loads(result.stdout)
     assert figures["size"] == [1024, 1024]
     assert figures["added"] <= 120 * MB, f"{figures['added'] / MB:.0f} MB"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork: POSIX only")
+def test_a_forked_child_still_decodes():
+    """RQ forks a work horse per job: the parent's decoder threads do not exist there, so the child gets new ones."""
+    data = encode(Image.new("RGB", (64, 48), "red"), "PNG")
+    images.verify(data)  # the parent's decoder pool has a thread now
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        try:
+            code = 0 if images.load_image(data, wait=5).size == (64, 48) else 2
+        except BaseException:
+            code = 3
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
