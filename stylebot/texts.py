@@ -123,6 +123,8 @@ _EN: dict[str, str] = {
     "upstream_redirect": "Telegram's server sent me to another address instead of answering, and I don't follow such detours. Please try again in a few minutes.",
     "upstream_server": "Telegram's servers are having trouble right now (I tried several times). Please try again in a few minutes.",
     "upstream_timeout": "Telegram did not answer in time (I tried several times). Please try again in a few minutes.",
+    "bad_over_budget": "That image is too large for me to read ({megapixels} megapixels would take about {needed} MB of memory; my limit for reading images is {budget} MB). Please send a smaller one: up to {always} megapixels always works.",
+    "bad_busy": "Many large images are being read right now, and yours waited {seconds} s for its turn. Please send it again in a minute.",
     # --- settings -----------------------------------------------------
     "settings": "Settings. Each applies to your next job and is shown under the result.",
     "settings_size": "Size: {size} px",
@@ -256,6 +258,8 @@ _RU: dict[str, str] = {
     "upstream_redirect": "Сервер Telegram вместо ответа отправил меня по другому адресу, а по таким адресам я не хожу. Попробуйте ещё раз через несколько минут.",
     "upstream_server": "У серверов Telegram сейчас неполадки (я пробовал несколько раз). Попробуйте ещё раз через несколько минут.",
     "upstream_timeout": "Telegram не ответил вовремя (я пробовал несколько раз). Попробуйте ещё раз через несколько минут.",
+    "bad_over_budget": "Это изображение слишком большое, чтобы я мог его прочитать ({megapixels} Мп заняли бы около {needed} МБ памяти; мой предел для чтения изображений — {budget} МБ). Пришлите поменьше: до {always} Мп принимаются всегда.",
+    "bad_busy": "Сейчас читается много больших изображений, и ваше ждало своей очереди {seconds} с. Пришлите его ещё раз через минуту.",
     "settings": "Настройки. Применяются к следующей задаче и видны под результатом.",
     "settings_size": "Размер: {size} px",
     "settings_strength": "Стиль: {strength}",

@@ -115,7 +115,7 @@ class Handlers:
                     raise BadImage("too_big_file") from None
                 self.reply(message, "bad_server_file" if isinstance(exc, UnsafeFile) else "bad_download")
                 return False
-            images.load_image(data, max_side=256)
+            images.verify(data)  # one full decode inside the shared decode budget; nothing kept
             return True
         except BadImage as exc:
             log.info("%s sent an unusable image: %s", who(self.store, sender(message).id), exc)

@@ -209,8 +209,9 @@ def _fetch(ctx: Context, job: Job, file_id: str, failure_key: str):
     """Download and decode one image; on bad input, tell the user and end the job."""
     try:
         data = ctx.tg.download(file_id)
-        # Decode only what the engine can use: a 48 MP photo shrinks as it decodes.
-        return images.load_image(data, max_side=max(job.size * 2, 1024))
+        # Decode only what the engine can use, inside the shared decode budget (waiting longer
+        # than the check on arrival: the job was accepted); a 48 MP photo shrinks as it decodes.
+        return images.load_image(data, max_side=max(job.size * 2, 1024), wait=images.WORKER_WAIT)
     except UserGone:
         raise
     except (BadImage, TelegramError) as exc:
