@@ -86,6 +86,8 @@ def build_context(
         results_dir=config.results_dir,
         health=health,
         styles_dir=config.styles_dir,
+        default_size=config.image_size,
+        max_size=config.max_image_size,
         **{"job_timeout": float(config.job_timeout), **options},
     )
 
@@ -94,14 +96,16 @@ class App:
     """One bot process: polling, handlers and worker threads over one SQLite store."""
 
     def __init__(self, config: Config, engine: Any = None, **context_options: Any) -> None:
+        self.engine = engine if engine is not None else load_engine(config)
+        gpu = gpu_flag(config, self.engine)
+        config, self.memory = config.fit_to_host(gpu)  # sizes and workers that fit this host's memory
+        log.info("%s", self.memory.describe())
         self.config = config
         self.store = Store(config.db_path)
         self.stopping = threading.Event()
         self.tg = build_telegram(config, self.stopping, exception_handler=LogErrors())
         self.bot = self.tg.bot
         self.dispatcher = Dispatcher(self.bot)
-        self.engine = engine if engine is not None else load_engine(config)
-        gpu = gpu_flag(config, self.engine)
         self.health = Health()
         # Results sent while the store refuses writes, in a file that needs no free space (jobs/ledger.py).
         self.ledger = Ledger(config.data_dir / "delivered.ledger")
@@ -116,7 +120,7 @@ class App:
             on_move=self.positions.notify,
             health=self.health,
             probe=lambda: probe_disk(config.data_dir),
-            job_timeout=self.ctx.job_timeout,
+            job_timeout=self.ctx.timeout_for,
         )
         self.handlers = Handlers.for_config(self.bot, self.store, self.queue, self.tg, config, gpu)
         register(self.bot, self.handlers)

@@ -163,14 +163,20 @@ def _migrate_v4(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE dialogs ADD COLUMN style_file_id TEXT")
 
 
+def _migrate_v6(db: sqlite3.Connection) -> None:
+    """Version 6: a rate event records its job's size, so the quota counts work (jobs/quota.py); NULL: 1."""
+    db.execute("ALTER TABLE rate_events ADD COLUMN size INTEGER")
+
+
 #: Ordered: ``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migrate_v1,
     _migrate_v2,
     _migrate_v3,
     _migrate_v4,
-    migrate_v5,
-]  # v5: unfinished updates (store/updates.py)
+    migrate_v5,  # v5: unfinished updates (store/updates.py)
+    _migrate_v6,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import overload
 
 from stylebot.jobs.job import Job, JobStatus
+from stylebot.jobs.quota import job_cost
 from stylebot.store.base import AlbumItem, Dialog, StyleRef, UserSettings
 from stylebot.store.sqlite_schema import MIGRATIONS, RATE_KEEP, SCHEMA_VERSION, who
 from stylebot.store.updates import UpdateJournal
@@ -163,7 +164,8 @@ class Store(UpdateJournal):
             assert cursor.lastrowid is not None  # an INSERT into a rowid table always sets it
             job.seq = cursor.lastrowid
             db.execute(
-                "INSERT INTO rate_events (who, at) VALUES (?, ?)", (who(self._salt, job.user_id), job.created_at)
+                "INSERT INTO rate_events (who, at, size) VALUES (?, ?, ?)",
+                (who(self._salt, job.user_id), job.created_at, job.size),
             )
             db.execute("DELETE FROM rate_events WHERE at < ?", (time.time() - RATE_KEEP,))
         return job
@@ -281,6 +283,21 @@ class Store(UpdateJournal):
             .fetchall()
         )
         return [r[0] for r in rows]
+
+    def work_since(self, user_id: int, since: float, default_size: int) -> list[tuple[float, float]]:
+        """``(created_at, cost)`` of the user's jobs since ``since``, oldest first (the quota; survives /forget).
+
+        The cost is :func:`stylebot.jobs.quota.job_cost` of the size recorded with the keyed hash.
+        """
+        rows = (
+            self._db()
+            .execute(
+                "SELECT at, size FROM rate_events WHERE who = ? AND at >= ? ORDER BY at",
+                (who(self._salt, user_id), since),
+            )
+            .fetchall()
+        )
+        return [(r[0], job_cost(r[1], default_size)) for r in rows]
 
     def last_job(self, user_id: int) -> Job | None:
         row = (
