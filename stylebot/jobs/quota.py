@@ -1,14 +1,16 @@
 """quota: what a job costs against its user's hourly quota, and how long it may paint.
 
-The quota counts work, not jobs: a job's cost is its pixels relative to the default job,
-``(size / default_size)²``, so a 1024 px job costs 4 where a 512 px one costs 1, and
-``STYLEBOT_RATE_LIMIT`` keeps its meaning: that many default-size jobs per hour.
+The quota counts work, not jobs: a job's cost is its output pixels relative to the default job,
+``(size / base)²`` with ``base = max(STYLEBOT_IMAGE_SIZE, 512)``, and never less than 1. So a
+1024 px job costs 4 where a 512 px one costs 1, and ``STYLEBOT_RATE_LIMIT`` keeps its meaning:
+that many default-size jobs per hour (existing users see no change at 512 px).
 
 Why pixels and not engine-seconds: the cost must be known when the job is asked for (to refuse
 it before it queues), it must be the same on a fast and a slow host, and it must not charge a user
-for a machine that other work slows down. The engine's time and memory per evaluation grow with the
-pixels, and the evaluations per job are fixed by the preset, so pixels are the work up to a
-constant. The same rule scales the job timeout.
+for a machine that other work slows down. The finest level's time and memory per evaluation grow
+with its pixels, and on large jobs it is most of the work (bench/memory_table.py: 1024 px took 4.1x
+the 512 px job's time). Small jobs cost 1, not less: the coarse levels (128 and 256 px) are the same
+for every size and are most of a small job's work. The same rule scales the job timeout.
 
 Pure functions, written once: both stores (SQLite, Redis) record each job's size under the user's
 keyed hash and apply :func:`job_cost` when asked for the window's work.
@@ -22,12 +24,15 @@ from collections.abc import Sequence
 #: The quota's window (seconds).
 WINDOW = 3600.0
 
+#: Jobs up to this size (or up to the default, when larger) cost one job.
+BASE_SIZE = 512
+
 
 def job_cost(size: int | None, default_size: int) -> float:
     """Work of a job at long side ``size`` in default jobs (``None``: recorded before sizes were, 1)."""
-    if size is None or size <= 0 or default_size <= 0:
+    if size is None or size <= 0:
         return 1.0
-    return (size / default_size) ** 2
+    return max(1.0, (size / max(default_size, BASE_SIZE)) ** 2)
 
 
 def scaled_timeout(base: float, size: int, default_size: int) -> float:
