@@ -97,13 +97,13 @@ def main(argv: list[str] | None = None) -> int:
             r.update(size=size, dtype=kind, share_mb=r["peak_mb"] - r["base_mb"])
             rows.append(r)
             print(
-                f"{size:5d} px {kind}: base {r['base_mb']:.0f} MB, peak {r['peak_mb']:.0f} MB, "
-                f"share +{r['share_mb']:.0f} MB, {r['wall_s']:.1f} s",
+                f"{size:5d} px {kind}: base {r['base_mb']:.0f} MiB, peak {r['peak_mb']:.0f} MiB, "
+                f"share +{r['share_mb']:.0f} MiB, {r['wall_s']:.1f} s",
                 flush=True,
             )
     torch_version = rows[0]["torch"] if rows else "?"
     print(f"\ntorch {torch_version}, Python {platform.python_version()}, {args.threads} threads, preset {args.preset}")
-    print("| size | dtype | bot base (MB) | peak (MB) | job's share (MB) | wall (s) |")
+    print("| size | dtype | bot base (MiB) | peak (MiB) | job's share (MiB) | wall (s) |")
     print("|---:|---|---:|---:|---:|---:|")
     for r in rows:
         print(

@@ -34,8 +34,8 @@ BASE_MIB = 263
 #: one-time costs are in). Between two sizes the share is interpolated in pixels; above the last, it
 #: grows with the pixels like the last step; below the first, it is the first's.
 SHARE_MIB: dict[str, dict[int, float]] = {
-    "bf16": {256: 140, 512: 183, 768: 271, 1024: 400},
-    "fp32": {256: 186, 512: 214, 768: 338, 1024: 480},
+    "bf16": {256: 140, 512: 183, 768: 271, 1024: 385},
+    "fp32": {256: 186, 512: 214, 768: 338, 1024: 481},
 }
 
 #: What the model keeps free beside the bot and its jobs (MiB): decoding of arriving images (bounded by
@@ -258,7 +258,10 @@ def fit(
     if not fits(mib, keep_workers, default, dtype):
         smaller = [s for s in LADDER if s < image_size and fits(mib, keep_workers, s, dtype)]
         default = smaller[-1] if smaller else min(LADDER[0], image_size)
-        changed.append(f"STYLEBOT_IMAGE_SIZE {image_size} -> {default}")
+        if default != image_size:
+            changed.append(f"STYLEBOT_IMAGE_SIZE {image_size} -> {default}")
+        if not smaller:
+            changed.append(f"even {default} px does not fit: jobs may be killed for memory")
     largest = max([default, *(s for s in offered if fits(mib, keep_workers, s, dtype))])
     cap = largest if max_image_size is None else min(max_image_size, largest)
     cap = max(cap, default)

@@ -199,3 +199,11 @@ def test_config_reads_the_override_and_fits_to_the_host(tmp_path: Path) -> None:
 def test_config_refuses_a_malformed_limit() -> None:
     with pytest.raises(ConfigError, match="STYLEBOT_MEMORY_LIMIT"):
         Config.from_env({"TELEGRAM_BOT_TOKEN": "1:x", "STYLEBOT_MEMORY_LIMIT": "a lot"}, dotenv=None)
+
+
+def test_a_host_too_small_for_anything_says_so() -> None:
+    found = hostmem.fit(
+        hostmem.MemoryLimit(300 * MIB, "cgroup v2 /sys/fs/cgroup/memory.max"), 512, None, 2, [512], "fp32"
+    )
+    assert (found.image_size, found.workers, found.sizes) == (256, 1, (256,))
+    assert "even 256 px does not fit" in found.describe()
