@@ -23,6 +23,7 @@ from stylebot.chat.routing import LogErrors, announce_commands, register
 from stylebot.config import Config
 from stylebot.engine.params import StyleParams
 from stylebot.errors import WeightsError
+from stylebot.hostmem import limit_malloc_arenas
 from stylebot.jobs.health import Health, resource_trouble
 from stylebot.jobs.job import Job
 from stylebot.jobs.ledger import Ledger
@@ -96,6 +97,7 @@ class App:
     """One bot process: polling, handlers and worker threads over one SQLite store."""
 
     def __init__(self, config: Config, engine: Any = None, **context_options: Any) -> None:
+        limit_malloc_arenas()  # before the handler threads: a burst of decodes must not keep 16 arenas
         self.engine = engine if engine is not None else load_engine(config)
         gpu = gpu_flag(config, self.engine)
         config, self.memory = config.fit_to_host(gpu)  # sizes and workers that fit this host's memory

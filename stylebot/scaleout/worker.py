@@ -36,6 +36,7 @@ from rq import SimpleWorker
 from stylebot.app import build_context, build_telegram, cannot_start, gpu_flag, load_engine
 from stylebot.config import Config
 from stylebot.errors import ConfigError, WeightsError
+from stylebot.hostmem import limit_malloc_arenas
 from stylebot.jobs.job import JobStatus, Stop
 from stylebot.jobs.positions import PositionWatcher
 from stylebot.jobs.results import RESULT_HOURS, result_path, timelapse_path
@@ -74,6 +75,7 @@ class WorkerRuntime:
     def __init__(self, config: Config, engine: Any = None) -> None:
         if not config.redis_url:
             raise ConfigError("`python main.py worker` needs REDIS_URL (the scale-out mode)")
+        limit_malloc_arenas()  # as the polling bot does (stylebot/hostmem.py)
         self.config = config
         self.identity = worker_identity()
         self.stopping = threading.Event()

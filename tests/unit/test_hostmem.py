@@ -207,3 +207,8 @@ def test_a_host_too_small_for_anything_says_so() -> None:
     )
     assert (found.image_size, found.workers, found.sizes) == (256, 1, (256,))
     assert "even 256 px does not fit" in found.describe()
+
+
+def test_malloc_arenas_can_be_capped_here() -> None:
+    """glibc (this project's Linux images) takes the cap; the bot's processes set it before their threads."""
+    assert hostmem.limit_malloc_arenas(hostmem.MALLOC_ARENAS)
