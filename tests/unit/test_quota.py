@@ -43,3 +43,18 @@ def test_a_1024_job_needs_four_default_jobs_of_room() -> None:
 def test_a_job_never_costs_more_than_the_whole_quota() -> None:
     assert quota.quota_wait([], 4.0, 2, 0.0) is None
     assert quota.quota_wait([(0.0, 4.0)], 4.0, 2, 60.0) == 59
+
+
+def test_the_runner_gives_a_larger_job_a_longer_timeout() -> None:
+    from pathlib import Path
+    from typing import Any
+
+    from stylebot.jobs.job import Job
+    from stylebot.jobs.run import Context
+
+    none: Any = None
+    ctx = Context(store=none, tg=none, engine=none, params=lambda j: j, results_dir=Path("."), job_timeout=900.0)
+    job = Job(user_id=1, chat_id=1, content_file_id="c", style_file_id="s", size=512)
+    assert ctx.timeout_for(job) == 900
+    job.size = 1024
+    assert ctx.timeout_for(job) == 3600
