@@ -23,6 +23,7 @@ from stylebot.chat.routing import LogErrors, announce_commands, register
 from stylebot.config import Config
 from stylebot.engine.params import StyleParams
 from stylebot.errors import WeightsError
+from stylebot.hostmem import limit_malloc_arenas
 from stylebot.jobs.health import Health, resource_trouble
 from stylebot.jobs.job import Job
 from stylebot.jobs.ledger import Ledger
@@ -87,6 +88,8 @@ def build_context(
         results_dir=config.results_dir,
         health=health,
         styles_dir=config.styles_dir,
+        default_size=config.image_size,
+        max_size=config.max_image_size,
         **{"job_timeout": float(config.job_timeout), **options},
     )
 
@@ -95,6 +98,11 @@ class App:
     """One bot process: polling, handlers and worker threads over one SQLite store."""
 
     def __init__(self, config: Config, engine: Any = None, **context_options: Any) -> None:
+        limit_malloc_arenas()  # before the handler threads: a burst of decodes must not keep 16 arenas
+        self.engine = engine if engine is not None else load_engine(config)
+        gpu = gpu_flag(config, self.engine)
+        config, self.memory = config.fit_to_host(gpu)  # sizes and workers that fit this host's memory
+        log.info("%s", self.memory.describe())
         self.config = config
         secure_dir(config.data_dir)  # 0700, and what it holds 0600; or DataDirError (stylebot/private.py)
         self.store = Store(config.db_path)
@@ -102,8 +110,6 @@ class App:
         self.tg = build_telegram(config, self.stopping, exception_handler=LogErrors())
         self.bot = self.tg.bot
         self.dispatcher = Dispatcher(self.bot)
-        self.engine = engine if engine is not None else load_engine(config)
-        gpu = gpu_flag(config, self.engine)
         self.health = Health()
         # Results sent while the store refuses writes, in a file that needs no free space (jobs/ledger.py).
         self.ledger = Ledger(config.data_dir / "delivered.ledger")
@@ -118,7 +124,7 @@ class App:
             on_move=self.positions.notify,
             health=self.health,
             probe=lambda: probe_disk(config.data_dir),
-            job_timeout=self.ctx.job_timeout,
+            job_timeout=self.ctx.timeout_for,
         )
         self.handlers = Handlers.for_config(self.bot, self.store, self.queue, self.tg, config, gpu)
         register(self.bot, self.handlers)

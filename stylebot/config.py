@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from stylebot import hostmem
 from stylebot.errors import ConfigError
 from stylebot.logs import safe_url
 
@@ -53,6 +54,10 @@ class Config:
     job_timeout: int = 900  # seconds a job may paint before it is stopped and its user told
     #: The style gallery: images plus an optional manifest.json (names, credits); a missing folder shows none.
     styles_dir: Path = DEFAULT_STYLES_DIR
+    #: STYLEBOT_MEMORY_LIMIT in bytes; None: read the cgroup, else physical memory (stylebot/hostmem.py).
+    memory_limit: int | None = None
+    #: STYLEBOT_CPU_BF16 is not "0": a CPU with native bf16 paints in bf16 (its memory model is bf16's).
+    cpu_bf16: bool = True
 
     @property
     def db_path(self) -> Path:
@@ -73,6 +78,24 @@ class Config:
         cap = max(cap, self.image_size)
         sizes = {self.image_size, 512, 768, 1024} | ({2048} if gpu else set())
         return sorted(s for s in sizes if s <= cap)
+
+    def fit_to_host(self, gpu: bool, root: Path = Path("/")) -> tuple[Config, hostmem.Fit]:
+        """This config with sizes and workers that fit the process's memory, and why (one log line).
+
+        For processes that paint (the polling bot, an RQ worker): sizes whose measured peak would not
+        fit beside the bot and the other workers are dropped, and ``image_size``, ``max_image_size``
+        and ``workers`` are clamped (:func:`stylebot.hostmem.fit`). On a GPU the jobs' tensors live
+        in its memory, not the host's, so only the limit is said.
+        """
+        limit = hostmem.read_limit(self.memory_limit, root)
+        offered = self.size_choices(gpu)
+        if gpu:
+            found = hostmem.Fit(self.image_size, self.max_image_size, self.workers, limit, "cuda", tuple(offered))
+            return self, found
+        dtype = "bf16" if self.cpu_bf16 and hostmem.cpu_has_native_bf16(root) else "fp32"
+        found = hostmem.fit(limit, self.image_size, self.max_image_size, self.workers, offered, dtype)
+        fitted = replace(self, image_size=found.image_size, max_image_size=found.max_image_size, workers=found.workers)
+        return fitted, found
 
     @classmethod
     def from_env(
@@ -124,6 +147,11 @@ class Config:
         data_dir = Path(get("STYLEBOT_DATA_DIR") or ROOT / "data")
         weights = Path(get("STYLEBOT_WEIGHTS") or ROOT / "vgg19_cache.pth")
         styles_dir = Path(get("STYLEBOT_STYLES_DIR") or DEFAULT_STYLES_DIR)
+        memory_limit = get("STYLEBOT_MEMORY_LIMIT")
+        try:
+            limit_bytes = None if memory_limit is None else hostmem.parse_size(memory_limit)
+        except ValueError:
+            raise ConfigError("STYLEBOT_MEMORY_LIMIT must be a size such as 512M, 1G or a number of bytes") from None
         return cls(
             token=token or "",
             api_url=api_url,
@@ -141,6 +169,8 @@ class Config:
             port=_int(get, "PORT", 8080, low=1, high=65535),
             job_timeout=_int(get, "STYLEBOT_JOB_TIMEOUT", 900, low=10, high=86400),
             styles_dir=styles_dir if styles_dir.is_absolute() else Path.cwd() / styles_dir,
+            memory_limit=limit_bytes,
+            cpu_bf16=get("STYLEBOT_CPU_BF16") != "0",
         )
 
     def describe(self) -> str:

@@ -97,6 +97,11 @@ _EN: dict[str, str] = {
     "job_cancelled_status": "Cancelled.",
     "forgotten": "Deleted everything I stored about you: settings, recent styles, jobs and results.",
     "rate_limited": "You have reached {limit} jobs per hour. Please try again in {minutes} min.",
+    "rate_limited_size": (
+        "A {size} px picture counts as {cost} pictures at {default} px, and that is more than is left of "
+        "your hourly quota. Try {default} px in /settings now, or {size} px again in {minutes} min."
+    ),
+    "size_clamped": "{asked} px does not fit this server's memory: painting at {size} px instead.",
     "failed": "Sorry, something went wrong while painting. Please try again (/start).",
     "handler_failed": "Sorry, something went wrong on my side. Please try that again.",
     "busy_try_later": "I'm busy fixing a problem on my side (storage) and can't take new jobs right now. Please try again in a few minutes.",
@@ -235,6 +240,11 @@ _RU: dict[str, str] = {
     "job_cancelled_status": "Отменено.",
     "forgotten": "Удалил всё, что хранил о вас: настройки, недавние стили, задачи и результаты.",
     "rate_limited": "Лимит — {limit} задач в час. Попробуйте снова через {minutes} мин.",
+    "rate_limited_size": (
+        "Картинка {size} px считается как {cost} картинок по {default} px — это больше, чем осталось "
+        "от вашего лимита на час. Выберите {default} px в /settings или попробуйте {size} px через {minutes} мин."
+    ),
+    "size_clamped": "{asked} px не помещается в память сервера: рисую в {size} px.",
     "failed": "Извините, при рисовании что-то пошло не так. Попробуйте ещё раз (/start).",
     "handler_failed": "Извините, у меня что-то сломалось. Попробуйте ещё раз.",
     "busy_try_later": "Сейчас я устраняю проблему у себя (хранилище) и не принимаю новые задачи. Попробуйте через несколько минут.",

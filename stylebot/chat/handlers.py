@@ -28,6 +28,7 @@ from stylebot.chat.mix import MixDialog
 from stylebot.config import Config
 from stylebot.errors import BadImage, TelegramError, UnsafeFile, UserGone
 from stylebot.gallery.catalog import DEFAULT_DIR as DEFAULT_STYLES_DIR
+from stylebot.jobs import quota
 from stylebot.jobs.job import Job, JobQueue
 from stylebot.jobs.results import RESULT_HOURS, result_path, timelapse_path
 from stylebot.logs import who
@@ -276,19 +277,18 @@ class Handlers:
         if self.store.active_job(user.id) is not None:
             self.tg.send_text(chat_id, texts.t(lang, "already_queued"), reply_to=reply_to)
             return False
-        wait = self.rate_limited_for(user.id)
-        if wait is not None:
-            self.tg.send_text(
-                chat_id, texts.t(lang, "rate_limited", limit=self.rate_limit, minutes=wait), reply_to=reply_to
-            )
-            return False
         settings = self.settings_for(user.id)
+        size = self.allowed_size(size or settings.size or self.default_size, chat_id, lang, reply_to)
+        wait = self.rate_limited_for(user.id, size)
+        if wait is not None:
+            self.tell_rate_limited(chat_id, user.id, lang, size, wait, reply_to)
+            return False
         job = Job(
             user_id=user.id,
             chat_id=chat_id,
             content_file_id=content_file_id,
             style_file_id=style_file_id,
-            size=size or settings.size or self.default_size,
+            size=size,
             strength=strength if strength is not None else settings.strength,
             keep_colors=settings.keep_colors if keep_colors is None else keep_colors,
             lang=lang,
@@ -309,16 +309,37 @@ class Handlers:
         log.info("%s queued job %s", who(self.store, user.id, chat_id), job.id)
         return True
 
-    def rate_limited_for(self, user_id: int) -> int | None:
-        """Minutes until the user may queue again, or ``None`` if they may now."""
+    def allowed_size(self, size: int, chat_id: int, lang: str, reply_to: int | None) -> int:
+        """``size``, or the largest size this host offers when it is above them (a rerun of an old job,
+        a setting from before a smaller limit), with a word to the user: its memory would not fit."""
+        largest = max(self.size_choices, default=self.default_size)
+        if size <= largest:
+            return size
+        log.info("a %d px job clamped to %d px: the host's memory limit", size, largest)
+        self.tg.send_text(chat_id, texts.t(lang, "size_clamped", asked=size, size=largest), reply_to=reply_to)
+        return largest
+
+    def rate_limited_for(self, user_id: int, size: int | None = None) -> int | None:
+        """Minutes until the user may queue a job of ``size`` (work, jobs/quota.py), or ``None`` if now."""
         if self.rate_limit <= 0:
             return None
-        hour_ago = time.time() - 3600
-        recent = self.store.jobs_created_since(user_id, hour_ago)
-        if len(recent) < self.rate_limit:
-            return None
-        oldest_that_counts = recent[len(recent) - self.rate_limit]
-        return max(1, int((oldest_that_counts - hour_ago) / 60 + 0.999))
+        now = time.time()
+        spent = self.store.work_since(user_id, now - quota.WINDOW, self.default_size)
+        cost = quota.job_cost(size or self.default_size, self.default_size)
+        return quota.quota_wait(spent, cost, self.rate_limit, now)
+
+    def tell_rate_limited(
+        self, chat_id: int, user_id: int, lang: str, size: int, wait: int, reply_to: int | None
+    ) -> None:
+        """The old message when even a default job would not fit; else say that this size costs more."""
+        cost = quota.job_cost(size, self.default_size)
+        if cost <= 1 or self.rate_limited_for(user_id, self.default_size) is not None:
+            text = texts.t(lang, "rate_limited", limit=self.rate_limit, minutes=wait)
+        else:
+            text = texts.t(
+                lang, "rate_limited_size", size=size, cost=f"{cost:g}", default=self.default_size, minutes=wait
+            )
+        self.tg.send_text(chat_id, text, reply_to=reply_to)
 
     # --- buttons -------------------------------------------------------
     def settings_keyboard(self, lang: str, s: UserSettings) -> types.InlineKeyboardMarkup:

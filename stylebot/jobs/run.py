@@ -26,6 +26,7 @@ from stylebot.jobs import results, timelapse
 from stylebot.jobs.health import Health, OutcomeNotRecorded, resource_trouble, upstream_failure
 from stylebot.jobs.job import JOB_TIMEOUT, MAX_CRASHES, Job, JobStatus, Stop, crashes
 from stylebot.jobs.ledger import Ledger
+from stylebot.jobs.quota import scaled_timeout
 from stylebot.jobs.results import result_caption, result_path, sweep_now_and_then
 from stylebot.jobs.status import StatusReporter
 from stylebot.jobs.timelapse import FrameRecorder
@@ -54,12 +55,20 @@ class Context:
     preview_step: float = 0.2
     #: Wall-clock bound on one job (seconds); past it the job is stopped and its user told.
     job_timeout: float = JOB_TIMEOUT
+    #: The size ``job_timeout`` is for (STYLEBOT_IMAGE_SIZE): a larger job gets more (:func:`timeout_for`).
+    default_size: int = 512
+    #: The largest size this process's memory allows (stylebot/hostmem.py); a job above it paints at it.
+    max_size: int | None = None
     #: Told when the disk refuses the result file (the worker then probes until it takes writes).
     health: Health | None = None
     #: The style gallery, for the credit line of a gallery style in the caption (None: the shipped one).
     styles_dir: Path | None = None
     #: Where a sent result is noted at once, needing no free disk space (None: RQ workers, Redis has no disk).
     ledger: Ledger | None = None
+
+    def timeout_for(self, job: Job) -> float:
+        """``job_timeout`` scaled with the job's work (jobs/quota.py): a 1024 px job gets 4x a 512 px one's."""
+        return scaled_timeout(self.job_timeout, job.size, self.default_size)
 
 
 def run_job(job: Job, stop: Stop, ctx: Context) -> None:
@@ -74,6 +83,11 @@ def run_job(job: Job, stop: Stop, ctx: Context) -> None:
     if crashes(job) >= MAX_CRASHES:
         _give_up(ctx, job)
         return
+    if ctx.max_size is not None and job.size > ctx.max_size:  # queued before a smaller limit, or elsewhere
+        log.warning(
+            "job %s: %d px does not fit this process's memory; painting at %d px", job.id, job.size, ctx.max_size
+        )
+        job.size = ctx.max_size
     reporter = StatusReporter(ctx, job, stop)
     started = time.monotonic()
     try:
@@ -164,10 +178,11 @@ def _ended_badly(ctx: Context, job: Job, stop: Stop, reporter: StatusReporter, e
         _record(job, lambda: store.requeue(job.id))
         log.info("job %s interrupted by shutdown; back in the queue", job.id)
     elif from_engine_cancel and stop.timed_out:
-        log.warning("job %s stopped: over its %.0f s limit", job.id, ctx.job_timeout)
+        limit = ctx.timeout_for(job)
+        log.warning("job %s stopped: over its %.0f s limit", job.id, limit)
         _finish_quietly(reporter, None)
-        _tell(ctx, job, "job_timed_out", limit=texts.duration(job.lang, ctx.job_timeout))
-        error = f"timed out after {ctx.job_timeout:.0f} s"
+        _tell(ctx, job, "job_timed_out", limit=texts.duration(job.lang, limit))
+        error = f"timed out after {limit:.0f} s"
         _record(job, lambda: store.set_status(job.id, JobStatus.FAILED, error=error))
     elif from_engine_cancel:
         _finish_quietly(reporter, texts.t(job.lang, "job_cancelled_status"))

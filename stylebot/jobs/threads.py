@@ -31,7 +31,8 @@ class ThreadQueue:
     can refresh queue positions; ``waiting`` is a callable returning the queued
     jobs, so the (possibly throttled) listener queries the store only when it
     actually edits, off the worker thread. ``probe()`` raises while the disk is
-    still unusable; ``job_timeout`` bounds one job's wall-clock time.
+    still unusable; ``job_timeout`` bounds one job's wall-clock time (seconds, or
+    a function of the job: ``run.Context.timeout_for`` scales it with the size).
     """
 
     #: Back-off between retries while the store or disk refuses (seconds).
@@ -46,7 +47,7 @@ class ThreadQueue:
         on_move: Callable[[Callable[[], list[Job]]], None] | None = None,
         health: Health | None = None,
         probe: Callable[[], None] | None = None,
-        job_timeout: float = JOB_TIMEOUT,
+        job_timeout: float | Callable[[Job], float] = JOB_TIMEOUT,
     ) -> None:
         self.store = store
         self.execute = execute
@@ -164,7 +165,8 @@ class ThreadQueue:
 
     def _run(self, job: Job) -> None:
         stop = Stop()
-        timer = threading.Timer(self.job_timeout, stop.expire)
+        limit = self.job_timeout(job) if callable(self.job_timeout) else self.job_timeout  # scaled with size
+        timer = threading.Timer(limit, stop.expire)
         timer.daemon = True
         with self._wake:
             self._running[job.id] = stop

@@ -48,6 +48,7 @@ from stylebot.errors import TelegramError
 from stylebot.jobs.results import result_path, sweep_results, timelapse_path, write_file
 from stylebot.private import DataDirError, secure_dir
 from stylebot.scaleout.rq_queue import RQQueue
+from stylebot.scaleout.sizes import LiveSizes
 from stylebot.store.redis_store import RedisStore
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,31 @@ class SharedResultHandlers(Handlers):
     one's disk; they also copy it to Redis (24 h). This fetches it into the
     local results folder first, then lets the normal handler send it.
     """
+
+    #: What the live workers can paint (sizes.py); set by :class:`WebhookApp`. None: the configured sizes.
+    live_sizes: LiveSizes | None = None
+
+    @property
+    def size_choices(self) -> list[int]:
+        """The configured sizes that every live worker can paint (each publishes its own; sizes.py)."""
+        if self.live_sizes is None:
+            return self._configured_sizes
+        return self.live_sizes.offer(self._configured_sizes)
+
+    @size_choices.setter
+    def size_choices(self, value: list[int]) -> None:
+        self._configured_sizes = list(value)
+
+    @property
+    def default_size(self) -> int:
+        """STYLEBOT_IMAGE_SIZE if the workers can paint it; else the largest offered size below it."""
+        offered = self.size_choices
+        below = [s for s in offered if s <= self._configured_default]
+        return self._configured_default if self._configured_default in offered else max(below or offered)
+
+    @default_size.setter
+    def default_size(self, value: int) -> None:
+        self._configured_default = value
 
     def on_full(self, call: types.CallbackQuery) -> None:
         data = keyboards.parse(keyboards.FULL, call.data)
@@ -140,6 +166,7 @@ class WebhookApp:
         self.queue = RQQueue(self.store)
         gpu = gpu_flag(config)  # no engine here: STYLEBOT_DEVICE=cuda says "the workers have GPUs"
         self.handlers = SharedResultHandlers.for_config(self.bot, self.store, self.queue, self.tg, config, gpu)
+        self.handlers.live_sizes = LiveSizes(self.store)  # /settings offers what every live worker can paint
         register(self.bot, self.handlers)
         self.read_timeout = read_timeout
         self.server = _Server(

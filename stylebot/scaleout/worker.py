@@ -33,9 +33,10 @@ from typing import Any
 import redis
 from rq import SimpleWorker
 
-from stylebot.app import build_context, build_telegram, cannot_start, load_engine
+from stylebot.app import build_context, build_telegram, cannot_start, gpu_flag, load_engine
 from stylebot.config import Config
 from stylebot.errors import ConfigError, WeightsError
+from stylebot.hostmem import limit_malloc_arenas
 from stylebot.jobs.job import JobStatus, Stop
 from stylebot.jobs.positions import PositionWatcher
 from stylebot.jobs.results import RESULT_HOURS, result_path, timelapse_path
@@ -51,6 +52,7 @@ from stylebot.scaleout.rq_queue import (
     RQQueue,
     worker_identity,
 )
+from stylebot.scaleout.sizes import Heartbeat, withdraw
 from stylebot.store.redis_store import RedisStore
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,7 @@ class WorkerRuntime:
     def __init__(self, config: Config, engine: Any = None) -> None:
         if not config.redis_url:
             raise ConfigError("`python main.py worker` needs REDIS_URL (the scale-out mode)")
+        limit_malloc_arenas()  # as the polling bot does (stylebot/hostmem.py)
         self.config = config
         secure_dir(config.data_dir)  # results are written here: 0700, files 0600 (stylebot/private.py)
         self.identity = worker_identity()
@@ -84,6 +87,12 @@ class WorkerRuntime:
         self.store.ping()  # an unreachable Redis is said at once, before seconds of loading weights
         self.queue = RQQueue(self.store)
         self.engine = engine if engine is not None else load_engine(config)
+        gpu = gpu_flag(config, self.engine)
+        config, self.memory = config.fit_to_host(gpu)  # this worker's own limit: the sizes it can paint
+        log.info("%s", self.memory.describe())
+        self.config = config
+        self.sizes = config.size_choices(gpu)
+        self.heartbeat = Heartbeat(self.store, self.identity, self.sizes, self.stopping)
         self.ctx = build_context(config, self.store, self.tg, self.engine)  # RedisStore has Store's methods
         self.positions = PositionWatcher(self.tg)
         self._lock = threading.Lock()
@@ -96,6 +105,7 @@ class WorkerRuntime:
         if self._threads_started:
             return
         self._threads_started = True
+        self.heartbeat.start()  # publish the sizes this worker paints (sizes.py), renewed until it stops
         pubsub = self.store.r.pubsub(ignore_subscribe_messages=True)
         pubsub.subscribe(**{self.store.key("cancel"): self._on_cancel_message})
         self._pubsub_thread = pubsub.run_in_thread(sleep_time=1.0, daemon=True, exception_handler=_pubsub_trouble)
@@ -155,15 +165,19 @@ class WorkerRuntime:
         # Too many crashes during this job: run_job gives up itself, telling the user why.
         stop = Stop()
         lease = Lease(self.store, job.id, stop)
+        timer = threading.Timer(self.ctx.timeout_for(job), stop.expire)  # STYLEBOT_JOB_TIMEOUT, scaled with size
+        timer.daemon = True
         with self._lock:  # interrupt() sets `stopping` before it takes the lock: no signal is missed
             self._running = Running(job.id, stop)
             if self.stopping.is_set():
                 stop.interrupt()
         log.info("job %s: started on %s (attempt %d)", job.id, self.identity, job.attempts)
         lease.start()
+        timer.start()
         try:
             run_job(job, stop, self.ctx)
         finally:
+            timer.cancel()
             lease.close()
             with self._lock:
                 self._running = None
@@ -195,6 +209,10 @@ class WorkerRuntime:
 
     def close(self) -> None:
         self.stopping.set()
+        try:
+            withdraw(self.store, self.identity)
+        except redis.RedisError:
+            pass  # the TTL takes the sizes out of the offer soon anyway
         thread = getattr(self, "_pubsub_thread", None)
         if thread is not None:
             thread.stop()

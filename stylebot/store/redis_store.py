@@ -69,6 +69,7 @@ except ModuleNotFoundError:  # the default install has no Redis client: say what
 
 from stylebot.config import REDIS_TLS_VERIFY
 from stylebot.jobs.job import Job, JobStatus
+from stylebot.jobs.quota import job_cost
 from stylebot.store import redis_scripts as scripts
 from stylebot.store.base import STEP_CONTENT, AlbumItem, Dialog, StyleRef, UserSettings
 from stylebot.store.caps import MAX_ALBUM_ITEMS_PER_USER, MAX_DIALOGS_PER_USER, oldest_beyond
@@ -204,7 +205,7 @@ class RedisStore:
         mapping = {name: _encode(getattr(job, name)) for name in _JOB_FIELDS}
         rate = self._rate_key(job.user_id)
         with self.r.pipeline(transaction=True) as pipe:
-            pipe.zadd(rate, {os.urandom(8).hex(): job.created_at})
+            pipe.zadd(rate, {f"{os.urandom(8).hex()}:{int(job.size)}": job.created_at})  # the size: work
             pipe.zremrangebyscore(rate, "-inf", time.time() - RATE_TTL)
             pipe.expire(rate, RATE_TTL)
             pipe.hset(self.key("job", job.id), mapping=mapping)
@@ -277,6 +278,18 @@ class RedisStore:
     def jobs_created_since(self, user_id: int, since: float) -> list[float]:
         """Creation times of the user's jobs since ``since``, from the hashed rate key (survives /forget)."""
         return [score for _, score in self.r.zrangebyscore(self._rate_key(user_id), since, "+inf", withscores=True)]
+
+    def work_since(self, user_id: int, since: float, default_size: int) -> list[tuple[float, float]]:
+        """``(created_at, cost)`` of the user's jobs since ``since`` (the quota), from the hashed rate key.
+
+        Members are ``<random>:<size>``; one without a size (written before sizes were) costs 1.
+        """
+        spent = []
+        for member, score in self.r.zrangebyscore(self._rate_key(user_id), since, "+inf", withscores=True):
+            text = member.decode() if isinstance(member, bytes) else str(member)
+            size = text.rpartition(":")[2] if ":" in text else ""
+            spent.append((score, job_cost(int(size) if size.isdigit() else None, default_size)))
+        return spent
 
     def last_job(self, user_id: int) -> Job | None:
         for job_id in self.r.zrevrange(self.key("user", user_id, "jobs"), 0, -1):

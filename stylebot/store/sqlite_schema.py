@@ -171,6 +171,11 @@ def migrate_user_salts(db: sqlite3.Connection) -> None:
     db.execute("CREATE TABLE IF NOT EXISTS user_salts (user_id INTEGER PRIMARY KEY, salt BLOB NOT NULL)")
 
 
+def _migrate_v7(db: sqlite3.Connection) -> None:
+    """Version 7: a rate event records its job's size, so the quota counts work (jobs/quota.py); NULL: 1."""
+    db.execute("ALTER TABLE rate_events ADD COLUMN size INTEGER")
+
+
 #: Ordered: ``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migrate_v1,
@@ -179,6 +184,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migrate_v4,
     migrate_v5,  # v5: unfinished updates (store/updates.py)
     migrate_user_salts,  # v6: log pseudonyms' salts
+    _migrate_v7,  # v7: rate events carry their job size
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import overload
 
 from stylebot.jobs.job import Job, JobStatus
+from stylebot.jobs.quota import job_cost
 from stylebot.private import create_file, make_dirs
 from stylebot.store.base import AlbumItem, Dialog, StyleRef, UserSettings
 from stylebot.store.caps import MAX_ALBUM_ITEMS_PER_USER, MAX_DIALOGS_PER_USER, oldest_beyond
@@ -168,7 +169,8 @@ class Store(UpdateJournal):
             assert cursor.lastrowid is not None  # an INSERT into a rowid table always sets it
             job.seq = cursor.lastrowid
             db.execute(
-                "INSERT INTO rate_events (who, at) VALUES (?, ?)", (who(self._salt, job.user_id), job.created_at)
+                "INSERT INTO rate_events (who, at, size) VALUES (?, ?, ?)",
+                (who(self._salt, job.user_id), job.created_at, job.size),
             )
             db.execute("DELETE FROM rate_events WHERE at < ?", (time.time() - RATE_KEEP,))
         return job
@@ -286,6 +288,21 @@ class Store(UpdateJournal):
             .fetchall()
         )
         return [r[0] for r in rows]
+
+    def work_since(self, user_id: int, since: float, default_size: int) -> list[tuple[float, float]]:
+        """``(created_at, cost)`` of the user's jobs since ``since``, oldest first (the quota; survives /forget).
+
+        The cost is :func:`stylebot.jobs.quota.job_cost` of the size recorded with the keyed hash.
+        """
+        rows = (
+            self._db()
+            .execute(
+                "SELECT at, size FROM rate_events WHERE who = ? AND at >= ? ORDER BY at",
+                (who(self._salt, user_id), since),
+            )
+            .fetchall()
+        )
+        return [(r[0], job_cost(r[1], default_size)) for r in rows]
 
     def last_job(self, user_id: int) -> Job | None:
         row = (
