@@ -54,10 +54,11 @@ CONTENT_SIDE = 384
 STYLE_SIDE = 256
 #: The style vector's length (the predictor's 1x1x1x100 output).
 VECTOR_LEN = 100
-#: How the fixed square meets a non-square photo: "stretch" (squash to 384², stylise, un-squash: all 384
-#: rows and columns carry the photo) or "pad" (fit inside 384², reflect-pad, crop). Measured in DESIGN.md.
-FIT_MODES = ("stretch", "pad")
-DEFAULT_FIT = "stretch"
+#: How the fixed square meets a non-square photo: "pad" (fit inside 384², reflect-pad, crop) or "stretch"
+#: (squash to 384², stylise, un-squash). ``bench/draft_fit.py`` on the 7 non-square pairs: stretch ends at
+#: 1.37x pad's pyramid style loss and 1.06x its content loss (geometric means; DESIGN.md), so "pad".
+FIT_MODES = ("pad", "stretch")
+DEFAULT_FIT = "pad"
 #: The Painted strength scale this maps from (the bot's Weaker/Stronger steps stay inside it).
 STRENGTH_MIN, STRENGTH_MAX = 0.25, 4.0
 
