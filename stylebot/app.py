@@ -23,6 +23,7 @@ from stylebot.chat.routing import LogErrors, announce_commands, register
 from stylebot.config import Config
 from stylebot.engine.params import StyleParams
 from stylebot.errors import WeightsError
+from stylebot.jobs.first_look import FirstLooks, WithFirstLook
 from stylebot.jobs.health import Health, resource_trouble
 from stylebot.jobs.job import Job
 from stylebot.jobs.ledger import Ledger
@@ -50,6 +51,14 @@ def load_engine(config: Config) -> Any:
 def engine_params(job: Job) -> StyleParams:
     """A job's settings as the engine's parameters (``Context.params``)."""
     return StyleParams(size=job.size, strength=job.strength, keep_colors=job.keep_colors, mix=job.mix)
+
+
+def build_first_looks(tg: Telegram, store: Any) -> FirstLooks | None:
+    """The draft's first look on its own one-thread pool; None (said once in the log) without the draft network."""
+    from stylebot.engine.draft import load_draft  # onnxruntime, no torch
+
+    draft = load_draft(threads=1)
+    return FirstLooks(draft, tg, store) if draft is not None else None
 
 
 def gpu_flag(config: Config, engine: Any = None) -> bool:
@@ -93,7 +102,7 @@ def build_context(
 class App:
     """One bot process: polling, handlers and worker threads over one SQLite store."""
 
-    def __init__(self, config: Config, engine: Any = None, **context_options: Any) -> None:
+    def __init__(self, config: Config, engine: Any = None, *, first_look: bool = True, **context_options: Any) -> None:
         self.config = config
         self.store = Store(config.db_path)
         self.stopping = threading.Event()
@@ -105,8 +114,16 @@ class App:
         self.health = Health()
         # Results sent while the store refuses writes, in a file that needs no free space (jobs/ledger.py).
         self.ledger = Ledger(config.data_dir / "delivered.ledger")
+        self.first_looks = build_first_looks(self.tg, self.store) if first_look else None
         self.ctx = build_context(
-            config, self.store, self.tg, self.engine, health=self.health, ledger=self.ledger, **context_options
+            config,
+            self.store,
+            self.tg,
+            self.engine,
+            health=self.health,
+            ledger=self.ledger,
+            first_looks=self.first_looks,
+            **context_options,
         )
         self.positions = PositionWatcher(self.tg)
         self.queue = ThreadQueue(
@@ -118,7 +135,8 @@ class App:
             probe=lambda: probe_disk(config.data_dir),
             job_timeout=self.ctx.job_timeout,
         )
-        self.handlers = Handlers.for_config(self.bot, self.store, self.queue, self.tg, config, gpu)
+        queue = self.queue if self.first_looks is None else WithFirstLook(self.queue, self.first_looks)
+        self.handlers = Handlers.for_config(self.bot, self.store, queue, self.tg, config, gpu)
         register(self.bot, self.handlers)
         self._poller = Poller(self.bot, self.store, self.dispatcher, self.health, self.stopping)
 
@@ -150,6 +168,8 @@ class App:
         log.info("stopping")
         self.stopping.set()
         self.queue.stop(timeout=timeout)
+        if self.first_looks is not None:
+            self.first_looks.close()
         self.dispatcher.stop()
         self.ledger.close()
         log.info("stopped")

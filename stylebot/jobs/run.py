@@ -60,6 +60,8 @@ class Context:
     styles_dir: Path | None = None
     #: Where a sent result is noted at once, needing no free disk space (None: RQ workers, Redis has no disk).
     ledger: Ledger | None = None
+    #: The draft network's first look (jobs/first_look.FirstLooks); None: no draft in this process.
+    first_looks: Any = None
 
 
 def run_job(job: Job, stop: Stop, ctx: Context) -> None:
