@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -107,8 +108,11 @@ class FirstLooks:
             current = self.store.get_job(job.id)
             if current is None or current.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
                 return
+            t0 = time.monotonic()
             jpeg = self._jpeg(job)
+            t1 = time.monotonic()
             self._deliver(job, jpeg)
+            log.info("job %s: first look drawn in %.2f s, shown in %.2f s", job.id, t1 - t0, time.monotonic() - t1)
         except UserGone:
             pass
         except Exception as exc:  # the painting reports bad images itself; the first look just doesn't come
