@@ -22,6 +22,7 @@ from stylebot.chat.handlers import Handlers
 from stylebot.chat.routing import LogErrors, announce_commands, register
 from stylebot.config import Config
 from stylebot.engine.params import StyleParams
+from stylebot.engine.quick import QuickEngine
 from stylebot.errors import WeightsError
 from stylebot.jobs.first_look import FirstLooks, WithFirstLook
 from stylebot.jobs.health import Health, resource_trouble
@@ -42,10 +43,29 @@ log = logging.getLogger("stylebot")
 
 # --- the builder pieces every process shares (polling app, webhook app, RQ worker) ---
 def load_engine(config: Config) -> Any:
-    """Load the VGG weights once per process (a clear message if they're missing)."""
-    from stylebot.engine.engine import Engine  # torch is imported here, not at module import, so --help is instant
+    """Load the VGG weights once per process (a clear message if they're missing); with ``STYLEBOT_ENGINE=quick``
+    the draft network instead (torch is never imported), and with ``auto`` that when the painted one cannot load."""
+    if config.engine == "quick":
+        return quick_engine()
+    try:
+        from stylebot.engine.engine import Engine  # torch is imported here, not at module import: --help is instant
 
-    return Engine(config.weights, device=config.device)
+        return Engine(config.weights, device=config.device)
+    except (WeightsError, ImportError, MemoryError) as exc:
+        if config.engine != "auto":
+            raise
+        log.warning("STYLEBOT_ENGINE=auto: the painted engine cannot load (%s); answering in quick mode", exc)
+        return quick_engine()
+
+
+def quick_engine() -> QuickEngine:
+    """Quick mode's engine (the draft network); WeightsError when the draft cannot run here."""
+    from stylebot.engine.draft import DraftModel, DraftUnavailable
+
+    try:
+        return QuickEngine(DraftModel(threads=1))
+    except DraftUnavailable as exc:
+        raise WeightsError(f"quick mode needs the draft network: {exc}") from exc
 
 
 def engine_params(job: Job) -> StyleParams:
@@ -114,7 +134,9 @@ class App:
         self.health = Health()
         # Results sent while the store refuses writes, in a file that needs no free space (jobs/ledger.py).
         self.ledger = Ledger(config.data_dir / "delivered.ledger")
-        self.first_looks = build_first_looks(self.tg, self.store) if first_look else None
+        # Quick mode answers with the draft itself: no first look before it.
+        quick = isinstance(self.engine, QuickEngine)
+        self.first_looks = build_first_looks(self.tg, self.store) if first_look and not quick else None
         self.ctx = build_context(
             config,
             self.store,

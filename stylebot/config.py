@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Devices the engine accepts (``auto`` picks CUDA when present).
 DEVICES = ("auto", "cpu", "cuda")
 MODES = ("polling", "webhook")
+ENGINES = ("painted", "quick", "auto")
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,9 @@ class Config:
     job_timeout: int = 900  # seconds a job may paint before it is stopped and its user told
     #: The style gallery: images plus an optional manifest.json (names, credits); a missing folder shows none.
     styles_dir: Path = DEFAULT_STYLES_DIR
+    #: STYLEBOT_ENGINE: "painted" (the Gatys engine), "quick" (the draft network only: no torch in the
+    #: process) or "auto" (painted, or quick where the painted engine cannot load). See DESIGN.md.
+    engine: str = "painted"
 
     @property
     def db_path(self) -> Path:
@@ -106,6 +110,9 @@ class Config:
         mode = get("STYLEBOT_MODE") or "polling"
         if mode not in MODES:
             raise ConfigError(f"STYLEBOT_MODE must be one of {', '.join(MODES)}")
+        engine = get("STYLEBOT_ENGINE") or "painted"
+        if engine not in ENGINES:
+            raise ConfigError(f"STYLEBOT_ENGINE must be one of {', '.join(ENGINES)}")
         redis_url = get("REDIS_URL")
         if mode == "webhook" and not redis_url:
             raise ConfigError("STYLEBOT_MODE=webhook needs REDIS_URL (jobs run on RQ workers)")
@@ -136,6 +143,7 @@ class Config:
             port=_int(get, "PORT", 8080, low=1, high=65535),
             job_timeout=_int(get, "STYLEBOT_JOB_TIMEOUT", 900, low=10, high=86400),
             styles_dir=styles_dir if styles_dir.is_absolute() else Path.cwd() / styles_dir,
+            engine=engine,
         )
 
     def describe(self) -> str:
