@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -33,6 +34,52 @@ log = logging.getLogger(__name__)
 #: Drafts waiting for the pool beyond this are skipped: a burst of jobs must not build a backlog of
 #: first looks that would arrive after their paintings.
 MAX_PENDING = 4
+
+
+class _Ended(Exception):
+    """The job ended while its draft was being drawn."""
+
+
+class SharedDownloads:
+    """Each of a job's files downloaded once for both its first look and its worker (whoever asks first).
+
+    Keyed by (job id, file id) and dropped when the job ends, so a later job with the same file ids (Stronger,
+    a new mix) downloads afresh as before; at most ``max_bytes`` are kept, the oldest going first.
+    """
+
+    def __init__(self, tg: Telegram, max_bytes: int = 32 << 20) -> None:
+        self.tg, self.max_bytes = tg, max_bytes
+        self._cond = threading.Condition()
+        self._data: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+        self._inflight: set[tuple[str, str]] = set()
+        self._total = 0
+
+    def get(self, job_id: str, file_id: str) -> bytes:
+        key = (job_id, file_id)
+        with self._cond:
+            while key in self._inflight:
+                self._cond.wait()
+            if key in self._data:
+                return self._data[key]
+            self._inflight.add(key)
+        data = b""
+        try:
+            data = self.tg.download(file_id)
+        finally:
+            with self._cond:
+                self._inflight.discard(key)
+                if data:
+                    self._data[key] = data
+                    self._total += len(data)
+                    while self._total > self.max_bytes and self._data:
+                        self._total -= len(self._data.popitem(last=False)[1])
+                self._cond.notify_all()
+        return data
+
+    def forget(self, job_id: str) -> None:
+        with self._cond:
+            for key in [k for k in self._data if k[0] == job_id]:
+                self._total -= len(self._data.pop(key))
 
 
 class Previewing(Protocol):
@@ -58,6 +105,8 @@ class FirstLooks:
         self._reporters: dict[str, Previewing] = {}
         self._posted: dict[str, tuple[int, int]] = {}  # job id -> (chat id, message id) of a draft sent alone
         self._ended: set[str] = set()
+        #: The job's images, fetched once for the draft and the painting (``jobs/run.py`` reads through it).
+        self.downloads = SharedDownloads(tg)
 
     # --- the queue side ------------------------------------------------------------------------------------
     def offer(self, job: Job) -> None:
@@ -98,6 +147,7 @@ class FirstLooks:
         with self._lock:
             self._reporters.pop(job_id, None)
             self._ended.add(job_id)
+        self.downloads.forget(job_id)
 
     # --- the pool ------------------------------------------------------------------------------------------
     def _draw(self, job: Job) -> None:
@@ -113,7 +163,7 @@ class FirstLooks:
             t1 = time.monotonic()
             self._deliver(job, jpeg)
             log.info("job %s: first look drawn in %.2f s, shown in %.2f s", job.id, t1 - t0, time.monotonic() - t1)
-        except UserGone:
+        except (UserGone, _Ended):
             pass
         except Exception as exc:  # the painting reports bad images itself; the first look just doesn't come
             log.info("job %s: no first look: %s", job.id, exc)
@@ -123,9 +173,16 @@ class FirstLooks:
 
     def _jpeg(self, job: Job) -> bytes:
         """The draft at the content's aspect (the result's), as a preview-sized JPEG."""
-        content = images.load_image(self.tg.download(job.content_file_id), max_side=1024)
-        style = images.load_image(self.tg.download(job.style_file_id), max_side=1024)
-        style2 = images.load_image(self.tg.download(job.style2_file_id), max_side=1024) if job.style2_file_id else None
+
+        def get(file_id: str) -> bytes:
+            with self._lock:  # a job that ended meanwhile must not cost another download
+                if job.id in self._ended:
+                    raise _Ended()
+            return self.downloads.get(job.id, file_id)
+
+        content = images.load_image(get(job.content_file_id), max_side=1024)
+        style = images.load_image(get(job.style_file_id), max_side=1024)
+        style2 = images.load_image(get(job.style2_file_id), max_side=1024) if job.style2_file_id else None
         picture = self.draft.stylize(content, style, job.strength, style2=style2, mix=job.mix)
         return images.preview_jpeg(picture)
 

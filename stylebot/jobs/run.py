@@ -205,7 +205,9 @@ def _finish_quietly(reporter: StatusReporter, text: str | None) -> None:
 def _fetch(ctx: Context, job: Job, file_id: str, failure_key: str):
     """Download and decode one image; on bad input, tell the user and end the job."""
     try:
-        data = ctx.tg.download(file_id)
+        # Through the first look's shared downloads when there is one: each file is fetched once per job.
+        looks = ctx.first_looks
+        data = ctx.tg.download(file_id) if looks is None else looks.downloads.get(job.id, file_id)
         # Decode only what the engine can use: a 48 MP photo shrinks as it decodes.
         return images.load_image(data, max_side=max(job.size * 2, 1024))
     except UserGone:

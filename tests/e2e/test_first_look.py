@@ -4,6 +4,7 @@ through the real bot (stylebot.app.App, the real engine and draft network) and t
 from __future__ import annotations
 
 import io
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,10 @@ def test_the_first_look_comes_before_the_painting_at_its_aspect(make_bot, emulat
     assert abs(draft_img.width / draft_img.height - painted.width / painted.height) < 0.02
     # It was the live preview message: gone once the painting is delivered, as the status message always is.
     assert not [m for m in user.messages() if FIRST_LOOK in (m.get("caption") or "")]
+    # The draft and the painting shared the job's downloads: each file fetched twice in all, once by the
+    # handler's check on arrival and once for the job (three times if the draft fetched its own).
+    fetched = Counter(c.params["file_id"] for c in emulator.calls("getFile"))
+    assert len(fetched) == 2 and set(fetched.values()) == {2}, fetched
 
 
 def test_a_waiting_user_gets_the_first_look_before_the_painter_is_free(make_bot, emulator: BotAPIEmulator, user: User):
