@@ -40,6 +40,22 @@ class _Ended(Exception):
     """The job ended while its draft was being drawn."""
 
 
+class _Recent:
+    """The last few thousand job ids seen ending: bounded, so a bot up for months does not grow with them."""
+
+    def __init__(self, keep: int = 4096) -> None:
+        self.keep = keep
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def add(self, job_id: str) -> None:
+        self._ids[job_id] = None
+        while len(self._ids) > self.keep:
+            self._ids.popitem(last=False)
+
+    def __contains__(self, job_id: object) -> bool:
+        return job_id in self._ids
+
+
 class SharedDownloads:
     """Each of a job's files downloaded once for both its first look and its worker (whoever asks first).
 
@@ -53,14 +69,19 @@ class SharedDownloads:
         self._data: OrderedDict[tuple[str, str], bytes] = OrderedDict()
         self._inflight: set[tuple[str, str]] = set()
         self._total = 0
+        self._gone = _Recent()
 
-    def get(self, job_id: str, file_id: str) -> bytes:
+    def get(self, job_id: str, file_id: str, only_if_live: bool = False) -> bytes:
+        """The file's bytes; with ``only_if_live`` (the first look), :class:`_Ended` instead of a download for
+        a job that already ended, decided atomically with :meth:`forget`."""
         key = (job_id, file_id)
         with self._cond:
             while key in self._inflight:
                 self._cond.wait()
             if key in self._data:
                 return self._data[key]
+            if only_if_live and job_id in self._gone:
+                raise _Ended()
             self._inflight.add(key)
         data = b""
         try:
@@ -78,6 +99,7 @@ class SharedDownloads:
 
     def forget(self, job_id: str) -> None:
         with self._cond:
+            self._gone.add(job_id)
             for key in [k for k in self._data if k[0] == job_id]:
                 self._total -= len(self._data.pop(key))
 
@@ -104,7 +126,7 @@ class FirstLooks:
         self._pending = 0
         self._reporters: dict[str, Previewing] = {}
         self._posted: dict[str, tuple[int, int]] = {}  # job id -> (chat id, message id) of a draft sent alone
-        self._ended: set[str] = set()
+        self._ended = _Recent()
         #: The job's images, fetched once for the draft and the painting (``jobs/run.py`` reads through it).
         self.downloads = SharedDownloads(tg)
 
@@ -127,6 +149,7 @@ class FirstLooks:
         with self._lock:
             self._ended.add(job_id)
             posted = self._posted.pop(job_id, None)
+        self.downloads.forget(job_id)
         if posted is not None:
             self.tg.delete(*posted)
 
@@ -178,7 +201,7 @@ class FirstLooks:
             with self._lock:  # a job that ended meanwhile must not cost another download
                 if job.id in self._ended:
                     raise _Ended()
-            return self.downloads.get(job.id, file_id)
+            return self.downloads.get(job.id, file_id, only_if_live=True)
 
         content = images.load_image(get(job.content_file_id), max_side=1024)
         style = images.load_image(get(job.style_file_id), max_side=1024)
