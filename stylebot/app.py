@@ -22,8 +22,10 @@ from stylebot.chat.handlers import Handlers
 from stylebot.chat.routing import LogErrors, announce_commands, register
 from stylebot.config import Config
 from stylebot.engine.params import StyleParams
+from stylebot.engine.quick import QuickEngine
 from stylebot.errors import WeightsError
 from stylebot.hostmem import limit_malloc_arenas
+from stylebot.jobs.first_look import FirstLooks, WithFirstLook
 from stylebot.jobs.health import Health, resource_trouble
 from stylebot.jobs.job import Job
 from stylebot.jobs.ledger import Ledger
@@ -43,15 +45,42 @@ log = logging.getLogger("stylebot")
 
 # --- the builder pieces every process shares (polling app, webhook app, RQ worker) ---
 def load_engine(config: Config) -> Any:
-    """Load the VGG weights once per process (a clear message if they're missing)."""
-    from stylebot.engine.engine import Engine  # torch is imported here, not at module import, so --help is instant
+    """Load the VGG weights once per process (a clear message if they're missing); with ``STYLEBOT_ENGINE=quick``
+    the draft network instead (torch is never imported), and with ``auto`` that when the painted one cannot load."""
+    if config.engine == "quick":
+        return quick_engine()
+    try:
+        from stylebot.engine.engine import Engine  # torch is imported here, not at module import: --help is instant
 
-    return Engine(config.weights, device=config.device)
+        return Engine(config.weights, device=config.device)
+    except (WeightsError, ImportError, MemoryError) as exc:
+        if config.engine != "auto":
+            raise
+        log.warning("STYLEBOT_ENGINE=auto: the painted engine cannot load (%s); answering in quick mode", exc)
+        return quick_engine()
+
+
+def quick_engine() -> QuickEngine:
+    """Quick mode's engine (the draft network); WeightsError when the draft cannot run here."""
+    from stylebot.engine.draft import DraftModel, DraftUnavailable
+
+    try:
+        return QuickEngine(DraftModel(threads=1))
+    except DraftUnavailable as exc:
+        raise WeightsError(f"quick mode needs the draft network: {exc}") from exc
 
 
 def engine_params(job: Job) -> StyleParams:
     """A job's settings as the engine's parameters (``Context.params``)."""
     return StyleParams(size=job.size, strength=job.strength, keep_colors=job.keep_colors, mix=job.mix)
+
+
+def build_first_looks(tg: Telegram, store: Any) -> FirstLooks | None:
+    """The draft's first look on its own one-thread pool; None (said once in the log) without the draft network."""
+    from stylebot.engine.draft import load_draft  # onnxruntime, no torch
+
+    draft = load_draft(threads=1)
+    return FirstLooks(draft, tg, store) if draft is not None else None
 
 
 def gpu_flag(config: Config, engine: Any = None) -> bool:
@@ -97,7 +126,7 @@ def build_context(
 class App:
     """One bot process: polling, handlers and worker threads over one SQLite store."""
 
-    def __init__(self, config: Config, engine: Any = None, **context_options: Any) -> None:
+    def __init__(self, config: Config, engine: Any = None, *, first_look: bool = True, **context_options: Any) -> None:
         limit_malloc_arenas()  # before the handler threads: a burst of decodes must not keep 16 arenas
         self.engine = engine if engine is not None else load_engine(config)
         gpu = gpu_flag(config, self.engine)
@@ -113,8 +142,18 @@ class App:
         self.health = Health()
         # Results sent while the store refuses writes, in a file that needs no free space (jobs/ledger.py).
         self.ledger = Ledger(config.data_dir / "delivered.ledger")
+        # Quick mode answers with the draft itself: no first look before it.
+        quick = isinstance(self.engine, QuickEngine)
+        self.first_looks = build_first_looks(self.tg, self.store) if first_look and not quick else None
         self.ctx = build_context(
-            config, self.store, self.tg, self.engine, health=self.health, ledger=self.ledger, **context_options
+            config,
+            self.store,
+            self.tg,
+            self.engine,
+            health=self.health,
+            ledger=self.ledger,
+            first_looks=self.first_looks,
+            **context_options,
         )
         self.positions = PositionWatcher(self.tg)
         self.queue = ThreadQueue(
@@ -126,7 +165,8 @@ class App:
             probe=lambda: probe_disk(config.data_dir),
             job_timeout=self.ctx.timeout_for,
         )
-        self.handlers = Handlers.for_config(self.bot, self.store, self.queue, self.tg, config, gpu)
+        queue = self.queue if self.first_looks is None else WithFirstLook(self.queue, self.first_looks)
+        self.handlers = Handlers.for_config(self.bot, self.store, queue, self.tg, config, gpu)
         register(self.bot, self.handlers)
         self._poller = Poller(self.bot, self.store, self.dispatcher, self.health, self.stopping)
 
@@ -158,6 +198,8 @@ class App:
         log.info("stopping")
         self.stopping.set()
         self.queue.stop(timeout=timeout)
+        if self.first_looks is not None:
+            self.first_looks.close()
         self.dispatcher.stop()
         self.ledger.close()
         log.info("stopped")

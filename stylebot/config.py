@@ -27,6 +27,7 @@ DEVICES = ("auto", "cpu", "cuda")
 MODES = ("polling", "webhook")
 #: ``0`` turns off certificate and host name checks of ``rediss://`` (Heroku Redis); read by ``redis_store.connect``.
 REDIS_TLS_VERIFY = "STYLEBOT_REDIS_TLS_VERIFY"
+ENGINES = ("painted", "quick", "auto")
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,9 @@ class Config:
     memory_limit: int | None = None
     #: STYLEBOT_CPU_BF16 is not "0": a CPU with native bf16 paints in bf16 (its memory model is bf16's).
     cpu_bf16: bool = True
+    #: STYLEBOT_ENGINE: "painted" (the Gatys engine), "quick" (the draft network only: no torch in the
+    #: process) or "auto" (painted, or quick where the painted engine cannot load). See DESIGN.md.
+    engine: str = "painted"
 
     @property
     def db_path(self) -> Path:
@@ -134,6 +138,9 @@ class Config:
         mode = get("STYLEBOT_MODE") or "polling"
         if mode not in MODES:
             raise ConfigError(f"STYLEBOT_MODE must be one of {', '.join(MODES)}")
+        engine = get("STYLEBOT_ENGINE") or "painted"
+        if engine not in ENGINES:
+            raise ConfigError(f"STYLEBOT_ENGINE must be one of {', '.join(ENGINES)}")
         redis_url = get("REDIS_URL")
         if mode == "webhook" and not redis_url:
             raise ConfigError("STYLEBOT_MODE=webhook needs REDIS_URL (jobs run on RQ workers)")
@@ -171,6 +178,7 @@ class Config:
             styles_dir=styles_dir if styles_dir.is_absolute() else Path.cwd() / styles_dir,
             memory_limit=limit_bytes,
             cpu_bf16=get("STYLEBOT_CPU_BF16") != "0",
+            engine=engine,
         )
 
     def describe(self) -> str:

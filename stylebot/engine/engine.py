@@ -84,6 +84,11 @@ class Engine:
 
     # -- helpers -------------------------------------------------------------------------------------------
 
+    def _start_image(self, init: Image.Image, size: tuple[int, int], params: StyleParams) -> torch.Tensor:
+        """``init`` as the coarsest level's start, in the same colour space as the content target."""
+        lvl = imaging.resize(init.convert("RGB"), size)
+        return imaging.to_tensor(imaging.luminance(lvl) if params.luminance_only else lvl, self.device)
+
     def _autocast_factory(self, recipe: Recipe, exact: bool = False) -> Callable[[], torch.autocast]:
         enabled = recipe.bf16 and self._bf16_ok and not exact
         dev = self.device.type
@@ -189,6 +194,7 @@ class Engine:
         cancel: threading.Event | None = None,
         *,
         style2: Image.Image | None = None,
+        init: Image.Image | None = None,
     ) -> Image.Image:
         """Render ``content`` in the style of ``style``; returns an RGB image of :func:`output_size`.
 
@@ -197,6 +203,8 @@ class Engine:
         :param style2: a second style, mixed in ONE objective whose style targets are, per layer,
             ``(1 - params.mix)·Gram(style) + params.mix·Gram(style2)`` (not two runs blended). ``mix`` 0
             paints exactly as ``style`` alone, 1 exactly as ``style2`` alone.
+        :param init: the start image at the coarsest level instead of the content (e.g. the draft network's
+            picture, :mod:`.draft`), resized to that level; the content stays the content target.
         """
         recipe = params.recipe
         content, style = content.convert("RGB"), style.convert("RGB")
@@ -210,7 +218,7 @@ class Engine:
         work = [n * w * h for n, (w, h) in zip(plan, levels)]
         caller_threads = torch.get_num_threads()
         try:
-            x = self._levels(content, style, params, levels, plan, work, on_progress, cancel, style2)
+            x = self._levels(content, style, params, levels, plan, work, on_progress, cancel, style2, init)
         finally:
             use_threads(caller_threads)  # the caller's thread gets its own count back
         return imaging.render(x, content, params.luminance_only)
@@ -226,6 +234,7 @@ class Engine:
         on_progress: Callable[[Progress], None] | None,
         cancel: threading.Event | None,
         style2: Image.Image | None = None,
+        init: Image.Image | None = None,
     ) -> torch.Tensor:
         """The pyramid, coarse to fine; returns the finest level's image tensor."""
         recipe = params.recipe
@@ -259,7 +268,7 @@ class Engine:
             # Content init (the content is in place from the first step), then each finer level starts
             # from the coarser result, upsampled.
             if x is None:
-                x = content_t.clone()
+                x = content_t.clone() if init is None else self._start_image(init, (w, h), params)
                 if params.seed:
                     x = _seeded_variation(x, params.seed)
             else:

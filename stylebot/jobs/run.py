@@ -65,6 +65,8 @@ class Context:
     styles_dir: Path | None = None
     #: Where a sent result is noted at once, needing no free disk space (None: RQ workers, Redis has no disk).
     ledger: Ledger | None = None
+    #: The draft network's first look (jobs/first_look.FirstLooks); None: no draft in this process.
+    first_looks: Any = None
 
     def timeout_for(self, job: Job) -> float:
         """``job_timeout`` scaled with the job's work (jobs/quota.py): a 1024 px job gets 4x a 512 px one's."""
@@ -223,7 +225,9 @@ def _finish_quietly(reporter: StatusReporter, text: str | None) -> None:
 def _fetch(ctx: Context, job: Job, file_id: str, failure_key: str):
     """Download and decode one image; on bad input, tell the user and end the job."""
     try:
-        data = ctx.tg.download(file_id)
+        # Through the first look's shared downloads when there is one: each file is fetched once per job.
+        looks = ctx.first_looks
+        data = ctx.tg.download(file_id) if looks is None else looks.downloads.get(job.id, file_id)
         # Decode only what the engine can use, inside the shared decode budget (waiting longer
         # than the check on arrival: the job was accepted); a 48 MP photo shrinks as it decodes.
         return images.load_image(data, max_side=max(job.size * 2, 1024), wait=images.WORKER_WAIT)

@@ -66,6 +66,9 @@ class StatusReporter:
         self._shown: str | None = None
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=f"status-{job.id}", daemon=True)
+        # The draft network's picture (jobs/first_look.py), shown at once if no painted preview came first.
+        self._first_look: bytes | None = None
+        self._looks = getattr(ctx, "first_looks", None)
 
     # --- engine side (called on the painting thread; must stay cheap) ----
     def on_progress(self, progress: Any) -> None:
@@ -83,6 +86,8 @@ class StatusReporter:
 
     # --- network side --------------------------------------------------
     def start(self) -> None:
+        if self._looks is not None:
+            self._looks.attach(self.job.id, self)
         self._while_running(lambda: self._show(texts.t(self.job.lang, "running_start")))
         self._thread.start()
 
@@ -101,6 +106,8 @@ class StatusReporter:
                 send()
 
     def close(self) -> None:
+        if self._looks is not None:
+            self._looks.detach(self.job.id)
         self._done.set()
         self._wake.set()
         if self._thread.ident is not None:
@@ -120,12 +127,31 @@ class StatusReporter:
             except Exception:
                 log.exception("job %s: status update failed", self.job.id)
 
+    # --- the first look (jobs/first_look.py) ----------------------------
+    def show_first_look(self, jpeg: bytes) -> None:
+        """The draft arrived while painting: shown on the next tick, not after ``edit_every``."""
+        with self._lock:
+            self._first_look = jpeg
+        self._wake.set()
+
+    def adopt_photo(self, message_id: int) -> None:
+        """The draft was sent while the job waited: that photo becomes the status message."""
+        old, self.is_photo = self.message_id, True
+        self._set_message(message_id)
+        if old is not None and old != message_id:
+            self.ctx.tg.delete(self.job.chat_id, old)
+
     def _tick(self) -> None:
         now = time.monotonic()
         job = self.job
         if now - self._last_action >= 4.5:
             self._last_action = now
             self._while_running(lambda: self.ctx.tg.chat_action(job.chat_id))
+        with self._lock:
+            first_look, self._first_look = self._first_look, None
+        if first_look is not None and not self.is_photo:
+            self._while_running(lambda: self._show_preview(first_look, texts.t(job.lang, "first_look")))
+            return
         if now - self._last_edit < self.ctx.edit_every:
             return
         with self._lock:
