@@ -23,6 +23,7 @@ from stylebot.chat.routing import LogErrors, announce_commands, register
 from stylebot.config import Config
 from stylebot.engine.params import StyleParams
 from stylebot.errors import WeightsError
+from stylebot.healthcheck import Heartbeat
 from stylebot.jobs.health import Health, resource_trouble
 from stylebot.jobs.job import Job
 from stylebot.jobs.ledger import Ledger
@@ -155,8 +156,9 @@ class App:
         log.info("stopped")
 
     def wait(self) -> None:
+        heartbeat = Heartbeat(self.config.data_dir)  # read by the container's HEALTHCHECK (stylebot/healthcheck.py)
         while not self.stopping.wait(0.5):
-            pass
+            heartbeat.beat(alive=self.queue.alive_workers() == self.config.workers)
 
     def _resume_jobs(self) -> None:
         """Jobs that were waiting or running when we last stopped: queue them and say so.

@@ -1,0 +1,185 @@
+"""The container image, built and run for real with podman (issue 21).
+
+``bin/container-test`` builds the base image (cached) and the image; these tests then run it as an
+operator would: against the local Bot API emulator on the host (``--network host``, TELEGRAM_API_URL),
+under ``--memory 512m`` (a Heroku Eco/Basic dyno), with the weights mounted and the data dir a named
+volume. A photo and a style go in, SIGTERM stops the first container mid-job, and a second container
+on the same volume delivers the result. If the container runtime cannot start, the tests FAIL with the
+reason: a machine that cannot run them must say so, not pass quietly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from botkit import ROOT, User, picture, weights_path
+
+from stylebot.playground.emulator import BotAPIEmulator
+
+IMAGE = os.environ.get("STYLEBOT_IMAGE", "localhost/stylebot:test")
+RUNTIME = os.environ.get("STYLEBOT_OCI_RUNTIME", "runc")
+MEMORY = "512m"
+#: The log line the memory-limit work (the hardening issue) adds at start; asserted once it is there.
+MEMORY_LIMIT_LOG = "memory limit"
+
+
+def podman(
+    *args: str, timeout: float = 120, check: bool = True, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        ["podman", "--runtime", RUNTIME, *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"podman {' '.join(args[:2])} failed ({done.returncode}): {done.stderr[-2000:]}")
+    return done
+
+
+@pytest.fixture(scope="module")
+def image() -> str:
+    """The image, built by bin/container-test (seconds when podman's caches are warm)."""
+    if shutil.which("podman") is None:
+        pytest.fail("podman is not installed: apt-get install podman runc debootstrap (see .ci/run)")
+    started = time.monotonic()
+    done = subprocess.run([str(ROOT / "bin" / "container-test")], capture_output=True, text=True, timeout=1800)
+    print(done.stdout, done.stderr, f"bin/container-test: {time.monotonic() - started:.0f} s", sep="\n")
+    if done.returncode != 0:
+        pytest.fail(f"bin/container-test could not build or run the image:\n{done.stderr[-3000:]}")
+    return IMAGE
+
+
+@pytest.fixture
+def weights() -> Path:
+    path = weights_path()
+    if path is None:
+        pytest.fail("VGG weights not found: set STYLEBOT_WEIGHTS (the container test mounts them)")
+    return path.resolve()
+
+
+@pytest.fixture
+def volume() -> Iterator[str]:
+    name = f"stylebot-ct-{uuid.uuid4().hex[:8]}"
+    podman("volume", "create", name)
+    try:
+        yield name
+    finally:
+        podman("volume", "rm", "-f", name, check=False)
+
+
+class Containers:
+    """Starts containers of the image and removes them (and prints their logs) at the end."""
+
+    def __init__(self, image: str, api: BotAPIEmulator, weights: Path) -> None:
+        self.image, self.api, self.weights = image, api, weights
+        self.names: list[str] = []
+
+    def run(self, volume: str, *cmd: str, **env: str) -> str:
+        name = f"stylebot-ct-{uuid.uuid4().hex[:8]}"
+        self.names.append(name)
+        values = {"TELEGRAM_BOT_TOKEN": self.api.token, "TELEGRAM_API_URL": self.api.base_url, **env}
+        # `-e NAME` without a value: podman takes it from its own environment, so the token is never on a
+        # command line (ps) or in the image.
+        flags = [f"-e={k}" for k in values]
+        podman(
+            "run", "-d", "--name", name, "--network", "host", "--memory", MEMORY, "--memory-swap", MEMORY,
+            "-v", f"{volume}:/data", "-v", f"{self.weights}:/app/vgg19_cache.pth:ro",
+            *flags, self.image, *cmd,
+            env={**os.environ, **values},
+        )  # fmt: skip
+        return name
+
+    def logs(self, name: str) -> str:
+        done = podman("logs", name, check=False)
+        return done.stdout + done.stderr
+
+    def close(self) -> None:
+        for name in self.names:
+            print(f"--- podman logs {name}\n{self.logs(name)[-4000:]}")
+            podman("rm", "-f", "-t", "0", name, check=False)
+
+
+@pytest.fixture
+def containers(image: str, emulator: BotAPIEmulator, weights: Path) -> Iterator[Containers]:
+    pool = Containers(image, emulator, weights)
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+def peak_memory_mb(name: str) -> float | None:
+    """The container's cgroup peak (cgroup v2 ``memory.peak``), or None where the kernel has none."""
+    done = podman("exec", name, "cat", "/sys/fs/cgroup/memory.peak", check=False)
+    try:
+        return int(done.stdout.strip()) / 2**20
+    except ValueError:
+        return None
+
+
+def test_the_image_declares_its_contract(image: str):
+    inspect = json.loads(podman("image", "inspect", image).stdout)[0]
+    health = inspect.get("Healthcheck") or inspect["Config"].get("Healthcheck") or {}
+    assert "stylebot.healthcheck" in health.get("Test", []), "the HEALTHCHECK is lost (build with --format docker)"
+    user = inspect["Config"].get("User", "")
+    assert user and user not in ("root", "0"), f"the image runs as {user!r}"
+    assert "/data" in inspect["Config"].get("Volumes", {})
+    assert "PYTHONDONTWRITEBYTECODE=1" in inspect["Config"]["Env"]
+    script = (
+        "stat -c '%a %U' /data; command -v gcc cc || true; python -c 'import numpy, torch; print(torch.__version__)'"
+    )
+    done = podman("run", "--rm", "--network", "none", "--entrypoint", "sh", image, "-c", script)
+    lines = done.stdout.split()
+    assert lines[:2] == ["700", "stylebot"], done.stdout
+    assert "gcc" not in done.stdout and "/cc" not in done.stdout, "a compiler in the final image"
+    assert "+cpu" in done.stdout
+
+
+def test_missing_weights_fail_loudly_naming_the_path(image: str):
+    done = podman("run", "--rm", "--network", "none", "-e", "TELEGRAM_BOT_TOKEN=1:x", image, check=False, timeout=60)
+    assert done.returncode == 2, done
+    assert "/app/vgg19_cache.pth" in done.stderr and "STYLEBOT_WEIGHTS" in done.stderr
+
+
+def test_a_job_survives_sigterm_into_a_second_container(containers: Containers, emulator, volume: str):
+    user = User(emulator, 9101)
+    started = time.monotonic()
+    first = containers.run(volume)
+    user.say("/start")
+    user.wait_text("Send me the photo", timeout=180)
+    print(f"cold start to the first answer: {time.monotonic() - started:.1f} s (container start + imports + engine)")
+    # A default job: default size (512 px long side) and preset; 640x480 is scaled down to 512x384.
+    user.photo(picture((640, 480)))
+    user.wait_seen("Now send")
+    user.photo(picture((128, 128), (20, 20, 220)))
+    user.wait_seen("Painting", timeout=120)
+    podman("kill", "--signal", "TERM", first)
+    code = podman("wait", first, timeout=60).stdout.strip()
+    assert code == "0", f"the bot exited {code} on SIGTERM"
+    assert not user.results()
+    first_log = containers.logs(first)
+    assert "stopping" in first_log and "stopped" in first_log
+
+    second = containers.run(volume)
+    user.wait_seen("your job is back in the queue", timeout=180)
+    result = user.wait_result(timeout=900)
+    assert user.result_image(result).size == (512, 384)
+    assert len(user.results()) == 1
+    peak = peak_memory_mb(second)
+    print(f"peak memory of the second container (a 512 px default job, --memory {MEMORY}): {peak} MiB")
+    health = podman("healthcheck", "run", second, check=False)
+    assert health.returncode == 0, f"healthcheck: {health.stdout} {health.stderr}"
+    modes = podman("exec", second, "sh", "-c", "stat -c '%a %n' /data /data/stylebot.sqlite3").stdout.split("\n")
+    assert modes[0].startswith("700 ") and modes[1].startswith("600 "), modes
+    log = containers.logs(second)
+    assert emulator.token not in first_log + log
+    # TODO(hardening issue: memory limit from the cgroup): once the bot logs the limit it read at start,
+    # make this assertion strict: `assert MEMORY_LIMIT_LOG in log` and check /settings offers only sizes that fit.
+    if MEMORY_LIMIT_LOG in log.lower():
+        assert "512" in log, "the bot logged a memory limit other than --memory 512m"
