@@ -189,3 +189,15 @@ def test_a_job_survives_sigterm_into_a_second_container(volume: str, containers:
     # make this assertion strict: `assert MEMORY_LIMIT_LOG in log` and check /settings offers only sizes that fit.
     if MEMORY_LIMIT_LOG in log.lower():
         assert "512" in log, "the bot logged a memory limit other than --memory 512m"
+
+
+def test_the_dockerfile_defaults_to_the_pinned_cpu_torch():
+    """Without --build-arg TORCH the image installs requirements.txt's torch pin from PyTorch's CPU index:
+    the TORCH override (a local wheel here) is for this machine's test build only."""
+    text = (ROOT / "Dockerfile").read_text()
+    assert 'ARG TORCH=""' in text and "ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu" in text
+    assert "sed -n 's/^torch==" in text and '"torch==$pin"' in text
+    assert "ARG BASE=python:" in text and "python3 -m venv" in text
+    assert "USER stylebot" in text and "HEALTHCHECK" in text and 'VOLUME ["/data"]' in text
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".env", "*.pth", ".venv", ".git"} <= set(ignored), "secrets, weights and the venv stay out of the context"
