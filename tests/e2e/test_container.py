@@ -27,6 +27,8 @@ from stylebot.playground.emulator import BotAPIEmulator
 IMAGE = os.environ.get("STYLEBOT_IMAGE", "localhost/stylebot:test")
 RUNTIME = os.environ.get("STYLEBOT_OCI_RUNTIME", "runc")
 MEMORY = "512m"
+#: A cold build (debootstrap, pip) takes minutes; pyproject's 300 s per test is for the bot's own tests.
+pytestmark = pytest.mark.timeout(1800)
 #: The log line the memory-limit work (the hardening issue) adds at start; asserted once it is there.
 MEMORY_LIMIT_LOG = "memory limit"
 
