@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -104,7 +105,7 @@ class Containers:
     def close(self) -> None:
         for name in self.names:
             print(f"--- podman logs {name}\n{self.logs(name)[-4000:]}")
-            podman("rm", "-f", "-t", "0", name, check=False)
+            podman("rm", "-f", "-v", "-t", "0", name, check=False)
 
 
 @pytest.fixture
@@ -203,3 +204,95 @@ def test_the_dockerfile_defaults_to_the_pinned_cpu_torch():
     assert "USER stylebot" in text and "HEALTHCHECK" in text and 'VOLUME ["/data"]' in text
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".env", "*.pth", ".venv", ".git"} <= set(ignored), "secrets, weights and the venv stay out of the context"
+
+
+# --- compose.yaml, profile scale: Redis, the webhook and 2 RQ workers ----------------------------------
+
+SECRET = "s3cret-for-the-container-test"
+
+
+def compose_override(redis_port: int, web_port: int, api: BotAPIEmulator) -> str:
+    """What the test changes in compose.yaml: host networking (the emulator listens on the host's
+    127.0.0.1), free ports, the local Redis image, and Redis 'started' rather than 'healthy' (podman
+    4.3 runs healthchecks on systemd timers, and CI machines have no systemd). Workers get the host's pid
+    namespace: with host networking they share the host's hostname, and a worker's identity is host:pid,
+    so two containers' pid 1 would collide in Redis (on a compose network each has its own hostname)."""
+    redis_url = f"redis://127.0.0.1:{redis_port}/0"
+    app_env = f"      REDIS_URL: {redis_url}\n      TELEGRAM_API_URL: {api.base_url}\n      OMP_NUM_THREADS: '1'\n"
+    depends = "    depends_on:\n      redis:\n        condition: service_started\n"
+    return (
+        "services:\n"
+        "  redis:\n    image: ${STYLEBOT_REDIS_IMAGE:-localhost/stylebot-redis:test}\n    network_mode: host\n"
+        f"    command: [redis-server, --port, '{redis_port}', --bind, 127.0.0.1, --save, '', --appendonly, 'no']\n"
+        "  webhook:\n    network_mode: host\n    environment:\n" + app_env + f"      PORT: '{web_port}'\n"
+        f"      STYLEBOT_WEBHOOK_URL: http://127.0.0.1:{web_port}/telegram\n"
+        f"      STYLEBOT_WEBHOOK_SECRET: {SECRET}\n" + depends + "  worker:\n    network_mode: host\n"
+        "    pid: host\n    environment:\n" + app_env + depends
+    )
+
+
+def test_the_scale_profile_runs_with_two_workers(image: str, emulator: BotAPIEmulator, weights: Path, tmp_path):
+    from rediskit import free_port
+
+    compose_bin = Path(sys.executable).parent / "podman-compose"
+    if not compose_bin.exists():
+        pytest.fail("podman-compose is not installed: bin/setup --dev (requirements-dev.txt pins it)")
+    project = f"stylebot-ct-{uuid.uuid4().hex[:6]}"
+    shutil.copy(ROOT / "compose.yaml", tmp_path / "compose.yaml")
+    (tmp_path / "compose.override.yaml").write_text(compose_override(free_port(), free_port(), emulator))
+    env_file = tmp_path / ".env"  # the token comes from .env, as an operator's does
+    env_file.write_text(f"TELEGRAM_BOT_TOKEN={emulator.token}\n")
+    env_file.chmod(0o600)
+    env = {**os.environ, "STYLEBOT_IMAGE": image, "STYLEBOT_WEIGHTS_FILE": str(weights)}
+    base = [str(compose_bin), "--podman-args=--runtime=runc", "--in-pod=false", "-p", project]
+    base += ["-f", "compose.yaml", "-f", "compose.override.yaml", "--profile", "scale"]
+
+    def compose(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run([*base, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
+
+    up = compose("up", "-d", "--scale", "worker=2")
+    try:
+        assert up.returncode == 0, f"podman-compose up failed: {up.stdout[-2000:]} {up.stderr[-2000:]}"
+        emulator.wait_for(lambda: emulator.calls("setWebhook"), 120, what="the webhook container to call setWebhook")
+        names = podman("ps", "--filter", f"name={project}", "--format", "{{.Names}}").stdout.split()
+        workers = [n for n in names if "worker" in n]
+        assert len(workers) == 2, names
+
+        def ready() -> list[str]:
+            out = {n: podman("logs", n, check=False) for n in workers}
+            return [n for n, d in out.items() if " ready on " in d.stdout + d.stderr]
+
+        emulator.wait_for(lambda: len(ready()) == 2, 180, what="both RQ worker containers to be ready")
+        users = [User(emulator, 9201), User(emulator, 9202)]
+        for user in users:
+            user.say("/start")
+            user.wait_text("Send me the photo", timeout=120)
+            user.photo(picture((200, 150)))
+            user.wait_seen("Now send", timeout=60)
+            user.photo(picture((96, 96), (20, 20, 220)))
+        for user in users:
+            result = user.wait_result(timeout=600)
+            assert user.result_image(result).size == (200, 150)
+        logs = {n: podman("logs", n, check=False) for n in workers}
+        ran_on = [n for n, d in logs.items() if "started on" in d.stdout + d.stderr]
+        print(f"scale profile: 2 jobs, workers that ran one: {ran_on}")
+        assert sorted(ran_on) == sorted(workers), "the two jobs did not spread over the two workers"
+        running = podman("ps", "--filter", f"name={project}", "--format", "{{.Names}}").stdout.split()
+        assert sorted(running) == sorted(names), f"a container stopped: {running} of {names}"
+        for name in names:
+            if "redis" not in name:
+                health = podman("healthcheck", "run", name, check=False)
+                assert health.returncode == 0, f"{name}: {health.stdout} {health.stderr}"
+    finally:
+        for name in podman(
+            "ps", "-a", "--filter", f"name={project}", "--format", "{{.Names}}", check=False
+        ).stdout.split():
+            print(f"--- podman logs {name}\n{podman('logs', name, check=False).stderr[-3000:]}")
+        down = compose("down", "-v", "-t", "5")
+        print(down.stdout[-500:], down.stderr[-500:])
+        # podman-compose 1.6's down stops short here (it cannot remove healthcheck timers without systemd)
+        leftover = podman("ps", "-a", "--filter", f"name={project}", "--format", "{{.Names}}", check=False)
+        for name in leftover.stdout.split():
+            podman("rm", "-f", "-v", "-t", "0", name, check=False)
+        for vol in podman("volume", "ls", "-q", "--filter", f"name={project}", check=False).stdout.split():
+            podman("volume", "rm", "-f", vol, check=False)
