@@ -292,7 +292,7 @@ def test_the_scale_profile_runs_with_two_workers(image: str, emulator: BotAPIEmu
         print(down.stdout[-500:], down.stderr[-500:])
         # podman-compose 1.6's down stops short here (it cannot remove healthcheck timers without systemd)
         leftover = podman("ps", "-a", "--filter", f"name={project}", "--format", "{{.Names}}", check=False)
-        for name in leftover.stdout.split():
+        for name in sorted(leftover.stdout.split(), key=lambda n: "redis" in n):  # redis last: the others depend on it
             podman("rm", "-f", "-v", "-t", "0", name, check=False)
         for vol in podman("volume", "ls", "-q", "--filter", f"name={project}", check=False).stdout.split():
             podman("volume", "rm", "-f", vol, check=False)
