@@ -288,11 +288,15 @@ def test_the_scale_profile_runs_with_two_workers(image: str, emulator: BotAPIEmu
             "ps", "-a", "--filter", f"name={project}", "--format", "{{.Names}}", check=False
         ).stdout.split():
             print(f"--- podman logs {name}\n{podman('logs', name, check=False).stderr[-3000:]}")
+        ours = podman("ps", "-a", "-q", "--filter", f"name={project}", check=False).stdout.split()
+        fmt = "{{range .Mounts}}{{.Name}} {{end}}"
+        anonymous = podman("inspect", "--format", fmt, *ours, check=False).stdout.split() if ours else []
         down = compose("down", "-v", "-t", "5")
         print(down.stdout[-500:], down.stderr[-500:])
         # podman-compose 1.6's down stops short here (it cannot remove healthcheck timers without systemd)
         leftover = podman("ps", "-a", "--filter", f"name={project}", "--format", "{{.Names}}", check=False)
         for name in sorted(leftover.stdout.split(), key=lambda n: "redis" in n):  # redis last: the others depend on it
             podman("rm", "-f", "-v", "-t", "0", name, check=False)
-        for vol in podman("volume", "ls", "-q", "--filter", f"name={project}", check=False).stdout.split():
+        named = podman("volume", "ls", "-q", "--filter", f"name={project}", check=False).stdout.split()
+        for vol in named + anonymous:
             podman("volume", "rm", "-f", vol, check=False)
