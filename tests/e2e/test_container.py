@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from botkit import ROOT, User, picture, weights_path
+from botkit import ROOT, User, make_content, picture, weights_path
 
 from stylebot.playground.emulator import BotAPIEmulator
 
@@ -300,3 +300,26 @@ def test_the_scale_profile_runs_with_two_workers(image: str, emulator: BotAPIEmu
         named = podman("volume", "ls", "-q", "--filter", f"name={project}", check=False).stdout.split()
         for vol in named + anonymous:
             podman("volume", "rm", "-f", vol, check=False)
+
+
+def test_the_declared_dependencies_run_a_cli_job_in_the_image(image: str, weights: Path, tmp_path):
+    """Issue 21's first finding: an image from requirements.txt alone (CPU torch, no torchvision) must run a
+    whole job; without numpy declared, the last step failed with 'Numpy is not available'."""
+    from PIL import Image
+
+    work = tmp_path / "work"
+    work.mkdir()
+    work.chmod(0o777)  # the image's user (uid 10001) writes the result here
+    make_content((96, 64)).save(work / "content.png")
+    Image.new("RGB", (48, 48), (20, 20, 220)).save(work / "style.png")
+    done = podman(
+        "run", "--rm", "--network", "none", "--memory", MEMORY, "-v", f"{work}:/work",
+        "-v", f"{weights}:/app/vgg19_cache.pth:ro", "--entrypoint", "python", image,
+        "model.py", "/work/content.png", "/work/style.png", "-o", "/work/out.png",
+        "--size", "64", "--device", "cpu", "-q",
+        timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "torchvision" not in podman("run", "--rm", "--network", "none", "--entrypoint", "pip", image, "list").stdout
+    with Image.open(work / "out.png") as out:
+        assert out.size == (64, 43), out.size
