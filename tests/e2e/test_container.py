@@ -231,30 +231,88 @@ def compose_override(redis_port: int, web_port: int, api: BotAPIEmulator) -> str
     )
 
 
+class ComposeProject:
+    """compose.yaml run by podman-compose from a temporary folder: a copy of compose.yaml, the test's
+    override, and an .env holding the token (as an operator's does); ``close`` removes everything."""
+
+    def __init__(self, tmp: Path, image: str, weights: Path, api: BotAPIEmulator, profile: str, override: str):
+        compose_bin = Path(sys.executable).parent / "podman-compose"
+        if not compose_bin.exists():
+            pytest.fail("podman-compose is not installed: bin/setup --dev (requirements-dev.txt pins it)")
+        self.project = f"stylebot-ct-{uuid.uuid4().hex[:6]}"
+        self.tmp = tmp
+        shutil.copy(ROOT / "compose.yaml", tmp / "compose.yaml")
+        (tmp / "compose.override.yaml").write_text(override)
+        env_file = tmp / ".env"
+        env_file.write_text(f"TELEGRAM_BOT_TOKEN={api.token}\n")
+        env_file.chmod(0o600)
+        self.env = {**os.environ, "STYLEBOT_IMAGE": image, "STYLEBOT_WEIGHTS_FILE": str(weights)}
+        self.base = [str(compose_bin), "--podman-args=--runtime=runc", "--in-pod=false", "-p", self.project]
+        self.base += ["-f", "compose.yaml", "-f", "compose.override.yaml", "--profile", profile]
+
+    def __call__(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*self.base, *args], cwd=self.tmp, env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+
+    def up(self, *args: str) -> None:
+        done = self("up", "-d", *args)
+        assert done.returncode == 0, f"podman-compose up failed: {done.stdout[-2000:]} {done.stderr[-2000:]}"
+
+    def names(self, all_: bool = False) -> list[str]:
+        flags = ["-a"] if all_ else []
+        return podman("ps", *flags, "--filter", f"name={self.project}", "--format", "{{.Names}}").stdout.split()
+
+    def close(self) -> None:
+        for name in self.names(all_=True):
+            print(f"--- podman logs {name}\n{podman('logs', name, check=False).stderr[-3000:]}")
+        ours = podman("ps", "-a", "-q", "--filter", f"name={self.project}", check=False).stdout.split()
+        fmt = "{{range .Mounts}}{{.Name}} {{end}}"
+        anonymous = podman("inspect", "--format", fmt, *ours, check=False).stdout.split() if ours else []
+        down = self("down", "-v", "-t", "5")
+        print(down.stdout[-500:], down.stderr[-500:])
+        # podman-compose 1.6's down stops short here (it cannot remove healthcheck timers without systemd)
+        for name in sorted(self.names(all_=True), key=lambda n: "redis" in n):  # redis last: the rest need it
+            podman("rm", "-f", "-v", "-t", "0", name, check=False)
+        named = podman("volume", "ls", "-q", "--filter", f"name={self.project}", check=False).stdout.split()
+        for vol in named + anonymous:
+            podman("volume", "rm", "-f", vol, check=False)
+
+
+def test_the_single_profile_answers_and_paints(image: str, emulator: BotAPIEmulator, weights: Path, tmp_path):
+    override = (
+        "services:\n  bot:\n    network_mode: host\n    environment:\n"
+        f"      TELEGRAM_API_URL: {emulator.base_url}\n      STYLEBOT_IMAGE_SIZE: '128'\n"
+    )
+    stack = ComposeProject(tmp_path, image, weights, emulator, "single", override)
+    try:
+        stack.up()
+        names = stack.names()
+        assert len(names) == 1 and "bot" in names[0], names
+        user = User(emulator, 9301)
+        user.say("/start")
+        user.wait_text("Send me the photo", timeout=120)
+        user.photo(picture((200, 150)))
+        user.wait_seen("Now send", timeout=60)
+        user.photo(picture((96, 96), (20, 20, 220)))
+        assert user.result_image(user.wait_result(timeout=600)).size == (128, 96)
+        limit = podman("inspect", "--format", "{{.HostConfig.Memory}}", names[0]).stdout.strip()
+        assert limit == str(512 * 2**20), f"mem_limit not applied: {limit}"
+        health = podman("healthcheck", "run", names[0], check=False)
+        assert health.returncode == 0, f"{health.stdout} {health.stderr}"
+    finally:
+        stack.close()
+
+
 def test_the_scale_profile_runs_with_two_workers(image: str, emulator: BotAPIEmulator, weights: Path, tmp_path):
     from rediskit import free_port
 
-    compose_bin = Path(sys.executable).parent / "podman-compose"
-    if not compose_bin.exists():
-        pytest.fail("podman-compose is not installed: bin/setup --dev (requirements-dev.txt pins it)")
-    project = f"stylebot-ct-{uuid.uuid4().hex[:6]}"
-    shutil.copy(ROOT / "compose.yaml", tmp_path / "compose.yaml")
-    (tmp_path / "compose.override.yaml").write_text(compose_override(free_port(), free_port(), emulator))
-    env_file = tmp_path / ".env"  # the token comes from .env, as an operator's does
-    env_file.write_text(f"TELEGRAM_BOT_TOKEN={emulator.token}\n")
-    env_file.chmod(0o600)
-    env = {**os.environ, "STYLEBOT_IMAGE": image, "STYLEBOT_WEIGHTS_FILE": str(weights)}
-    base = [str(compose_bin), "--podman-args=--runtime=runc", "--in-pod=false", "-p", project]
-    base += ["-f", "compose.yaml", "-f", "compose.override.yaml", "--profile", "scale"]
-
-    def compose(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        return subprocess.run([*base, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
-
-    up = compose("up", "-d", "--scale", "worker=2")
+    override = compose_override(free_port(), free_port(), emulator)
+    stack = ComposeProject(tmp_path, image, weights, emulator, "scale", override)
     try:
-        assert up.returncode == 0, f"podman-compose up failed: {up.stdout[-2000:]} {up.stderr[-2000:]}"
+        stack.up("--scale", "worker=2")
         emulator.wait_for(lambda: emulator.calls("setWebhook"), 120, what="the webhook container to call setWebhook")
-        names = podman("ps", "--filter", f"name={project}", "--format", "{{.Names}}").stdout.split()
+        names = stack.names()
         workers = [n for n in names if "worker" in n]
         assert len(workers) == 2, names
 
@@ -277,29 +335,14 @@ def test_the_scale_profile_runs_with_two_workers(image: str, emulator: BotAPIEmu
         ran_on = [n for n, d in logs.items() if "started on" in d.stdout + d.stderr]
         print(f"scale profile: 2 jobs, workers that ran one: {ran_on}")
         assert sorted(ran_on) == sorted(workers), "the two jobs did not spread over the two workers"
-        running = podman("ps", "--filter", f"name={project}", "--format", "{{.Names}}").stdout.split()
+        running = stack.names()
         assert sorted(running) == sorted(names), f"a container stopped: {running} of {names}"
         for name in names:
             if "redis" not in name:
                 health = podman("healthcheck", "run", name, check=False)
                 assert health.returncode == 0, f"{name}: {health.stdout} {health.stderr}"
     finally:
-        for name in podman(
-            "ps", "-a", "--filter", f"name={project}", "--format", "{{.Names}}", check=False
-        ).stdout.split():
-            print(f"--- podman logs {name}\n{podman('logs', name, check=False).stderr[-3000:]}")
-        ours = podman("ps", "-a", "-q", "--filter", f"name={project}", check=False).stdout.split()
-        fmt = "{{range .Mounts}}{{.Name}} {{end}}"
-        anonymous = podman("inspect", "--format", fmt, *ours, check=False).stdout.split() if ours else []
-        down = compose("down", "-v", "-t", "5")
-        print(down.stdout[-500:], down.stderr[-500:])
-        # podman-compose 1.6's down stops short here (it cannot remove healthcheck timers without systemd)
-        leftover = podman("ps", "-a", "--filter", f"name={project}", "--format", "{{.Names}}", check=False)
-        for name in sorted(leftover.stdout.split(), key=lambda n: "redis" in n):  # redis last: the others depend on it
-            podman("rm", "-f", "-v", "-t", "0", name, check=False)
-        named = podman("volume", "ls", "-q", "--filter", f"name={project}", check=False).stdout.split()
-        for vol in named + anonymous:
-            podman("volume", "rm", "-f", vol, check=False)
+        stack.close()
 
 
 def test_the_declared_dependencies_run_a_cli_job_in_the_image(image: str, weights: Path, tmp_path):
