@@ -24,6 +24,7 @@ from stylebot.config import Config
 from stylebot.engine.params import StyleParams
 from stylebot.engine.quick import QuickEngine
 from stylebot.errors import WeightsError
+from stylebot.healthcheck import Heartbeat
 from stylebot.hostmem import limit_malloc_arenas
 from stylebot.jobs.first_look import FirstLooks, WithFirstLook
 from stylebot.jobs.health import Health, resource_trouble
@@ -205,8 +206,9 @@ class App:
         log.info("stopped")
 
     def wait(self) -> None:
+        heartbeat = Heartbeat(self.config.data_dir)  # read by the container's HEALTHCHECK (stylebot/healthcheck.py)
         while not self.stopping.wait(0.5):
-            pass
+            heartbeat.beat(alive=self.queue.alive_workers() == self.config.workers)
 
     def _resume_jobs(self) -> None:
         """Jobs that were waiting or running when we last stopped: queue them and say so.
