@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botkit import picture
+from botkit import picture, wait_until
 from rediskit import redis_server
 
 from stylebot.playground.emulator import BotAPIEmulator
@@ -105,7 +105,7 @@ def test_the_bot_keeps_the_cap_and_an_evicted_prompt_gets_the_hint(make_bot, emu
     prompts = {}
     for chat in groups:
         photo = api.send_photo(USER, picture((60, 40)), caption="/style", chat_id=chat, first_name="Una")
-        prompts[chat] = api.wait_for(
+        prompts[chat] = wait_until(
             lambda chat=chat, photo=photo: next(
                 (
                     m
@@ -117,6 +117,7 @@ def test_the_bot_keeps_the_cap_and_an_evicted_prompt_gets_the_hint(make_bot, emu
             ),
             60,
             what=f"the prompt in {chat}",
+            api=api,
         )
     db = sqlite3.connect(app.config.db_path)
     try:
@@ -129,7 +130,7 @@ def test_the_bot_keeps_the_cap_and_an_evicted_prompt_gets_the_hint(make_bot, emu
     late = api.send_photo(
         USER, picture((50, 50)), chat_id=oldest, reply_to=prompts[oldest]["message_id"], first_name="Una"
     )
-    api.wait_for(
+    wait_until(
         lambda: next(
             (
                 m
@@ -141,5 +142,6 @@ def test_the_bot_keeps_the_cap_and_an_evicted_prompt_gets_the_hint(make_bot, emu
         ),
         60,
         what="the hint under the late style",
+        api=api,
     )
     assert app.store.last_job(USER) is None

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from botkit import ROOT, User, make_content, picture, weights_path
+from botkit import ROOT, User, make_content, picture, wait_until, weights_path
 
 from stylebot.playground.emulator import BotAPIEmulator
 
@@ -311,7 +311,9 @@ def test_the_scale_profile_runs_with_two_workers(image: str, emulator: BotAPIEmu
     stack = ComposeProject(tmp_path, image, weights, emulator, "scale", override)
     try:
         stack.up("--scale", "worker=2")
-        emulator.wait_for(lambda: emulator.calls("setWebhook"), 120, what="the webhook container to call setWebhook")
+        wait_until(
+            lambda: emulator.calls("setWebhook"), 120, what="the webhook container to call setWebhook", api=emulator
+        )
         names = stack.names()
         workers = [n for n in names if "worker" in n]
         assert len(workers) == 2, names
@@ -320,7 +322,7 @@ def test_the_scale_profile_runs_with_two_workers(image: str, emulator: BotAPIEmu
             out = {n: podman("logs", n, check=False) for n in workers}
             return [n for n, d in out.items() if " ready on " in d.stdout + d.stderr]
 
-        emulator.wait_for(lambda: len(ready()) == 2, 180, what="both RQ worker containers to be ready")
+        wait_until(lambda: len(ready()) == 2, 180, what="both RQ worker containers to be ready", api=emulator)
         users = [User(emulator, 9201), User(emulator, 9202)]
         for user in users:
             user.say("/start")

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from botkit import TEST_SIZE, User, picture
+from botkit import TEST_SIZE, User, picture, wait_until
 from PIL import Image, ImageDraw
 
 from stylebot import decode_budget, texts
@@ -91,7 +91,7 @@ def test_32_big_pngs_at_once_wait_their_turn_and_start_stays_fast(
     other.wait_text("Hi!", timeout=10)
     start_latency = time.monotonic() - sent
 
-    replies = [emulator.wait_for(lambda u=u: answered(u), 150, what=f"an answer to {u.id}") for u in senders]
+    replies = [wait_until(lambda u=u: answered(u), 150, what=f"an answer to {u.id}", api=emulator) for u in senders]
     added = vm("VmHWM") - before
 
     assert start_latency <= 2.0, f"/start answered in {start_latency:.2f} s during the burst"

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from botkit import User, picture
+from botkit import User, picture, wait_until
 
 from stylebot import texts
 from stylebot.playground.emulator import BotAPIEmulator
@@ -99,7 +99,9 @@ def test_hostile_getfile_paths_at_receipt_get_a_clear_answer_and_no_request(
         downloads = len(file_requests(emulator))
         emulator.hostile_file_path(path)
         user.photo(picture((100, 80), (20 * n, 90, 200)))
-        emulator.wait_for(lambda n=n: answers(user, BAD_SERVER_FILE) == n + 1, 30, what=f"the answer to {path!r}")
+        wait_until(
+            lambda n=n: answers(user, BAD_SERVER_FILE) == n + 1, 60, what=f"the answer to {path!r}", api=emulator
+        )
         assert_nothing_followed(emulator, elsewhere, downloads)
     assert not any(ASK_STYLE in t for t in user.texts())  # no photo was taken from a hostile answer
 
@@ -120,7 +122,7 @@ def test_a_hostile_path_at_job_time_fails_that_job_only(emulator: BotAPIEmulator
     assert_nothing_followed(emulator, elsewhere, len(file_requests(emulator)))
     # The bot is fine: the next photo and style make a result.
     user.photo(picture((120, 80), (200, 200, 40)))
-    emulator.wait_for(lambda: answers(user, GOT_PHOTO) == 2, 30, what="the bot to take the next photo")
+    wait_until(lambda: answers(user, GOT_PHOTO) == 2, 60, what="the bot to take the next photo", api=emulator)
     user.photo(picture((90, 90), (40, 40, 200)))
     user.wait_result(timeout=90)
 
@@ -135,6 +137,6 @@ def test_redirects_to_another_host_are_not_followed(emulator: BotAPIEmulator, ma
     # A method call (getFile) answered the same way.
     emulator.redirect_next("getFile", f"{elsewhere.url}/bot{emulator.token}/getFile")
     user.photo(picture((100, 80), (30, 200, 30)))
-    emulator.wait_for(lambda: answers(user, BAD_DOWNLOAD) == 2, 30, what="the answer to a redirected getFile")
+    wait_until(lambda: answers(user, BAD_DOWNLOAD) == 2, 60, what="the answer to a redirected getFile", api=emulator)
     assert elsewhere.seen == []
     assert not any(ASK_STYLE in t for t in user.texts())

@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from botkit import User, picture
+from botkit import User, picture, wait_until
 from PIL import Image
 
 from stylebot.engine import draft
@@ -53,7 +53,7 @@ def send_pair(user: User, content: bytes) -> None:
 def test_the_first_look_comes_before_the_painting_at_its_aspect(make_bot, emulator: BotAPIEmulator, user: User):
     make_bot(image_size=SIZE, edit_every=0.5)
     send_pair(user, picture((300, 200), (40, 120, 200)))
-    look = emulator.wait_for(lambda: first_look_calls(emulator, user.id), 60, what="the first look")[0]
+    look = wait_until(lambda: first_look_calls(emulator, user.id), 60, what="the first look", api=emulator)[0]
     result = user.wait_result(timeout=300)
     sent = result_call(emulator, user.id)
     assert look.time < sent.time
@@ -78,7 +78,9 @@ def test_a_waiting_user_gets_the_first_look_before_the_painter_is_free(make_bot,
     send_pair(first, picture((300, 300), (200, 60, 40)))
     first.wait_seen("Painting")
     send_pair(user, picture((200, 300), (40, 160, 90)))
-    look = emulator.wait_for(lambda: first_look_calls(emulator, user.id), 60, what="the waiting user's first look")[0]
+    look = wait_until(
+        lambda: first_look_calls(emulator, user.id), 60, what="the waiting user's first look", api=emulator
+    )[0]
     assert look.method == "sendPhoto"
     assert not first.results(), "the first look waited for the painter"
     assert any("queue" in (m.get("text") or "") for m in user.messages())
@@ -100,15 +102,19 @@ def test_cancel_while_waiting_takes_the_first_look_away(make_bot, emulator: BotA
     send_pair(first, picture((300, 300), (200, 60, 40)))
     first.wait_seen("Painting")
     send_pair(user, picture((300, 200), (40, 160, 90)))
-    emulator.wait_for(
-        lambda: [m for m in user.messages() if FIRST_LOOK in (m.get("caption") or "")], 60, what="the first look"
+    wait_until(
+        lambda: [m for m in user.messages() if FIRST_LOOK in (m.get("caption") or "")],
+        60,
+        what="the first look",
+        api=emulator,
     )
     user.say("/cancel")
     user.wait_text(t("en", "cancelled_job"))
-    emulator.wait_for(
+    wait_until(
         lambda: not [m for m in user.messages() if FIRST_LOOK in (m.get("caption") or "")],
-        30,
+        60,
         what="the first look to be deleted",
+        api=emulator,
     )
     first.wait_result(timeout=300)
     assert not user.results()

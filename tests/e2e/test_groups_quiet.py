@@ -7,7 +7,7 @@ answers over HTTP. "No answer" is checked by message id against a later message 
 
 from __future__ import annotations
 
-from botkit import User, picture
+from botkit import User, picture, wait_until
 
 from stylebot import texts
 from stylebot.playground.emulator import BotAPIEmulator
@@ -34,7 +34,7 @@ def reply_to(api: BotAPIEmulator, message: dict, fragment: str = "", photo: bool
                 return m
         return None
 
-    return api.wait_for(find, 90, what=f"a reply to message {message['message_id']} with {fragment!r}")
+    return wait_until(find, 90, what=f"a reply to message {message['message_id']} with {fragment!r}", api=api)
 
 
 def answers(api: BotAPIEmulator) -> list[str]:
@@ -94,20 +94,20 @@ def test_someone_elses_gallery_sheet_says_whose_it_is(make_bot, emulator: BotAPI
     # Bob, with no photo waiting, and then with his own: Ann's sheet is hers either way.
     pick = User(api, BOB).button(sheet, "gal:")
     api.press_button(BOB, sheet["message_id"], pick, chat_id=GROUP)
-    api.wait_for(lambda: "These buttons belong to Ann." in answers(api), 30, what="Bob's answer")
+    wait_until(lambda: "These buttons belong to Ann." in answers(api), 60, what="Bob's answer", api=api)
     bob_photo = api.send_photo(BOB, picture((64, 96)), caption="/style", chat_id=GROUP, first_name="Bob")
     reply_to(api, bob_photo, "Got the photo, Bob")
     api.press_button(BOB, sheet["message_id"], pick, chat_id=GROUP)
     api.press_button(BOB, sheet["message_id"], User(api, BOB).button(sheet, "galp:"), chat_id=GROUP)
-    api.wait_for(
-        lambda: answers(api).count("These buttons belong to Ann.") == 3, 30, what="two more answers naming Ann"
+    wait_until(
+        lambda: answers(api).count("These buttons belong to Ann.") == 3, 60, what="two more answers naming Ann", api=api
     )
     assert texts.t("en", "stale_button") not in answers(api)
     assert not api.calls("editMessageMedia")  # the sheet was not turned for Ann
     assert not app.store.jobs_created_since(BOB, 0)
     # Ann's own press paints for her.
     api.press_button(ANN, sheet["message_id"], pick, chat_id=GROUP)
-    api.wait_for(lambda: app.store.jobs_created_since(ANN, 0), 30, what="Ann's job")
+    wait_until(lambda: app.store.jobs_created_since(ANN, 0), 60, what="Ann's job", api=api)
 
 
 def test_forget_in_a_group_points_to_the_private_chat_and_deletes_nothing(make_bot, emulator: BotAPIEmulator) -> None:

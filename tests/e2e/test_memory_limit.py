@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 
-from botkit import User, picture
+from botkit import User, picture, wait_until
 
 from stylebot import texts
 from stylebot.jobs.job import Job, JobStatus
@@ -48,10 +48,11 @@ def test_512m_offers_only_what_fits_and_says_so_once(make_bot, user: User, caplo
     assert size_buttons(menu) == [f"set:size:{kept}"]  # 768 and 1024 would not fit beside the bot
     user.api.send_callback_query(user.id, menu["message_id"], "set:size:1024")  # a forged or old button
     stale = texts.t("en", "stale_button")
-    user.api.wait_for(
+    wait_until(
         lambda: any(c.params.get("text") == stale for c in user.api.calls("answerCallbackQuery")),
-        30,
+        60,
         what="the forged 1024 px press answered as stale",
+        api=user.api,
     )
     assert app.store.get_settings(user.id).size is None
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from botkit import User, spawn_bot, weights_path
+from botkit import User, spawn_bot, wait_until, weights_path
 from rediskit import free_port, redis_server
 
 from stylebot import texts
@@ -72,22 +72,25 @@ def test_the_webhook_offers_what_every_live_worker_can_paint(cluster) -> None:
 
     store = RedisStore(url)
     try:
-        api.wait_for(lambda: len(published(store)) == 2, 180, what="both workers to publish their sizes")
+        wait_until(lambda: len(published(store)) == 2, 180, what="both workers to publish their sizes", api=api)
         by_worker = sorted(published(store).values())
         assert by_worker == sorted([small, [48, 512, 768, 1024]])  # 512M: 768 and 1024 do not fit; no limit: all
         for key in store.r.scan_iter(match=store.key("sizes", "*")):
             assert 0 < store.r.ttl(key) <= SIZES_TTL  # renewed by the heartbeat, gone soon after a crash
         assert "memory limit 512 MiB from STYLEBOT_MEMORY_LIMIT" in (tmp / "small.log").read_text()
 
-        api.wait_for(lambda: api.calls("setWebhook"), 120, what="the web process to call setWebhook")
+        wait_until(lambda: api.calls("setWebhook"), 120, what="the web process to call setWebhook", api=api)
         user = User(api, 4242)
         assert settings_menu(user) == small
 
         procs["small"].send_signal(signal.SIGTERM)  # the small worker leaves: its sizes leave with it
         procs["small"].wait(60)
-        api.wait_for(lambda: len(published(store)) == 1, 30, what="the stopped worker's sizes to go")
-        offered = api.wait_for(
-            lambda: (sizes := settings_menu(user)) == [48, 512, 768, 1024] and sizes, 60, what="the larger offer"
+        wait_until(lambda: len(published(store)) == 1, 60, what="the stopped worker's sizes to go", api=api)
+        offered = wait_until(
+            lambda: (sizes := settings_menu(user)) == [48, 512, 768, 1024] and sizes,
+            60,
+            what="the larger offer",
+            api=api,
         )
         assert offered == [48, 512, 768, 1024]
     finally:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botkit import User, picture
+from botkit import User, picture, wait_until
 
 from stylebot.logs import setup_logging, who
 from stylebot.playground.emulator import BotAPIEmulator
@@ -69,9 +69,11 @@ def test_data_at_rest_is_0700_and_0600_after_a_real_job(
     user = User(emulator, 1901)
     result = full_job(user)
     user.press(result, user.button(result, "full:"))
-    emulator.wait_for(lambda: [m for m in user.messages() if m.get("document")], 60, what="the full-quality file")
+    wait_until(
+        lambda: [m for m in user.messages() if m.get("document")], 60, what="the full-quality file", api=emulator
+    )
     user.press(result, user.button(result, "lapse:"))
-    emulator.wait_for(lambda: [m for m in user.messages() if m.get("animation")], 60, what="the timelapse")
+    wait_until(lambda: [m for m in user.messages() if m.get("animation")], 60, what="the timelapse", api=emulator)
     found = modes(data)
     for name in ("stylebot.sqlite3", "stylebot.sqlite3-wal", "stylebot.sqlite3-shm", "delivered.ledger"):
         assert name in found, f"{name} missing: {sorted(found)}"
@@ -141,10 +143,12 @@ def test_logs_name_no_one_through_a_whole_conversation_and_forget(
     user.press(result, user.button(result, "rerun:").replace("weaker", "stronger"))
     user.wait_result(2)
     user.press(result, user.button(result, "full:"))
-    emulator.wait_for(lambda: [m for m in user.messages() if m.get("document")], 60, what="the full-quality file")
+    wait_until(
+        lambda: [m for m in user.messages() if m.get("document")], 60, what="the full-quality file", api=emulator
+    )
     emulator.send_photo(USER, picture((40, 40)), first_name=NAME, chat_id=GROUP)  # chatter: not for the bot
     emulator.send_text(USER, "/help@style_test_bot", first_name=NAME, chat_id=GROUP)
-    emulator.wait_for(lambda: emulator.bot_messages(GROUP), 30, what="the bot's answer in the group")
+    wait_until(lambda: emulator.bot_messages(GROUP), 60, what="the bot's answer in the group", api=emulator)
     emulator.send_text(USER, "/forget", first_name=NAME)
     user.wait_text("Deleted everything")
 

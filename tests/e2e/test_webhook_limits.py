@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botkit import User, weights_path
+from botkit import User, wait_until, weights_path
 from rediskit import free_port, redis_server
 
 from stylebot import texts
@@ -108,7 +108,7 @@ def test_one_source_cannot_hold_every_connection(emulator: BotAPIEmulator, web: 
     # Accepted in order: one more from the same address is closed at once, with nothing served.
     extra = socket.create_connection(("127.0.0.1", web.port), timeout=10, source_address=(OTHER_ADDRESS, 0))
     extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-    emulator.wait_for(lambda: closed_by_server(extra), 30, what="the connection over the cap to be closed")
+    wait_until(lambda: closed_by_server(extra), 60, what="the connection over the cap to be closed", api=emulator)
     assert not any(closed_by_server(s) for s in held), "the connections within the cap stay open"
 
     # Another address is served meanwhile: a direct POST, and Telegram's (the emulator's) delivery.
@@ -136,8 +136,8 @@ def test_one_source_cannot_hold_every_connection(emulator: BotAPIEmulator, web: 
 
     # A slot freed is a slot again for that address.
     held.pop().close()
-    emulator.wait_for(
-        lambda: get(web.port, "/healthz", OTHER_ADDRESS)[0] == 200, 30, what="the freed slot to be served"
+    wait_until(
+        lambda: get(web.port, "/healthz", OTHER_ADDRESS)[0] == 200, 60, what="the freed slot to be served", api=emulator
     )
     for sock in [*held, extra]:
         sock.close()
