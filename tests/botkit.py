@@ -21,7 +21,7 @@ Waiting (every test uses these; tests/unit/test_test_waits.py checks the e2e tie
 - ``REPLY_S`` (60) and ``RESULT_S`` (180) are the usual timeouts: an answer to one message, a
   painted result at the tests' sizes. ``User.wait_text``/``wait_seen``/``wait_result`` use them.
 - ``wait_idle(store, user_id)`` before pressing a button that makes a job on a result just
-  shown (a known race in the bot: see tests/e2e/test_result_buttons_race.py).
+  shown (a race fixed in jobs/run.py, pinned by tests/e2e/test_result_buttons_race.py; kept as a guard).
 """
 
 from __future__ import annotations

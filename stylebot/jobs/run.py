@@ -124,12 +124,17 @@ def run_job(job: Job, stop: Stop, ctx: Context) -> None:
     except Exception as exc:
         reporter.close()
         _ended_badly(ctx, job, stop, reporter, exc)
+        sweep_now_and_then(ctx.results_dir)
         return
     finally:
         reporter.close()
+    # DONE first, the tidy-up after: the result's buttons are live the moment it shows, and a press on
+    # "Stronger" must not find this job still counted as the user's active one (found under load).
+    try:
+        _record(job, lambda: ctx.store.set_status(job.id, JobStatus.DONE))
+    finally:
+        reporter.finish(None)
         sweep_now_and_then(ctx.results_dir)
-    reporter.finish(None)
-    _record(job, lambda: ctx.store.set_status(job.id, JobStatus.DONE))
     log.info("job %s done in %.1f s", job.id, time.monotonic() - started)
 
 
