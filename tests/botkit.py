@@ -93,9 +93,9 @@ def wait_until(condition: Callable[[], T | None], timeout: float = REPLY_S, what
 def wait_idle(store: Any, user_id: int, timeout: float = REPLY_S) -> None:
     """Wait until ``user_id`` has no job queued or running in ``store``.
 
-    Before pressing a button that makes a job on a result just shown: the result shows a moment
-    before its job is recorded done, and a press in between is refused ("You already have a job");
-    a known bug, see tests/e2e/test_result_buttons_race.py.
+    Before pressing a button that makes a job on a result just shown. The result used to show a
+    moment before its job was recorded done (fixed: tests/e2e/test_result_buttons_race.py); the
+    tests keep this wait so each checks its own feature, not that ordering.
     """
     wait_until(lambda: store.active_job(user_id) is None, timeout, f"user {user_id}'s job to be recorded done")
 
