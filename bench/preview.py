@@ -45,6 +45,7 @@ def main() -> int:
         return 2
 
     import model
+    from stylebot.chat.delivery import ChatDelivery
     from stylebot.jobs.job import Job
     from stylebot.jobs.run import Context
     from stylebot.jobs.status import StatusReporter
@@ -73,6 +74,7 @@ def main() -> int:
                 engine,
                 params=lambda job: params,
                 results_dir=Path(data),
+                delivery=ChatDelivery(tg, store),
                 preview_every=10.0 if preview else float("inf"),
                 preview_step=0.2 if preview else 2.0,
             )

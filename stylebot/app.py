@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import telebot
 
+from stylebot.chat.delivery import ChatDelivery
 from stylebot.chat.dispatcher import Dispatcher
 from stylebot.chat.handlers import Handlers
 from stylebot.chat.routing import LogErrors, announce_commands, register
@@ -116,6 +117,7 @@ def build_context(
         engine=engine,
         params=engine_params,
         results_dir=config.results_dir,
+        delivery=ChatDelivery(tg, store),
         health=health,
         styles_dir=config.styles_dir,
         default_size=config.image_size,

@@ -20,17 +20,17 @@ from pathlib import Path
 from typing import Any
 
 from stylebot import images, texts
-from stylebot.chat.keyboards import result_buttons
 from stylebot.errors import BadImage, Cancelled, TelegramError, UnsafeFile, UserGone
 from stylebot.jobs import results, timelapse
 from stylebot.jobs.health import Health, OutcomeNotRecorded, resource_trouble, upstream_failure
 from stylebot.jobs.job import JOB_TIMEOUT, MAX_CRASHES, Job, JobStatus, Stop, crashes
 from stylebot.jobs.ledger import Ledger
+from stylebot.jobs.ports import Delivery, Rendered
 from stylebot.jobs.quota import scaled_timeout
 from stylebot.jobs.results import result_caption, result_path, sweep_now_and_then
 from stylebot.jobs.status import StatusReporter
 from stylebot.jobs.timelapse import FrameRecorder
-from stylebot.store.base import STEP_STYLE, Dialog, StateStore
+from stylebot.store.base import StateStore
 from stylebot.tg import Telegram
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,8 @@ class Context:
     engine: Any
     params: Callable[[Job], Any]
     results_dir: Path
+    #: How results and refusals reach the user (the chat layer's ``ChatDelivery``, passed in by the app).
+    delivery: Delivery
     edit_every: float = 3.0
     preview_every: float = 10.0
     preview_step: float = 0.2
@@ -94,28 +96,12 @@ def run_job(job: Job, stop: Stop, ctx: Context) -> None:
     started = time.monotonic()
     try:
         reporter.start()
-        content = _fetch(ctx, job, job.content_file_id, "bad_content_later")
-        style = _fetch(ctx, job, job.style_file_id, "bad_style_later") if content is not None else None
-        # Mixed styles: the second style too; the engine mixes both in one objective (job.mix via ctx.params).
-        style2 = (
-            _fetch(ctx, job, job.style2_file_id, "bad_style_later")
-            if job.style2_file_id and style is not None
-            else None
-        )
-        if content is None or style is None or (job.style2_file_id and style2 is None):
+        frames = FrameRecorder()  # "How it was painted": small snapshots along the way
+        result = _paint(ctx, job, stop, reporter, frames)
+        if result is None:  # an image could not be used; its user was told
             reporter.close()
             reporter.finish(None)
             return
-        frames = FrameRecorder()  # "How it was painted": small snapshots along the way
-        result = ctx.engine.stylize(
-            content,
-            style,
-            ctx.params(job),
-            on_progress=frames.along(reporter.on_progress),
-            cancel=stop.event,
-            **({"style2": style2} if style2 is not None else {}),
-        )
-        del content, style, style2
         reporter.close()
         if reporter.error is not None:
             raise reporter.error
@@ -136,6 +122,26 @@ def run_job(job: Job, stop: Stop, ctx: Context) -> None:
         reporter.finish(None)
         sweep_now_and_then(ctx.results_dir)
     log.info("job %s done in %.1f s", job.id, time.monotonic() - started)
+
+
+def _paint(ctx: Context, job: Job, stop: Stop, reporter: StatusReporter, frames: FrameRecorder) -> Any:
+    """Fetch the job's images and paint them; None when one of them cannot be used (its user is told)."""
+    content = _fetch(ctx, job, job.content_file_id, "bad_content_later")
+    style = _fetch(ctx, job, job.style_file_id, "bad_style_later") if content is not None else None
+    # Mixed styles: the second style too; the engine mixes both in one objective (job.mix via ctx.params).
+    style2 = (
+        _fetch(ctx, job, job.style2_file_id, "bad_style_later") if job.style2_file_id and style is not None else None
+    )
+    if content is None or style is None or (job.style2_file_id and style2 is None):
+        return None
+    return ctx.engine.stylize(
+        content,
+        style,
+        ctx.params(job),
+        on_progress=frames.along(reporter.on_progress),
+        cancel=stop.event,
+        **({"style2": style2} if style2 is not None else {}),
+    )
 
 
 def _record(job: Job, write: Callable[[], None]) -> None:
@@ -252,12 +258,8 @@ def _fetch(ctx: Context, job: Job, file_id: str, failure_key: str):
         role = "style" if failure_key == "bad_style_later" else "content"  # never the file id (issue 18)
         log.info("job %s: cannot use its %s image: %s", job.id, role, exc)
         ctx.store.set_status(job.id, JobStatus.FAILED, error=f"bad input: {exc}")
-        if failure_key == "bad_style_later":
-            # Keep the photo: the user only needs to send another style.
-            ctx.store.set_dialog(Dialog(job.user_id, STEP_STYLE, job.content_file_id, job.chat_id))
-        else:
-            ctx.store.reset_dialog(job.user_id, job.chat_id)
-        ctx.tg.send_text(job.chat_id, texts.t(job.lang, failure_key, reason=reason), reply_to=job.reply_to_message_id)
+        text = texts.t(job.lang, failure_key, reason=reason)
+        ctx.delivery.refuse_input(job, keep_photo=failure_key == "bad_style_later", text=text)
         return None
 
 
@@ -281,10 +283,5 @@ def _deliver(ctx: Context, job: Job, result, frames: FrameRecorder | None = None
     caption = result_caption(job, result.size, ctx.styles_dir)
     # The timelapse only beside a saved result (a full disk skips it); its failure never fails the job.
     lapse = saved and timelapse.save(ctx.results_dir, job.id, frames, result)
-    markup = result_buttons(job, full=saved, lapse=lapse)
-    if images.fits_send_photo(result.size, len(jpeg)):
-        ctx.tg.send_photo(job.chat_id, jpeg, caption=caption, markup=markup, reply_to=job.reply_to_message_id)
-    else:
-        ctx.tg.send_document(
-            job.chat_id, png, f"stylized-{job.id}.png", caption=caption, markup=markup, reply_to=job.reply_to_message_id
-        )
+    photo = jpeg if images.fits_send_photo(result.size, len(jpeg)) else None
+    ctx.delivery.send_result(job, Rendered(png=png, jpeg=photo, caption=caption, full=saved, lapse=lapse))

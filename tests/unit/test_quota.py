@@ -53,7 +53,9 @@ def test_the_runner_gives_a_larger_job_a_longer_timeout() -> None:
     from stylebot.jobs.run import Context
 
     none: Any = None
-    ctx = Context(store=none, tg=none, engine=none, params=lambda j: j, results_dir=Path("."), job_timeout=900.0)
+    ctx = Context(
+        store=none, tg=none, engine=none, params=lambda j: j, results_dir=Path("."), delivery=none, job_timeout=900.0
+    )
     job = Job(user_id=1, chat_id=1, content_file_id="c", style_file_id="s", size=512)
     assert ctx.timeout_for(job) == 900
     job.size = 1024
