@@ -80,8 +80,13 @@ _DONE_MESSAGES = {RQStatus.FINISHED, RQStatus.FAILED, RQStatus.STOPPED, RQStatus
 
 
 def worker_identity() -> str:
-    """``host:pid``: unique among live workers, and says where to look when one misbehaves."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """``host:pid:nonce``: says where to look when a worker misbehaves, and is unique among live ones.
+
+    The random nonce matters in containers: every worker there is pid 1, and with host networking
+    every container has the host's name, so ``host:pid`` alone made RQ refuse the second worker
+    ("There exists an active worker named ...").
+    """
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 class RQQueue:
