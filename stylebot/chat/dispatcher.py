@@ -23,6 +23,55 @@ _current = threading.local()
 
 
 class Dispatcher:
+    """Runs each sender's updates strictly in order, and different senders in parallel, in two lanes.
+
+    A burst of big pictures holds every thread of a pool while their decodes wait their turn in the
+    shared decode budget (stylebot/decode_budget.py); a 33rd sender's ``/start`` then waited for the
+    first decode to end (measured: 1.5-2.4 s on a busy 2-core box). So a sender whose queue starts with
+    an update that carries no file (a command, a text, a button) is served by a small lane of its own.
+    A sender stays in the lane it started in while it has updates queued or running, so each sender's
+    updates keep their order across lanes.
+    """
+
+    def __init__(
+        self,
+        bot: telebot.TeleBot,
+        shards: int = 4,
+        max_threads: int = 32,
+        on_done: Callable[[types.Update], None] | None = None,
+        light_threads: int = 8,
+    ) -> None:
+        self._heavy = _Lane(bot, shards, max_threads, on_done, "updates")
+        self._light = _Lane(bot, 1, light_threads, on_done, "light")
+
+    def dispatch(self, updates: list[types.Update]) -> None:
+        """Hand each update to the lane its sender is in; a sender in neither starts by its first update."""
+        for update in updates:
+            key = _sender(update)
+            if self._heavy.holds(key):
+                lane = self._heavy
+            elif self._light.holds(key) or not _carries_file(update):
+                lane = self._light
+            else:
+                lane = self._heavy
+            lane.dispatch([update])
+
+    @property
+    def on_done(self) -> Callable[[types.Update], None] | None:
+        """Called after an update's handler returned (or failed), in either lane: polling marks it finished."""
+        return self._heavy.on_done
+
+    @on_done.setter
+    def on_done(self, callback: Callable[[types.Update], None] | None) -> None:
+        self._heavy.on_done = self._light.on_done = callback
+
+    def stop(self) -> None:
+        """Updates already taken finish; threads then exit (updates not started are dropped)."""
+        self._heavy.stop()
+        self._light.stop()
+
+
+class _Lane:
     """Runs each sender's updates strictly in order, and different senders in parallel.
 
     telebot's own thread pool would run a user's photo and style, sent a
@@ -40,11 +89,13 @@ class Dispatcher:
     def __init__(
         self,
         bot: telebot.TeleBot,
-        shards: int = 4,
-        max_threads: int = 32,
-        on_done: Callable[[types.Update], None] | None = None,
+        shards: int,
+        max_threads: int,
+        on_done: Callable[[types.Update], None] | None,
+        name: str,
     ) -> None:
         self.bot = bot
+        self.name = name
         #: Called after an update's handler returned (or failed): polling marks it finished there.
         #: Not for updates dropped by :meth:`stop`: those were never handled, so they are replayed.
         self.on_done = on_done
@@ -58,6 +109,11 @@ class Dispatcher:
         with self._lock:
             for _ in range(shards):
                 self._spawn()
+
+    def holds(self, key: object) -> bool:
+        """Whether ``key`` has updates queued or running here (only the dispatching thread adds them)."""
+        with self._lock:
+            return key in self._pending
 
     def dispatch(self, updates: list[types.Update]) -> None:
         for update in updates:
@@ -85,7 +141,7 @@ class Dispatcher:
 
     def _spawn(self) -> None:
         """Start one more thread; the caller holds the lock."""
-        thread = threading.Thread(target=self._run, name=f"updates-{len(self._threads)}", daemon=True)
+        thread = threading.Thread(target=self._run, name=f"{self.name}-{len(self._threads)}", daemon=True)
         self._threads.append(thread)
         self._idle += 1
         thread.start()
@@ -137,6 +193,14 @@ def _identity(update: types.Update) -> str:
     if message is not None:
         return f"{update.update_id}:{message.chat.id}:{message.message_id}:{message.date}"
     return str(update.update_id)
+
+
+def _carries_file(update: types.Update) -> bool:
+    """Whether the update brings a picture or file to check (the heavy lane's work)."""
+    message = update.message or update.edited_message
+    if message is None:
+        return False
+    return any(getattr(message, kind, None) is not None for kind in ("photo", "document", "sticker", "animation"))
 
 
 def _sender(update: types.Update) -> object:

@@ -116,3 +116,41 @@ def test_a_blocked_sender_does_not_block_another(dispatchers: list[Dispatcher]) 
     release.set()
     assert bot.done.wait(WAIT)
     assert bot.seen[1] == ["stall", "after"] and bot.seen[2] == ["hello"]
+
+
+def photo_update(update_id: int, user_id: int, caption: str) -> types.Update:
+    """A message with a photo: the heavy lane's kind of work (it is checked and decoded)."""
+    message = {
+        "message_id": update_id,
+        "date": 0,
+        "chat": {"id": user_id, "type": "private"},
+        "from": {"id": user_id, "is_bot": False, "first_name": "U"},
+        "caption": caption,
+        "photo": [{"file_id": f"p{update_id}", "file_unique_id": f"u{update_id}", "width": 9, "height": 9}],
+    }
+    return types.Update.de_json({"update_id": update_id, "message": message})
+
+
+def test_a_command_is_not_held_behind_a_burst_of_pictures(dispatchers: list[Dispatcher]) -> None:
+    """Every picture thread held (decodes waiting for the budget): a new sender's /start still runs,
+    and a picture sender's own command still waits behind its picture (order kept across lanes)."""
+    held, release, start_ran = threading.Barrier(3), threading.Event(), threading.Event()
+
+    def hook(message: types.Message) -> None:
+        if message.photo:
+            held.wait(WAIT)  # both heavy threads taken
+            assert release.wait(WAIT)
+        elif message.text == "/start":
+            start_ran.set()
+
+    bot = Recorder(expected=4, hook=hook)
+    dispatcher = Dispatcher(bot, shards=1, max_threads=2)  # type: ignore[arg-type]
+    dispatchers.append(dispatcher)
+    dispatcher.dispatch([photo_update(1, 1, "a"), photo_update(2, 2, "b"), update(3, 1, "/help")])
+    held.wait(WAIT)
+    dispatcher.dispatch([update(4, 3, "/start")])
+    assert start_ran.wait(WAIT), "a /start waited behind the pictures"
+    assert bot.seen[1] == []  # sender 1's /help waits for its own picture
+    release.set()
+    assert bot.done.wait(WAIT)
+    assert bot.seen[1] == ["", "/help"] and bot.seen[3] == ["/start"]
