@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import telebot
 
+from stylebot import decode_budget
 from stylebot.chat.delivery import ChatDelivery
 from stylebot.chat.dispatcher import Dispatcher
 from stylebot.chat.handlers import Handlers
@@ -134,6 +135,7 @@ class App:
         self.engine = engine if engine is not None else load_engine(config)
         gpu = gpu_flag(config, self.engine)
         config, self.memory = config.fit_to_host(gpu)  # sizes and workers that fit this host's memory
+        decode_budget.configure(self.memory.decode_bytes())  # arrivals decode beside the painting
         log.info("%s", self.memory.describe())
         self.config = config
         secure_dir(config.data_dir)  # 0700, and what it holds 0600; or DataDirError (stylebot/private.py)

@@ -48,6 +48,10 @@ SHARE_MIB: dict[str, dict[int, float]] = {
 #: above ``BASE_MIB + share(512)``; 40 covers both.
 HEADROOM_MIB = 40
 
+#: The least decode budget a painting process keeps (MiB): a 12 MP phone JPEG decodes reduced (draft) in
+#: a few MiB, a 16 MP RGBA PNG needs ~64; images up to 16 MP are decoded alone when over the budget.
+DECODE_FLOOR_MIB = 48
+
 #: Output sizes a host may be left with when the configured ones do not fit (largest that fits wins).
 LADDER = (256, 384, 512, 768, 1024, 1536, 2048)
 
@@ -225,6 +229,19 @@ class Fit:
     def allows(self, size: int) -> bool:
         return self.max_image_size is None or size <= self.max_image_size
 
+    def decode_bytes(self, default: int = 256 * MIB, floor: int = DECODE_FLOOR_MIB * MIB) -> int:
+        """The shared decode budget (stylebot/decode_budget.py) this host leaves beside the painting.
+
+        What the limit holds beyond the bot and its workers painting at the default size: arrivals
+        are decoded while a job paints. Never more than ``default`` (the budget of an unlimited host),
+        never less than ``floor`` (a phone photo must still decode); on a GPU the jobs' tensors are
+        not in host memory, so the default stands.
+        """
+        if self.limit is None or self.dtype == "cuda":
+            return default
+        spare = self.limit.mib - BASE_MIB - self.workers * share_mib(self.image_size, self.dtype)
+        return int(max(floor, min(default, spare * MIB)))
+
     def describe(self) -> str:
         if self.limit is None:
             return "memory limit: unknown (no /proc); sizes and workers as configured"
@@ -233,7 +250,8 @@ class Fit:
         return (
             f"memory limit {self.limit.mib:.0f} MiB from {self.limit.source}; model: {BASE_MIB} MiB bot + "
             f"{self.workers} worker(s) x peak(size, {self.dtype}) + {HEADROOM_MIB} MiB headroom; "
-            f"sizes kept: {kept} (default {self.image_size}, workers {self.workers}); {what}"
+            f"sizes kept: {kept} (default {self.image_size}, workers {self.workers}); {what}; "
+            f"decode budget {self.decode_bytes() // MIB} MiB"
         )
 
 

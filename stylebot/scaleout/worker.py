@@ -33,6 +33,7 @@ from typing import Any
 import redis
 from rq import SimpleWorker
 
+from stylebot import decode_budget
 from stylebot.app import build_context, build_telegram, cannot_start, gpu_flag, load_engine
 from stylebot.config import Config
 from stylebot.errors import ConfigError, WeightsError
@@ -89,6 +90,7 @@ class WorkerRuntime:
         self.engine = engine if engine is not None else load_engine(config)
         gpu = gpu_flag(config, self.engine)
         config, self.memory = config.fit_to_host(gpu)  # this worker's own limit: the sizes it can paint
+        decode_budget.configure(self.memory.decode_bytes())  # arrivals decode beside the painting
         log.info("%s", self.memory.describe())
         self.config = config
         self.sizes = config.size_choices(gpu)

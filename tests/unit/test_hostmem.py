@@ -223,3 +223,16 @@ def test_a_host_too_small_for_anything_says_so() -> None:
 def test_malloc_arenas_can_be_capped_here() -> None:
     """glibc (this project's Linux images) takes the cap; the bot's processes set it before their threads."""
     assert hostmem.limit_malloc_arenas(hostmem.MALLOC_ARENAS)
+
+
+def test_the_decode_budget_is_what_the_limit_leaves_beside_the_painting() -> None:
+    """512M with bf16 at 512 px: 512 - 263 - 183 = 66 MiB for arrivals; a big host keeps 256; never under 48."""
+    small = hostmem.fit(hostmem.MemoryLimit(512 * MIB, "test"), 512, None, 1, [512, 768, 1024], "bf16")
+    assert small.decode_bytes() == (512 - hostmem.BASE_MIB - 183) * MIB
+    assert "decode budget 66 MiB" in small.describe()
+    big = hostmem.fit(hostmem.MemoryLimit(8 * GIB, "test"), 512, None, 1, [512, 768, 1024], "bf16")
+    assert big.decode_bytes() == 256 * MIB
+    tiny = hostmem.fit(hostmem.MemoryLimit(300 * MIB, "test"), 512, None, 1, [512], "bf16")
+    assert tiny.decode_bytes() == hostmem.DECODE_FLOOR_MIB * MIB
+    unknown = hostmem.fit(None, 512, None, 1, [512], "bf16")
+    assert unknown.decode_bytes() == 256 * MIB
