@@ -122,48 +122,18 @@ class Config:
             value = values.get(name, "").strip()
             return value or None
 
-        token = get("TELEGRAM_BOT_TOKEN")
-        if token is None and require_token:
-            raise ConfigError(
-                "TELEGRAM_BOT_TOKEN is not set. Create a bot with @BotFather, then "
-                "`export TELEGRAM_BOT_TOKEN=...` (or put it in .env). "
-                "To try the bot without a token: `python main.py --playground`."
-            )
-        if token is not None and (":" not in token or any(c.isspace() for c in token)):
-            raise ConfigError("TELEGRAM_BOT_TOKEN does not look like a bot token (expected 123456:ABC...)")
-
-        device = get("STYLEBOT_DEVICE") or "auto"
-        if device not in DEVICES:
-            raise ConfigError(f"STYLEBOT_DEVICE must be one of {', '.join(DEVICES)}")
-        mode = get("STYLEBOT_MODE") or "polling"
-        if mode not in MODES:
-            raise ConfigError(f"STYLEBOT_MODE must be one of {', '.join(MODES)}")
-        engine = get("STYLEBOT_ENGINE") or "painted"
-        if engine not in ENGINES:
-            raise ConfigError(f"STYLEBOT_ENGINE must be one of {', '.join(ENGINES)}")
+        token = _token(get, require_token)
+        device = _choice(get, "STYLEBOT_DEVICE", DEVICES)
+        mode = _choice(get, "STYLEBOT_MODE", MODES)
+        engine = _choice(get, "STYLEBOT_ENGINE", ENGINES)
         redis_url = get("REDIS_URL")
         if mode == "webhook" and not redis_url:
             raise ConfigError("STYLEBOT_MODE=webhook needs REDIS_URL (jobs run on RQ workers)")
-
-        api_url = get("TELEGRAM_API_URL")
-        if api_url is not None:
-            if not api_url.startswith(("http://", "https://")):
-                raise ConfigError("TELEGRAM_API_URL must start with http:// or https://")
-            api_url = api_url.rstrip("/")
-
-        data_dir = Path(get("STYLEBOT_DATA_DIR") or ROOT / "data")
-        weights = Path(get("STYLEBOT_WEIGHTS") or ROOT / "vgg19_cache.pth")
-        styles_dir = Path(get("STYLEBOT_STYLES_DIR") or DEFAULT_STYLES_DIR)
-        memory_limit = get("STYLEBOT_MEMORY_LIMIT")
-        try:
-            limit_bytes = None if memory_limit is None else hostmem.parse_size(memory_limit)
-        except ValueError:
-            raise ConfigError("STYLEBOT_MEMORY_LIMIT must be a size such as 512M, 1G or a number of bytes") from None
         return cls(
             token=token or "",
-            api_url=api_url,
-            data_dir=data_dir if data_dir.is_absolute() else Path.cwd() / data_dir,
-            weights=weights if weights.is_absolute() else Path.cwd() / weights,
+            api_url=_api_url(get),
+            data_dir=_path(get, "STYLEBOT_DATA_DIR", ROOT / "data"),
+            weights=_path(get, "STYLEBOT_WEIGHTS", ROOT / "vgg19_cache.pth"),
             device=device,
             workers=_int(get, "STYLEBOT_WORKERS", 1, low=1, high=64),
             image_size=_int(get, "STYLEBOT_IMAGE_SIZE", 512, low=16, high=4096),
@@ -175,8 +145,8 @@ class Config:
             webhook_secret=get("STYLEBOT_WEBHOOK_SECRET"),
             port=_int(get, "PORT", 8080, low=1, high=65535),
             job_timeout=_int(get, "STYLEBOT_JOB_TIMEOUT", 900, low=10, high=86400),
-            styles_dir=styles_dir if styles_dir.is_absolute() else Path.cwd() / styles_dir,
-            memory_limit=limit_bytes,
+            styles_dir=_path(get, "STYLEBOT_STYLES_DIR", DEFAULT_STYLES_DIR),
+            memory_limit=_memory_limit(get),
             cpu_bf16=get("STYLEBOT_CPU_BF16") != "0",
             engine=engine,
         )
@@ -190,6 +160,52 @@ class Config:
                 value = safe_url(value)  # no userinfo, token path or query in a log line (issue 18)
             shown.append(f"{f.name}={value}")
         return " ".join(shown)
+
+
+Getter = Callable[[str], str | None]
+
+
+def _token(get: Getter, required: bool) -> str:
+    """The bot token, checked for shape (never echoed: it is the one secret)."""
+    token = get("TELEGRAM_BOT_TOKEN")
+    if token is None and required:
+        raise ConfigError(
+            "TELEGRAM_BOT_TOKEN is not set. Create a bot with @BotFather, then "
+            "`export TELEGRAM_BOT_TOKEN=...` (or put it in .env). "
+            "To try the bot without a token: `python main.py --playground`."
+        )
+    if token is not None and (":" not in token or any(c.isspace() for c in token)):
+        raise ConfigError("TELEGRAM_BOT_TOKEN does not look like a bot token (expected 123456:ABC...)")
+    return token or ""
+
+
+def _choice(get: Getter, name: str, allowed: tuple[str, ...]) -> str:
+    """One of ``allowed``; the first is the default."""
+    value = get(name) or allowed[0]
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}")
+    return value
+
+
+def _api_url(get: Getter) -> str | None:
+    api_url = get("TELEGRAM_API_URL")
+    if api_url is not None and not api_url.startswith(("http://", "https://")):
+        raise ConfigError("TELEGRAM_API_URL must start with http:// or https://")
+    return None if api_url is None else api_url.rstrip("/")
+
+
+def _path(get: Getter, name: str, default: Path) -> Path:
+    """A path setting; a relative one is taken from the working directory, as a shell user expects."""
+    path = Path(get(name) or default)
+    return path if path.is_absolute() else Path.cwd() / path
+
+
+def _memory_limit(get: Getter) -> int | None:
+    raw = get("STYLEBOT_MEMORY_LIMIT")
+    try:
+        return None if raw is None else hostmem.parse_size(raw)
+    except ValueError:
+        raise ConfigError("STYLEBOT_MEMORY_LIMIT must be a size such as 512M, 1G or a number of bytes") from None
 
 
 def _int(get: Callable[[str], str | None], name: str, default: int, low: int, high: int) -> int:

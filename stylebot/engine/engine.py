@@ -14,6 +14,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -238,9 +239,7 @@ class Engine:
     ) -> torch.Tensor:
         """The pyramid, coarse to fine; returns the finest level's image tensor."""
         recipe = params.recipe
-        total_work, total_evals = float(sum(work)), sum(plan)
-        done_work, step = 0.0, 0
-        t0 = time.perf_counter()
+        run = _Run(total_work=float(sum(work)), total_evals=sum(plan), t0=time.perf_counter())
         x: torch.Tensor | None = None
         coarse_content: torch.Tensor | None = None  # the previous level's content (recipe.detail)
         threads = self.threads  # the count carried into the next level (its warm-up, or all of it)
@@ -265,69 +264,100 @@ class Engine:
                 mix=params.mix,
                 color_method=params.color_method,
             )
-            # Content init (the content is in place from the first step), then each finer level starts
-            # from the coarser result, upsampled.
-            if x is None:
-                x = content_t.clone() if init is None else self._start_image(init, (w, h), params)
-                if params.seed:
-                    x = _seeded_variation(x, params.seed)
-            else:
-                x = F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False)
-                if recipe.detail and coarse_content is not None:
-                    # The band of detail this level adds to the content (a Laplacian-pyramid level): the
-                    # upsampled result lacks it, so without it a level spends its first evaluations
-                    # re-sharpening edges the content already has.
-                    x += content_t - F.interpolate(coarse_content, size=(h, w), mode="bicubic", align_corners=False)
-                x.clamp_(0, 1)
+            x = self._level_start(x, content_t, coarse_content, init, (w, h), params)
             coarse_content = content_t if recipe.detail else None
             del content_t
-            level_start = done_work
-
-            # The level's values are bound as defaults: the function must not see the next level's.
-            def evaluate(
-                xk: torch.Tensor,
-                objective: Objective = objective,
-                level_end: float = level_start + work[level],
-                scale: int = max(w, h),
-                chooser: LevelThreads = chooser,
-            ) -> tuple[float, torch.Tensor]:
-                """Loss and gradient at xk; counts the step, reports progress, honours cancel."""
-                nonlocal done_work, step
-                if cancel is not None and cancel.is_set():
-                    raise Cancelled()
-                chooser.before()
-                t_eval, cpu0 = time.perf_counter(), platform.cpu_times() if self.adaptive else None
-                losses, grad = objective.value_and_grad(xk)
-                chooser.after(
-                    time.perf_counter() - t_eval,
-                    platform.idle_cores(cpu0, platform.cpu_times()) if cpu0 is not None else None,
-                )
-                step += 1
-                done_work = min(done_work + xk.shape[-1] * xk.shape[-2], level_end)
-                if on_progress is not None:
-                    elapsed = time.perf_counter() - t0
-                    frac = done_work / total_work
-                    snapshot = xk.detach()
-                    on_progress(
-                        Progress(
-                            fraction=frac,
-                            eta=elapsed / frac * (1 - frac),
-                            step=step,
-                            total=total_evals,
-                            scale=scale,
-                            loss=losses.total,
-                            render=lambda: imaging.render(snapshot, content, params.luminance_only),
-                        )
-                    )
-                return losses.total, grad
-
+            level_start = run.done_work
+            level_end = level_start + work[level]
+            evaluate = self._evaluator(
+                objective, chooser, run, level_end, max(w, h), cancel, on_progress, content, params
+            )
             x = minimize(evaluate, x, n_evals, history_for(x, recipe.history))
-            done_work = level_start + work[level]
+            run.done_work = level_end
             threads, margin = chooser.current, chooser.margin
             del objective, evaluate  # the next level's targets are built without this level's alive
 
         assert x is not None
         return x
+
+    def _level_start(
+        self,
+        x: torch.Tensor | None,
+        content_t: torch.Tensor,
+        coarse_content: torch.Tensor | None,
+        init: Image.Image | None,
+        size: tuple[int, int],
+        params: StyleParams,
+    ) -> torch.Tensor:
+        """Where a level's optimisation starts: the content (or ``init``) at the coarsest level, else the
+        coarser result upsampled, plus the content's detail band when the recipe asks for it."""
+        w, h = size
+        if x is None:
+            x = content_t.clone() if init is None else self._start_image(init, (w, h), params)
+            return _seeded_variation(x, params.seed) if params.seed else x
+        x = F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False)
+        if params.recipe.detail and coarse_content is not None:
+            # The band of detail this level adds to the content (a Laplacian-pyramid level): the upsampled
+            # result lacks it, so without it a level spends its first evaluations re-sharpening edges the
+            # content already has.
+            x += content_t - F.interpolate(coarse_content, size=(h, w), mode="bicubic", align_corners=False)
+        return x.clamp_(0, 1)
+
+    def _evaluator(
+        self,
+        objective: Objective,
+        chooser: LevelThreads,
+        run: _Run,
+        level_end: float,
+        scale: int,
+        cancel: threading.Event | None,
+        on_progress: Callable[[Progress], None] | None,
+        content: Image.Image,
+        params: StyleParams,
+    ) -> Callable[[torch.Tensor], tuple[float, torch.Tensor]]:
+        """One level's ``evaluate(x) -> (loss, grad)``: counts the step, reports progress, honours cancel.
+
+        Built per level so that it sees this level's objective and thread chooser, never the next one's.
+        """
+
+        def evaluate(xk: torch.Tensor) -> tuple[float, torch.Tensor]:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled()
+            chooser.before()
+            t_eval, cpu0 = time.perf_counter(), platform.cpu_times() if self.adaptive else None
+            losses, grad = objective.value_and_grad(xk)
+            idle = platform.idle_cores(cpu0, platform.cpu_times()) if cpu0 is not None else None
+            chooser.after(time.perf_counter() - t_eval, idle)
+            run.step += 1
+            run.done_work = min(run.done_work + xk.shape[-1] * xk.shape[-2], level_end)
+            if on_progress is not None:
+                frac = run.done_work / run.total_work
+                snapshot = xk.detach()
+                on_progress(
+                    Progress(
+                        fraction=frac,
+                        eta=(time.perf_counter() - run.t0) / frac * (1 - frac),
+                        step=run.step,
+                        total=run.total_evals,
+                        scale=scale,
+                        loss=losses.total,
+                        render=lambda: imaging.render(snapshot, content, params.luminance_only),
+                    )
+                )
+            return losses.total, grad
+
+        return evaluate
+
+
+@dataclass
+class _Run:
+    """One job's progress across its levels: the work done (pixels × evaluations) and the steps taken."""
+
+    total_work: float
+    total_evals: int
+    t0: float
+    done_work: float = 0.0
+    step: int = 0
 
 
 _engines: dict[tuple[str, str], Engine] = {}
