@@ -68,6 +68,9 @@ class SharedDownloads:
         self._cond = threading.Condition()
         self._data: OrderedDict[tuple[str, str], bytes] = OrderedDict()
         self._inflight: set[tuple[str, str]] = set()
+        #: A download that failed, kept for the job's other reader: the worker must meet the same answer the
+        #: first look did (a hostile getFile path fails the job), not a second, different one.
+        self._failed: dict[tuple[str, str], Exception] = {}
         self._total = 0
         self._gone = _Recent()
 
@@ -80,12 +83,21 @@ class SharedDownloads:
                 self._cond.wait()
             if key in self._data:
                 return self._data[key]
+            if key in self._failed:
+                raise self._failed[key]
             if only_if_live and job_id in self._gone:
                 raise _Ended()
             self._inflight.add(key)
         data = b""
         try:
             data = self.tg.download(file_id)
+        except Exception as exc:
+            with self._cond:
+                if job_id not in self._gone:
+                    self._failed[key] = exc
+                    while len(self._failed) > 256:  # bounded, whatever ends a job
+                        del self._failed[next(iter(self._failed))]
+            raise
         finally:
             with self._cond:
                 self._inflight.discard(key)
@@ -102,6 +114,8 @@ class SharedDownloads:
             self._gone.add(job_id)
             for key in [k for k in self._data if k[0] == job_id]:
                 self._total -= len(self._data.pop(key))
+            for key in [k for k in self._failed if k[0] == job_id]:
+                del self._failed[key]
 
 
 class Previewing(Protocol):
