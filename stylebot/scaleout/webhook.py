@@ -378,6 +378,21 @@ def source_of(client_address: Any) -> str:
     return str(address)
 
 
+def _body_length(encoding: str | None, raw_length: str | None) -> tuple[int, tuple[int, bytes] | None]:
+    """A POST's body length, or why it is refused before a byte of the body is read."""
+    if encoding:
+        return 0, (411, b"length required\n")  # Telegram always sends Content-Length
+    try:
+        length = int(raw_length or 0)
+    except ValueError:
+        return 0, (400, b"bad content-length\n")
+    if length < 0:
+        return 0, (400, b"bad content-length\n")
+    if length > MAX_BODY:
+        return 0, (413, b"too large\n")
+    return length, None
+
+
 def _handler_for(app: WebhookApp) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server: _Server  # socketserver sets it to the server that made us: always the _Server above
@@ -402,19 +417,9 @@ def _handler_for(app: WebhookApp) -> type[BaseHTTPRequestHandler]:
             self._reply(404, b"not found\n")  # only /healthz is for GET; nothing else says the bot is here
 
         def do_POST(self) -> None:
-            raw_length = self.headers.get("Content-Length")
-            if self.headers.get("Transfer-Encoding"):
-                self._refuse(411, b"length required\n")  # Telegram always sends Content-Length
-                return
-            try:
-                length = int(raw_length or 0)
-            except ValueError:
-                length = -1
-            if length < 0:
-                self._refuse(400, b"bad content-length\n")
-                return
-            if length > MAX_BODY:  # refused before a byte of it is read
-                self._refuse(413, b"too large\n")
+            length, refusal = _body_length(self.headers.get("Transfer-Encoding"), self.headers.get("Content-Length"))
+            if refusal is not None:
+                self._refuse(*refusal)
                 return
             body = self.rfile.read(length)
             if len(body) < length:  # the client hung up, or was cut off, short of its Content-Length
