@@ -90,8 +90,8 @@ def test_a_redirected_download_at_job_time_gets_its_own_message(emulator: BotAPI
 
 
 def test_a_5xx_on_the_download_and_on_the_result_send_get_their_own_message(emulator: BotAPIEmulator, make_bot) -> None:
-    # No previews: the first sendPhoto of a job is its result.
-    app = make_bot(preview_every=10_000.0, preview_step=2.0)
+    # No previews and no first look: the first sendPhoto of a job is its result.
+    app = make_bot(preview_every=10_000.0, preview_step=2.0, first_look=False)
     quick_retries(app.tg)
     user = User(emulator, 1202)
     content = file_id_of(user.photo(picture((120, 80))))
