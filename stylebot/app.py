@@ -71,6 +71,14 @@ def quick_engine() -> QuickEngine:
         raise WeightsError(f"quick mode needs the draft network: {exc}") from exc
 
 
+def quick_beside(config: Config) -> QuickEngine | None:
+    """The draft beside a painted engine, for jobs marked quick (/settings, ``auto``); None without it."""
+    from stylebot.engine.draft import load_draft  # onnxruntime, no torch; loaded once per process
+
+    draft = load_draft(threads=1)
+    return QuickEngine(draft) if draft is not None else None
+
+
 def engine_params(job: Job) -> StyleParams:
     """A job's settings as the engine's parameters (``Context.params``)."""
     return StyleParams(size=job.size, strength=job.strength, keep_colors=job.keep_colors, mix=job.mix)
@@ -120,6 +128,7 @@ def build_context(
         styles_dir=config.styles_dir,
         default_size=config.image_size,
         max_size=config.max_image_size,
+        quick=engine if isinstance(engine, QuickEngine) else quick_beside(config),
         **{"job_timeout": float(config.job_timeout), **options},
     )
 
@@ -167,7 +176,8 @@ class App:
             job_timeout=self.ctx.timeout_for,
         )
         queue = self.queue if self.first_looks is None else WithFirstLook(self.queue, self.first_looks)
-        self.handlers = Handlers.for_config(self.bot, self.store, queue, self.tg, config, gpu)
+        quick_ok = self.ctx.quick is not None  # the speed choice (chat/speed.py) only where the draft runs
+        self.handlers = Handlers.for_config(self.bot, self.store, queue, self.tg, config, gpu, quick=quick_ok)
         register(self.bot, self.handlers)
         self._poller = Poller(self.bot, self.store, self.dispatcher, self.health, self.stopping)
 

@@ -24,7 +24,7 @@ from stylebot.chat.keyboards import result_buttons
 from stylebot.errors import BadImage, Cancelled, TelegramError, UnsafeFile, UserGone
 from stylebot.jobs import results, timelapse
 from stylebot.jobs.health import Health, OutcomeNotRecorded, resource_trouble, upstream_failure
-from stylebot.jobs.job import JOB_TIMEOUT, MAX_CRASHES, Job, JobStatus, Stop, crashes
+from stylebot.jobs.job import JOB_TIMEOUT, MAX_CRASHES, QUICK, Job, JobStatus, Stop, crashes
 from stylebot.jobs.ledger import Ledger
 from stylebot.jobs.quota import scaled_timeout
 from stylebot.jobs.results import result_caption, result_path, sweep_now_and_then
@@ -67,6 +67,8 @@ class Context:
     ledger: Ledger | None = None
     #: The draft network's first look (jobs/first_look.FirstLooks); None: no draft in this process.
     first_looks: Any = None
+    #: Quick mode's engine (engine/quick.QuickEngine over the draft) for jobs marked quick; None: paint them.
+    quick: Any = None
 
     def timeout_for(self, job: Job) -> float:
         """``job_timeout`` scaled with the job's work (jobs/quota.py): a 1024 px job gets 4x a 512 px one's."""
@@ -107,7 +109,8 @@ def run_job(job: Job, stop: Stop, ctx: Context) -> None:
             reporter.finish(None)
             return
         frames = FrameRecorder()  # "How it was painted": small snapshots along the way
-        result = ctx.engine.stylize(
+        quick = job.speed == QUICK and ctx.quick is not None  # the draft (no torch), else the painted engine
+        result = (ctx.quick if quick else ctx.engine).stylize(
             content,
             style,
             ctx.params(job),

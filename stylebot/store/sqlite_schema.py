@@ -176,6 +176,13 @@ def _migrate_v7(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE rate_events ADD COLUMN size INTEGER")
 
 
+def _migrate_v8(db: sqlite3.Connection) -> None:
+    """Version 8: quick mode (issue 20). A user's speed choice (NULL: none made) and each job's speed;
+    jobs from before read as painted, which is what they were."""
+    db.execute("ALTER TABLE settings ADD COLUMN speed TEXT")
+    db.execute("ALTER TABLE jobs ADD COLUMN speed TEXT NOT NULL DEFAULT 'painted'")
+
+
 #: Ordered: ``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migrate_v1,
@@ -185,6 +192,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     migrate_v5,  # v5: unfinished updates (store/updates.py)
     migrate_user_salts,  # v6: log pseudonyms' salts
     _migrate_v7,  # v7: rate events carry their job size
+    _migrate_v8,  # v8: speed (quick mode) on settings and jobs
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
