@@ -176,8 +176,10 @@ class App:
             job_timeout=self.ctx.timeout_for,
         )
         queue = self.queue if self.first_looks is None else WithFirstLook(self.queue, self.first_looks)
-        quick_ok = self.ctx.quick is not None  # the speed choice (chat/speed.py) only where the draft runs
-        self.handlers = Handlers.for_config(self.bot, self.store, queue, self.tg, config, gpu, quick=quick_ok)
+        # The speed choice (chat/speed.py) only where the draft runs; ``auto`` fallen back to quick is quick-only.
+        speed_config = replace(config, engine="quick") if quick else config
+        quick_ok = self.ctx.quick is not None
+        self.handlers = Handlers.for_config(self.bot, self.store, queue, self.tg, speed_config, gpu, quick=quick_ok)
         register(self.bot, self.handlers)
         self._poller = Poller(self.bot, self.store, self.dispatcher, self.health, self.stopping)
 
