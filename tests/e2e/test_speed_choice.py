@@ -93,3 +93,33 @@ def test_a_quick_only_process_offers_no_speed_choice(make_bot, emulator: BotAPIE
         for row in settings["reply_markup"]["inline_keyboard"]
         for b in row
     )
+
+
+def test_mix_on_a_quick_result_stays_quick_even_after_painted_is_chosen(
+    make_bot, emulator: BotAPIEmulator, user: User
+) -> None:
+    """The draft mixes two style vectors; a ratio press reruns at the job's own speed, not the setting's."""
+    app = make_bot(image_size=96)
+    choose(user, app, QUICK, emulator)
+    send_pair(user)
+    first = user.wait_result(timeout=60)
+    one = app.store.last_job(user.id)
+    assert one is not None and one.speed == QUICK
+
+    wait_idle(app.store, user.id)
+    user.press(first, f"mixwith:{one.id}")
+    user.wait_seen("Send a second style picture")
+    user.photo(picture((64, 64), (230, 200, 40)))
+    second = user.wait_result(2, timeout=60)
+    mixed = app.store.last_job(user.id)
+    assert mixed is not None and mixed.speed == QUICK and mixed.style2_file_id is not None
+    assert QUICK_CAPTION in second["caption"] and "mixed styles: 50% first" in second["caption"]
+    assert user.result_image(second).size == (96, 64)
+
+    wait_idle(app.store, user.id)
+    choose(user, app, PAINTED, emulator)  # a new setting applies to new jobs, not to a result's buttons
+    user.press(second, f"mix:{mixed.id}:75")
+    third = user.wait_result(3, timeout=60)
+    more = app.store.last_job(user.id)
+    assert more is not None and more.mix == 0.75 and more.speed == QUICK
+    assert QUICK_CAPTION in third["caption"] and "25% first · 75% second" in third["caption"]
