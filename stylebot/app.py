@@ -128,8 +128,9 @@ def build_context(
         styles_dir=config.styles_dir,
         default_size=config.image_size,
         max_size=config.max_image_size,
-        quick=engine if isinstance(engine, QuickEngine) else quick_beside(config),
-        **{"job_timeout": float(config.job_timeout), **options},
+        # Jobs marked quick: the quick engine itself, or (``options``) the draft beside a painted one.
+        **{"job_timeout": float(config.job_timeout), "quick": engine if isinstance(engine, QuickEngine) else None}
+        | options,
     )
 
 
@@ -163,6 +164,7 @@ class App:
             health=self.health,
             ledger=self.ledger,
             first_looks=self.first_looks,
+            **({} if quick else {"quick": quick_beside(config)}),  # the /settings choice runs the draft here
             **context_options,
         )
         self.positions = PositionWatcher(self.tg)
