@@ -77,7 +77,7 @@ class Handlers:
         tg: Telegram,
         config: Config,
         gpu: bool,
-        quick=False,
+        quick: bool = False,
     ) -> Self:
         """The handlers as every entry point builds them (polling app, webhook process); ``quick``: the draft runs."""
         return cls(
