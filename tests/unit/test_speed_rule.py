@@ -98,3 +98,13 @@ def test_a_job_reads_as_painted_by_default_and_a_quick_result_says_so() -> None:
     for lang in ("en", "ru"):
         job.lang = lang
         assert t(lang, "quick_caption") in result_caption(job, (48, 32))
+
+
+def test_the_auto_bound_comes_from_its_variable() -> None:
+    from stylebot.config import Config, ConfigError
+
+    token = {"TELEGRAM_BOT_TOKEN": "123456:ABC"}
+    assert Config.from_env(token, dotenv=None).auto_quick_wait == 60
+    assert Config.from_env({**token, "STYLEBOT_AUTO_QUICK_WAIT": "15"}, dotenv=None).auto_quick_wait == 15
+    with pytest.raises(ConfigError, match="STYLEBOT_AUTO_QUICK_WAIT"):
+        Config.from_env({**token, "STYLEBOT_AUTO_QUICK_WAIT": "soon"}, dotenv=None)
