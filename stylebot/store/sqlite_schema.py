@@ -178,9 +178,11 @@ def _migrate_v7(db: sqlite3.Connection) -> None:
 
 def _migrate_v8(db: sqlite3.Connection) -> None:
     """Version 8: quick mode (issue 20). A user's speed choice (NULL: none made) and each job's speed;
-    jobs from before read as painted, which is what they were."""
-    db.execute("ALTER TABLE settings ADD COLUMN speed TEXT")
-    db.execute("ALTER TABLE jobs ADD COLUMN speed TEXT NOT NULL DEFAULT 'painted'")
+    jobs from before read as painted, which is what they were. Only columns not there yet: a database a
+    test or an operator rewound to an older ``user_version`` runs it again."""
+    for table, column in (("settings", "speed TEXT"), ("jobs", "speed TEXT NOT NULL DEFAULT 'painted'")):
+        if "speed" not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
 
 
 #: Ordered: ``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``.

@@ -120,3 +120,19 @@ def test_redis_hashes_from_before_quick_mode_read_as_painted_and_no_choice(redis
         assert store.get_settings(7).size == 48
     finally:
         store.close()
+
+
+def test_migration_8_runs_again_on_a_rewound_version_without_losing_choices(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    store = Store(path)
+    store.save_settings(UserSettings(7, size=48, speed=QUICK))
+    store.close()
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA user_version = 7")  # the columns stay: only the version says "before speed"
+    db.commit()
+    db.close()
+    store = Store(path)
+    try:
+        assert store.get_settings(7).speed == QUICK
+    finally:
+        store.close()
