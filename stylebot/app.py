@@ -73,6 +73,14 @@ def quick_engine() -> QuickEngine:
         raise WeightsError(f"quick mode needs the draft network: {exc}") from exc
 
 
+def quick_beside(config: Config) -> QuickEngine | None:
+    """The draft beside a painted engine, for jobs marked quick (/settings, ``auto``); None without it."""
+    from stylebot.engine.draft import load_draft  # onnxruntime, no torch; loaded once per process
+
+    draft = load_draft(threads=1)
+    return QuickEngine(draft) if draft is not None else None
+
+
 def engine_params(job: Job) -> StyleParams:
     """A job's settings as the engine's parameters (``Context.params``)."""
     return StyleParams(size=job.size, strength=job.strength, keep_colors=job.keep_colors, mix=job.mix)
@@ -123,7 +131,9 @@ def build_context(
         styles_dir=config.styles_dir,
         default_size=config.image_size,
         max_size=config.max_image_size,
-        **{"job_timeout": float(config.job_timeout), **options},
+        # Jobs marked quick: the quick engine itself, or (``options``) the draft beside a painted one.
+        **{"job_timeout": float(config.job_timeout), "quick": engine if isinstance(engine, QuickEngine) else None}
+        | options,
     )
 
 
@@ -158,6 +168,7 @@ class App:
             health=self.health,
             ledger=self.ledger,
             first_looks=self.first_looks,
+            **({} if quick else {"quick": quick_beside(config)}),  # the /settings choice runs the draft here
             **context_options,
         )
         self.positions = PositionWatcher(self.tg)
@@ -171,7 +182,10 @@ class App:
             job_timeout=self.ctx.timeout_for,
         )
         queue = self.queue if self.first_looks is None else WithFirstLook(self.queue, self.first_looks)
-        self.handlers = Handlers.for_config(self.bot, self.store, queue, self.tg, config, gpu)
+        # The speed choice (chat/speed.py) only where the draft runs; ``auto`` fallen back to quick is quick-only.
+        speed_config = replace(config, engine="quick") if quick else config
+        quick_ok = self.ctx.quick is not None
+        self.handlers = Handlers.for_config(self.bot, self.store, queue, self.tg, speed_config, gpu, quick=quick_ok)
         register(self.bot, self.handlers)
         self._poller = Poller(self.bot, self.store, self.dispatcher, self.health, self.stopping)
 

@@ -62,6 +62,9 @@ class Config:
     #: STYLEBOT_ENGINE: "painted" (the Gatys engine), "quick" (the draft network only: no torch in the
     #: process) or "auto" (painted, or quick where the painted engine cannot load). See DESIGN.md.
     engine: str = "painted"
+    #: STYLEBOT_AUTO_QUICK_WAIT: with ``engine="auto"``, a job whose user made no speed choice is answered Quick
+    #: while the painting queue's estimated wait (seconds; stylebot/chat/speed.py) is over this bound.
+    auto_quick_wait: int = 60
 
     @property
     def db_path(self) -> Path:
@@ -149,6 +152,7 @@ class Config:
             memory_limit=_memory_limit(get),
             cpu_bf16=get("STYLEBOT_CPU_BF16") != "0",
             engine=engine,
+            auto_quick_wait=_int(get, "STYLEBOT_AUTO_QUICK_WAIT", 60, low=0, high=86400),
         )
 
     def describe(self) -> str:

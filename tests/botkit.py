@@ -21,7 +21,7 @@ Waiting (every test uses these; tests/unit/test_test_waits.py checks the e2e tie
 - ``REPLY_S`` (60) and ``RESULT_S`` (180) are the usual timeouts: an answer to one message, a
   painted result at the tests' sizes. ``User.wait_text``/``wait_seen``/``wait_result`` use them.
 - ``wait_idle(store, user_id)`` before pressing a button that makes a job on a result just
-  shown (a race fixed in jobs/run.py, pinned by tests/e2e/test_result_buttons_race.py; kept as a guard).
+  shown (a race fixed in the handlers, pinned by tests/e2e/test_result_buttons_race.py; kept as a guard).
 """
 
 from __future__ import annotations
@@ -93,9 +93,9 @@ def wait_until(condition: Callable[[], T | None], timeout: float = REPLY_S, what
 def wait_idle(store: Any, user_id: int, timeout: float = REPLY_S) -> None:
     """Wait until ``user_id`` has no job queued or running in ``store``.
 
-    Before pressing a button that makes a job on a result just shown. The result used to show a
-    moment before its job was recorded done (fixed: tests/e2e/test_result_buttons_race.py); the
-    tests keep this wait so each checks its own feature, not that ordering.
+    Before pressing a button that makes a job on a result just shown, or counting messages: the result
+    shows a moment before its status message is deleted and its job recorded done. (A press in between
+    is no longer refused: tests/e2e/test_result_buttons_race.py.)
     """
     wait_until(lambda: store.active_job(user_id) is None, timeout, f"user {user_id}'s job to be recorded done")
 

@@ -25,6 +25,8 @@ from stylebot.chat.filters import Incoming, incoming_image, sender
 from stylebot.chat.gallery import Gallery
 from stylebot.chat.keyboards import NAMED_STRENGTHS
 from stylebot.chat.mix import MixDialog
+from stylebot.chat.owners import not_yours, picker_reply_to
+from stylebot.chat.speed import SpeedRule, rule_for
 from stylebot.config import Config
 from stylebot.errors import BadImage, TelegramError, UnsafeFile, UserGone
 from stylebot.gallery.catalog import DEFAULT_DIR as DEFAULT_STYLES_DIR
@@ -55,8 +57,10 @@ class Handlers:
         size_choices: list[int],
         rate_limit: int,
         styles_dir: Path | None = None,
+        speed: SpeedRule | None = None,
     ) -> None:
         self.bot, self.store, self.queue, self.tg = bot, store, queue, tg
+        self.speed = speed or SpeedRule()  # Quick or Painted per job (chat/speed.py)
         self.gallery = Gallery(tg, store, styles_dir if styles_dir is not None else DEFAULT_STYLES_DIR)
         self.mix = MixDialog(self)  # mixed styles: 3-image albums, "Mix with another style", ratio buttons
         self.results_dir = results_dir
@@ -66,9 +70,16 @@ class Handlers:
 
     @classmethod
     def for_config(
-        cls, bot: telebot.TeleBot, store: StateStore, queue: JobQueue, tg: Telegram, config: Config, gpu: bool
+        cls,
+        bot: telebot.TeleBot,
+        store: StateStore,
+        queue: JobQueue,
+        tg: Telegram,
+        config: Config,
+        gpu: bool,
+        quick: bool = False,
     ) -> Self:
-        """The handlers as every entry point builds them (polling app, webhook process)."""
+        """The handlers as every entry point builds them (polling app, webhook process); ``quick``: the draft runs."""
         return cls(
             bot,
             store,
@@ -79,6 +90,7 @@ class Handlers:
             size_choices=config.size_choices(gpu),
             rate_limit=config.rate_limit,
             styles_dir=config.styles_dir,
+            speed=rule_for(config.engine, quick, config.auto_quick_wait, config.image_size, config.workers),
         )
 
     # --- helpers -------------------------------------------------------
@@ -258,6 +270,8 @@ class Handlers:
         style2_file_id: str | None = None,
         style2_slug: str | None = None,
         mix: float = 0.5,
+        speed: str | None = None,
+        shown_from: str | None = None,
     ) -> bool:
         """Queue a job if the user may have one now; answer either way.
 
@@ -274,7 +288,10 @@ class Handlers:
         if health is not None and not health.ok:
             self.tg.send_text(chat_id, texts.t(lang, "busy_try_later"), reply_to=reply_to)
             return False
-        if self.store.active_job(user.id) is not None:
+        # ``shown_from``: the job whose result's button asked; its result is on screen, so while it tidies up
+        # (status message, DONE) it is not "a job in the queue" (a press there was refused under load).
+        active = self.store.active_job(user.id)
+        if active is not None and active.id != shown_from:
             self.tg.send_text(chat_id, texts.t(lang, "already_queued"), reply_to=reply_to)
             return False
         settings = self.settings_for(user.id)
@@ -297,6 +314,7 @@ class Handlers:
             style2_file_id=style2_file_id,
             style2_slug=style2_slug,
             mix=mix,
+            speed=speed or self.speed.for_job(settings.speed, self.store),  # a rerun keeps its job's speed
         )
         if job_id is not None:
             job.id = job_id
@@ -343,7 +361,8 @@ class Handlers:
 
     # --- buttons -------------------------------------------------------
     def settings_keyboard(self, lang: str, s: UserSettings) -> types.InlineKeyboardMarkup:
-        return keyboards.settings_keyboard(lang, s, self.size_choices)
+        speed = self.speed.ticked(s.speed) if self.speed.offered else "off"
+        return keyboards.settings_keyboard(lang, s, self.size_choices, speed)
 
     def stale(self, call: types.CallbackQuery) -> None:
         """A press that no longer means anything (old layout, forged, or out of its chat)."""
@@ -360,6 +379,8 @@ class Handlers:
             settings.strength = NAMED_STRENGTHS[value]
         elif what == "colors" and value in ("0", "1"):
             settings.keep_colors = value == "1"
+        elif what == "speed" and self.speed.chosen(value):
+            settings.speed = value
         else:
             self.stale(call)
             return
@@ -425,6 +446,8 @@ class Handlers:
             style2_file_id=job.style2_file_id,
             style2_slug=job.style2_slug,
             mix=job.mix,
+            speed=job.speed,
+            shown_from=job.id,
         )
 
     def on_restyle(self, call: types.CallbackQuery) -> None:
@@ -560,34 +583,6 @@ class Handlers:
             self.tg.call(self.bot.answer_callback_query, call.id, text)
         except TelegramError as exc:  # too old to answer: the user just sees a spinner stop
             log.info("answer_callback_query: %s", exc.description)
-
-
-def picker_reply_to(call: types.CallbackQuery) -> int | None:
-    """In a group, the presser's own message a picker (gallery, recent styles) replies to: the job's
-    answers reply there too. ``None`` in private chats, or on someone else's picker."""
-    message = call.message
-    replied: types.Message | None = getattr(message, "reply_to_message", None)
-    if (
-        message is None
-        or message.chat.type == "private"
-        or replied is None
-        or replied.from_user is None
-        or replied.from_user.id != call.from_user.id
-    ):
-        return None
-    return replied.message_id
-
-
-def not_yours(lang: str, message: types.Message | types.InaccessibleMessage | None) -> str:
-    """The short answer to a press on someone else's buttons in a group: whose they are, if known.
-
-    Group results and pickers reply to their owner's message, so its sender is the owner.
-    """
-    replied: types.Message | None = getattr(message, "reply_to_message", None)
-    owner = replied.from_user if replied is not None else None
-    if owner is not None and not owner.is_bot and owner.first_name:
-        return texts.t(lang, "not_your_buttons", name=owner.first_name)
-    return texts.t(lang, "not_your_buttons_anon")
 
 
 def next_strength(current: float, direction: int) -> float | None:

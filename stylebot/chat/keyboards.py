@@ -6,7 +6,7 @@ are made with ``factory.new(...)``, handlers read them with :func:`parse` and
 written once. The strings are a contract: buttons already sitting in users' chats
 keep working, so they must stay byte-identical:
 
-    set:size:48  set:strength:strong  set:colors:1
+    set:size:48  set:strength:strong  set:colors:1  set:speed:quick|painted
     rerun:<job_id>:stronger|weaker  restyle:<job_id>  full:<job_id>  style:<n>
     lapse:<job_id>
     gal:<slug>  galp:<page>
@@ -19,10 +19,10 @@ from telebot import types
 from telebot.callback_data import CallbackData
 
 from stylebot import texts
-from stylebot.jobs.job import Job
+from stylebot.jobs.job import SPEEDS, Job
 from stylebot.store.base import UserSettings
 
-#: /settings: ``what`` is size | strength | colors; ``value`` px, a strength name, or 0/1.
+#: /settings: ``what`` is size | strength | colors | speed; ``value`` px, a strength name, 0/1, or a speed.
 SETTINGS = CallbackData("what", "value", prefix="set")
 #: "Stronger"/"Weaker" under a result: paint the same pair again one step along the ladder.
 RERUN = CallbackData("job_id", "direction", prefix="rerun")
@@ -60,8 +60,11 @@ def parse(factory: CallbackData, data: str | None) -> dict[str, str] | None:
         return None
 
 
-def settings_keyboard(lang: str, s: UserSettings, size_choices: list[int]) -> types.InlineKeyboardMarkup:
-    """/settings: sizes, named strengths, keep colours; the current choice is ticked."""
+def settings_keyboard(
+    lang: str, s: UserSettings, size_choices: list[int], speed: str | None = "off"
+) -> types.InlineKeyboardMarkup:
+    """/settings: sizes, named strengths, keep colours, and (``speed`` not "off") Painted/Quick with
+    ``speed`` ticked (None: neither); the current choice is ticked."""
 
     def mark(text: str, on: bool) -> str:
         return f"✓ {text}" if on else text
@@ -86,6 +89,15 @@ def settings_keyboard(lang: str, s: UserSettings, size_choices: list[int]) -> ty
     markup.row(
         types.InlineKeyboardButton(texts.t(lang, colors), callback_data=SETTINGS.new("colors", int(not s.keep_colors)))
     )
+    if speed != "off":  # quick mode (issue 20, stylebot/chat/speed.py)
+        markup.row(
+            *[
+                types.InlineKeyboardButton(
+                    mark(texts.t(lang, f"speed_{name}"), name == speed), callback_data=SETTINGS.new("speed", name)
+                )
+                for name in SPEEDS
+            ]
+        )
     return markup
 
 

@@ -246,4 +246,6 @@ class MixDialog:
             style2_file_id=job.style2_file_id,
             style2_slug=job.style2_slug,
             mix=mix,
+            speed=job.speed,  # a quick result's ratios stay quick
+            shown_from=job.id,
         )

@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 MAX_CRASHES = 6
 #: Default wall-clock bound on one job (seconds); ``run.Context.job_timeout``.
 JOB_TIMEOUT = 15 * 60.0
+#: A job's speed (``Job.speed``): painted by the Gatys engine, or answered with the draft network (quick mode).
+PAINTED = "painted"
+QUICK = "quick"
+SPEEDS = (PAINTED, QUICK)
 
 
 class JobStatus(str, Enum):  # noqa: UP042 - StrEnum would change str(member), which logs and f-strings use
@@ -80,6 +84,8 @@ class Job:
     mix: float = 0.5
     #: In a group, the user's message the result replies to (None in a private chat).
     reply_to_message_id: int | None = None
+    #: PAINTED or QUICK (the draft network, in about a second); rows and hashes from before it read PAINTED.
+    speed: str = PAINTED
 
 
 def crashes(job: Job) -> int:

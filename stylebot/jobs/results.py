@@ -49,7 +49,8 @@ def result_caption(job: Job, size: tuple[int, int], styles_dir: Path | None = No
     if job.style2_file_id:  # mixed styles: say so, with the ratio the buttons below change
         second = round(job.mix * 100)
         caption += " · " + texts.t(job.lang, "mix_caption", first=100 - second, second=second)
-    return "\n".join([caption, *style_credits(job, styles_dir)])  # gallery styles: name and credit
+    quick = [texts.t(job.lang, "quick_caption")] if job.speed == "quick" else []  # the draft, not a painting
+    return "\n".join([caption, *quick, *style_credits(job, styles_dir)])  # gallery styles: name and credit
 
 
 def style_credits(job: Job, styles_dir: Path | None = None) -> list[str]:

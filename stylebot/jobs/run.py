@@ -23,7 +23,7 @@ from stylebot import images, texts
 from stylebot.errors import BadImage, Cancelled, TelegramError, UnsafeFile, UserGone
 from stylebot.jobs import results, timelapse
 from stylebot.jobs.health import Health, OutcomeNotRecorded, resource_trouble, upstream_failure
-from stylebot.jobs.job import JOB_TIMEOUT, MAX_CRASHES, Job, JobStatus, Stop, crashes
+from stylebot.jobs.job import JOB_TIMEOUT, MAX_CRASHES, QUICK, Job, JobStatus, Stop, crashes
 from stylebot.jobs.ledger import Ledger
 from stylebot.jobs.ports import Delivery, Rendered
 from stylebot.jobs.quota import scaled_timeout
@@ -69,6 +69,8 @@ class Context:
     ledger: Ledger | None = None
     #: The draft network's first look (jobs/first_look.FirstLooks); None: no draft in this process.
     first_looks: Any = None
+    #: Quick mode's engine (engine/quick.QuickEngine over the draft) for jobs marked quick; None: paint them.
+    quick: Any = None
 
     def timeout_for(self, job: Job) -> float:
         """``job_timeout`` scaled with the job's work (jobs/quota.py): a 1024 px job gets 4x a 512 px one's."""
@@ -110,17 +112,14 @@ def run_job(job: Job, stop: Stop, ctx: Context) -> None:
     except Exception as exc:
         reporter.close()
         _ended_badly(ctx, job, stop, reporter, exc)
-        sweep_now_and_then(ctx.results_dir)
         return
     finally:
         reporter.close()
-    # DONE first, the tidy-up after: the result's buttons are live the moment it shows, and a press on
-    # "Stronger" must not find this job still counted as the user's active one (found under load).
-    try:
-        _record(job, lambda: ctx.store.set_status(job.id, JobStatus.DONE))
-    finally:
-        reporter.finish(None)
         sweep_now_and_then(ctx.results_dir)
+    # The status message goes, then DONE. A press on the result's buttons in between is not refused: the
+    # handlers know the job whose result is on screen (``Handlers.submit(shown_from=...)``).
+    reporter.finish(None)
+    _record(job, lambda: ctx.store.set_status(job.id, JobStatus.DONE))
     log.info("job %s done in %.1f s", job.id, time.monotonic() - started)
 
 
@@ -134,7 +133,8 @@ def _paint(ctx: Context, job: Job, stop: Stop, reporter: StatusReporter, frames:
     )
     if content is None or style is None or (job.style2_file_id and style2 is None):
         return None
-    return ctx.engine.stylize(
+    quick = job.speed == QUICK and ctx.quick is not None  # the draft (no torch), else the painted engine
+    return (ctx.quick if quick else ctx.engine).stylize(
         content,
         style,
         ctx.params(job),

@@ -48,6 +48,8 @@ class UserSettings:
     size: int | None = None
     strength: float = 1.0
     keep_colors: bool = False
+    #: "painted" or "quick" when the user picked one in /settings; ``None``: no choice (the operator's mode).
+    speed: str | None = None
 
 
 @dataclass

@@ -24,7 +24,7 @@ Schema (``P`` is the key prefix, ``stylebot`` by default):
 ``P:user:<uid>:active``        sorted set: queued + running job ids by ``seq``
 ``P:dialog:<chat>:<uid>``      hash: step, content_file_id, style_file_id (a mix), updated_at (one per chat)
 ``P:user:<uid>:chats``         set: chats where the user has a dialog (for /forget)
-``P:settings:<uid>``           hash: size, strength, keep_colors
+``P:settings:<uid>``           hash: size, strength, keep_colors, speed ("" or absent: no choice)
 ``P:styles:<uid>``             sorted set: style file ids by last use
 ``P:thumbs:<uid>``             hash: style file id -> thumbnail file id
 ``P:album:<chat>:<group>``     hash: message id -> JSON item; expires in 1 h
@@ -425,6 +425,7 @@ class RedisStore:
             json.loads(raw.get("size", "null")),
             float(raw.get("strength", "1.0")),
             raw.get("keep_colors") == "1",
+            raw.get("speed") or None,  # absent in hashes from before quick mode: no choice made
         )
 
     def save_settings(self, settings: UserSettings) -> None:
@@ -434,6 +435,7 @@ class RedisStore:
                 "size": json.dumps(settings.size),
                 "strength": repr(float(settings.strength)),
                 "keep_colors": "1" if settings.keep_colors else "0",
+                "speed": settings.speed or "",
             },
         )
 

@@ -176,6 +176,15 @@ def _migrate_v7(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE rate_events ADD COLUMN size INTEGER")
 
 
+def _migrate_v8(db: sqlite3.Connection) -> None:
+    """Version 8: quick mode (issue 20). A user's speed choice (NULL: none made) and each job's speed;
+    jobs from before read as painted, which is what they were. Only columns not there yet: a database a
+    test or an operator rewound to an older ``user_version`` runs it again."""
+    for table, column in (("settings", "speed TEXT"), ("jobs", "speed TEXT NOT NULL DEFAULT 'painted'")):
+        if "speed" not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+
+
 #: Ordered: ``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migrate_v1,
@@ -185,6 +194,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     migrate_v5,  # v5: unfinished updates (store/updates.py)
     migrate_user_salts,  # v6: log pseudonyms' salts
     _migrate_v7,  # v7: rate events carry their job size
+    _migrate_v8,  # v8: speed (quick mode) on settings and jobs
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -348,15 +348,15 @@ class Store(UpdateJournal):
         row = self._db().execute("SELECT * FROM settings WHERE user_id = ?", (user_id,)).fetchone()
         if row is None:
             return UserSettings(user_id)
-        return UserSettings(user_id, row["size"], row["strength"], bool(row["keep_colors"]))
+        return UserSettings(user_id, row["size"], row["strength"], bool(row["keep_colors"]), row["speed"])
 
     def save_settings(self, settings: UserSettings) -> None:
         with self._tx() as db:
             db.execute(
-                "INSERT INTO settings (user_id, size, strength, keep_colors) VALUES (?, ?, ?, ?) "
+                "INSERT INTO settings (user_id, size, strength, keep_colors, speed) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (user_id) DO UPDATE SET size = excluded.size, "
-                "strength = excluded.strength, keep_colors = excluded.keep_colors",
-                (settings.user_id, settings.size, settings.strength, int(settings.keep_colors)),
+                "strength = excluded.strength, keep_colors = excluded.keep_colors, speed = excluded.speed",
+                (settings.user_id, settings.size, settings.strength, int(settings.keep_colors), settings.speed),
             )
 
     # --- recent styles -------------------------------------------------

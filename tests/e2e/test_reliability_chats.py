@@ -306,7 +306,7 @@ def test_old_database_is_upgraded_and_its_jobs_delivered(make_bot, emulator: Bot
     emulator.handle("getUpdates", {"offset": str(2 + 1), "timeout": "0"}, {})
     old_database(db_path(tmp_path), [("oldjob000001", user.id, user.id, content, style_id, TEST_SIZE, time.time())])
     app = make_bot()
-    assert app.store.schema_version() == SCHEMA_VERSION == 7
+    assert app.store.schema_version() == SCHEMA_VERSION == 8
     user.wait_seen("your job is back in the queue")
     user.wait_result(timeout=RESULT_S)
     wait_until(
@@ -333,7 +333,7 @@ def test_migrations_run_once_and_in_order(tmp_path: Path):
     old_database(tmp_path / "db.sqlite3", [("j1", 7, 7, "c", "s", 64, time.time())])
     first = Store(tmp_path / "db.sqlite3")
     salt = first._salt
-    assert first.schema_version() == 7 and first.get_job("j1").status == JobStatus.QUEUED
+    assert first.schema_version() == 8 and first.get_job("j1").status == JobStatus.QUEUED
     assert first.get_job("j1").mix == 0.5 and first.get_job("j1").style_slug is None  # v3 columns, defaults
     assert len(first.jobs_created_since(7, time.time() - 60)) == 1  # the last hour still counts
     again = Store(tmp_path / "db.sqlite3")

@@ -5,8 +5,8 @@ files) and only then record the job done. A press on the result's "Stronger" in 
 refused with "You already have a job in the queue": the job whose result the user is looking at
 still counts as theirs. Idle, the gap is a few milliseconds; on a busy machine it is seconds,
 and test_gallery's "Stronger" right after a result met it. Here the tidy-up is made slow on
-purpose (the status message's last step waits on the press), so the old gap would always be there;
-jobs/run.py now records DONE before the tidy-up.
+purpose (the status message's last step waits on the press), so the gap is always there; the
+handlers now know the job whose result's button was pressed (``Handlers.submit(shown_from=...)``).
 """
 
 from __future__ import annotations
