@@ -176,7 +176,7 @@ def test_queue_positions_move_for_everyone_waiting(make_bot, emulator: BotAPIEmu
 
 
 def test_429_on_send_photo_is_retried(make_bot, emulator: BotAPIEmulator, user: User):
-    make_bot()
+    make_bot(first_look=False)  # the armed 429 is for the result's sendPhoto, not the draft's
     emulator.fail_next("sendPhoto", 429, retry_after=1)
     result = run_job(user, picture(), picture(color=(0, 0, 255)))
     assert result["photo"]
@@ -187,7 +187,7 @@ def test_429_on_send_photo_is_retried(make_bot, emulator: BotAPIEmulator, user: 
 
 
 def test_5xx_on_send_photo_is_retried_with_backoff(make_bot, emulator: BotAPIEmulator, user: User):
-    make_bot()
+    make_bot(first_look=False)  # the armed 502s are for the result's sendPhoto, not the draft's
     emulator.fail_next("sendPhoto", 502, description="Bad Gateway", times=2)
     assert run_job(user, picture(), picture(color=(0, 0, 255)))["photo"]
 

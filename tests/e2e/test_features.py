@@ -111,7 +111,9 @@ def test_album_of_two_is_photo_then_style(make_bot, emulator: BotAPIEmulator, us
 
 
 def test_live_preview_replaces_the_status_message(make_bot, emulator: BotAPIEmulator, user: User):
-    make_bot(image_size=128, preview_every=0.2, edit_every=0.2)
+    # Without the first look, which would otherwise be the photo that replaces the status message
+    # (tests/e2e/test_first_look.py covers that); here the painting's own previews are checked.
+    make_bot(image_size=128, preview_every=0.2, edit_every=0.2, first_look=False)
     first_job(user, content=picture((128, 96)))
     previews = [c for c in emulator.calls("sendPhoto") if "Painting" in (c.params.get("caption") or "")]
     assert previews, "no preview photo was sent"

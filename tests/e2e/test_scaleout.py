@@ -260,7 +260,7 @@ def test_worker_killed_mid_job_loses_nothing(cluster, store) -> None:
         what="the job to start",
         api=api,
     )
-    victim_pid = int(store.owner(job.id).rsplit(":", 1)[1])
+    victim_pid = int(store.owner(job.id).split(":")[1])  # host:pid:nonce
     victim = next(w for w in cluster.workers if w.pid == victim_pid)
     os.kill(victim_pid, signal.SIGKILL)
     victim.wait(deadline(10))
