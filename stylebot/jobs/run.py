@@ -107,6 +107,11 @@ def run_job(job: Job, stop: Stop, ctx: Context) -> None:
         reporter.close()
         if reporter.error is not None:
             raise reporter.error
+        # The status message (and its preview) goes first, then the result, then DONE at once: from the
+        # moment the result shows, only the ledger write stands between it and a user free to start the
+        # next job (a new photo and style right after a result were refused while a slow tidy-up ran).
+        _finish_quietly(reporter, None)
+        reporter.message_id = None
         _deliver(ctx, job, result, frames)
         _note_delivered(ctx, job)
     except Exception as exc:
@@ -115,11 +120,12 @@ def run_job(job: Job, stop: Stop, ctx: Context) -> None:
         return
     finally:
         reporter.close()
+    # A press on the result's buttons before DONE is not refused either: the handlers know the job
+    # whose result is on screen (``Handlers.submit(shown_from=...)``).
+    try:
+        _record(job, lambda: ctx.store.set_status(job.id, JobStatus.DONE))
+    finally:
         sweep_now_and_then(ctx.results_dir)
-    # The status message goes, then DONE. A press on the result's buttons in between is not refused: the
-    # handlers know the job whose result is on screen (``Handlers.submit(shown_from=...)``).
-    reporter.finish(None)
-    _record(job, lambda: ctx.store.set_status(job.id, JobStatus.DONE))
     log.info("job %s done in %.1f s", job.id, time.monotonic() - started)
 
 

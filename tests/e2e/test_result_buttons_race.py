@@ -5,8 +5,8 @@ files) and only then record the job done. A press on the result's "Stronger" in 
 refused with "You already have a job in the queue": the job whose result the user is looking at
 still counts as theirs. Idle, the gap is a few milliseconds; on a busy machine it is seconds,
 and test_gallery's "Stronger" right after a result met it. Here the tidy-up is made slow on
-purpose (the status message's last step waits on the press), so the gap is always there; the
-handlers now know the job whose result's button was pressed (``Handlers.submit(shown_from=...)``).
+purpose (the ledger note after delivery waits on the press), so the gap is always there; the
+handlers know the job whose result's button was pressed (``Handlers.submit(shown_from=...)``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 from botkit import User, picture, wait_until
 
 from stylebot import texts
-from stylebot.jobs import status
+from stylebot.jobs import run
 from stylebot.playground.emulator import BotAPIEmulator
 
 
@@ -25,13 +25,13 @@ def test_stronger_pressed_as_soon_as_the_result_shows_makes_a_second_job(
     make_bot, emulator: BotAPIEmulator, user: User, monkeypatch: pytest.MonkeyPatch
 ):
     pressed = threading.Event()
-    finish = status.StatusReporter.finish
+    note = run._note_delivered
 
-    def finish_after_the_press(self, text):  # the tidy-up after delivery, held until the user pressed
+    def note_after_the_press(ctx, job):  # the step between the result shown and DONE, held until the press
         pressed.wait(30)
-        return finish(self, text)
+        return note(ctx, job)
 
-    monkeypatch.setattr(status.StatusReporter, "finish", finish_after_the_press)
+    monkeypatch.setattr(run, "_note_delivered", note_after_the_press)
     make_bot()
     user.photo(picture((120, 80)))
     user.wait_text("Got the photo")
