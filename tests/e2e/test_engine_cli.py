@@ -66,7 +66,15 @@ def test_ctrl_c_in_model_py_saves_the_partial_result(tmp_path: Path) -> None:
         "--weights",
         str(WEIGHTS),
     ]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # Ctrl-C must reach model.py whatever this process inherited: a background job of a script (as under
+    # `bin/test --busy`) starts with SIGINT ignored, and Python then installs no KeyboardInterrupt handler.
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     assert proc.stderr is not None
     try:
         seen = b""
